@@ -1,0 +1,124 @@
+"""Diff and compare(): what changed between two snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._section import Change, format_value
+from ._snapshot import Snapshot
+
+# how much one unit weighs when ranking changes of different kinds against each other
+_RANK_WEIGHT = {"bytes": 1.0, "count": 64.0, "seconds": 1e9, "": 1.0}
+
+
+class Diff:
+    """Per-section changes from snapshot ``a`` to snapshot ``b``."""
+
+    __slots__ = ("a", "b", "changes", "errors")
+
+    def __init__(
+        self,
+        a: Snapshot,
+        b: Snapshot,
+        changes: Mapping[str, list[Change]],
+        errors: Mapping[str, str] | None = None,
+    ) -> None:
+        self.a = a
+        self.b = b
+        self.changes: dict[str, list[Change]] = {k: list(v) for k, v in changes.items()}
+        self.errors: dict[str, str] = dict(errors or {})
+
+    @property
+    def seconds(self) -> float:
+        """Time between the two snapshots."""
+        return self.b.timestamp - self.a.timestamp
+
+    def __getitem__(self, section: str) -> list[Change]:
+        return self.changes[section]
+
+    def ranked(self) -> list[Change]:
+        """Every change, largest first (bytes, then counts, weighted so both compare)."""
+        flat = [c for changes in self.changes.values() for c in changes]
+        return sorted(flat, key=lambda c: abs(c.delta) * _RANK_WEIGHT.get(c.unit, 1.0), reverse=True)
+
+    def get(self, section: str, key: str) -> Change | None:
+        """The change of one key (dotted path) in one section, or None if it did not change."""
+        for change in self.changes.get(section, ()):
+            if change.key == key:
+                return change
+        return None
+
+    def delta(self, section: str, key: str) -> float:
+        """``after - before`` of one key, 0 when unchanged."""
+        change = self.get(section, key)
+        return 0 if change is None else change.delta
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form of the diff."""
+        return {
+            "schema": 1,
+            "a": {"label": self.a.label, "timestamp": self.a.timestamp, "pid": self.a.pid},
+            "b": {"label": self.b.label, "timestamp": self.b.timestamp, "pid": self.b.pid},
+            "seconds": self.seconds,
+            "sections": {
+                name: [c.to_dict() for c in changes] for name, changes in self.changes.items()
+            },
+            "errors": dict(self.errors),
+        }
+
+    def summary(self, top: int = 15) -> str:
+        """A short human summary, largest changes first."""
+        if top < 1:
+            raise ValueError(f"top must be >= 1, got {top}")
+        a = self.a.label or "a"
+        b = self.b.label or "b"
+        head = f"memscope diff {a!r} -> {b!r} over {self.seconds:.2f} s"
+        if self.a.pid != self.b.pid:
+            head += f" (pid {self.a.pid} -> {self.b.pid}: different processes)"
+        lines = [head]
+        ranked = self.ranked()
+        if not ranked:
+            lines.append("  no changes")
+        for change in ranked[:top]:
+            lines.append(
+                f"  {format_value(change.delta, change.unit, signed=True):>14}  "
+                f"{change.section}: {change.key}  "
+                f"({format_value(change.before, change.unit)} -> "
+                f"{format_value(change.after, change.unit)})"
+            )
+        if len(ranked) > top:
+            lines.append(f"  ... and {len(ranked) - top} smaller changes")
+        for name, error in sorted(self.errors.items()):
+            lines.append(f"  ! {name}: {error}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        n = sum(len(v) for v in self.changes.values())
+        return f"<Diff {self.a.label!r} -> {self.b.label!r}: {n} changes>"
+
+
+def compare(a: Snapshot, b: Snapshot) -> Diff:
+    """Diff two snapshots section by section (``b`` is the later one)."""
+    for name, value in (("a", a), ("b", b)):
+        if not isinstance(value, Snapshot):
+            raise TypeError(f"{name} must be a memscope.Snapshot, got {type(value).__name__}")
+    changes: dict[str, list[Change]] = {}
+    errors: dict[str, str] = {}
+    for name in sorted(a.sections.keys() | b.sections.keys()):
+        later = b.sections.get(name)
+        earlier = a.sections.get(name)
+        if later is None:
+            errors[name] = "only in the first snapshot"
+            continue
+        try:
+            changes[name] = later.diff(earlier)
+        except Exception as exc:  # a third-party section's diff must not break compare()
+            errors[name] = f"diff failed: {type(exc).__name__}: {exc}"
+    for name in sorted(a.errors.keys() | b.errors.keys()):
+        if name not in errors and (name not in a.sections or name not in b.sections):
+            errors[name] = b.errors.get(name) or a.errors.get(name) or "missing"
+    return Diff(a, b, changes, errors)

@@ -1,0 +1,179 @@
+"""The collector protocol and the registry snapshot() draws from."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ._section import Section
+
+Cost = Literal["cheap", "scan", "trace"]
+COSTS: tuple[str, ...] = ("cheap", "scan", "trace")
+
+
+class CollectorUnavailable(Exception):
+    """Raised by a collector's ``collect()`` when its source is missing here; not an error."""
+
+
+@runtime_checkable
+class Collector(Protocol):
+    """What snapshot() needs of a collector: a name, a cost and ``collect()``.
+
+    Optional, found by duck typing: ``section_type`` (a :class:`Section` subclass
+    used to wrap, render and diff the data) and ``available() -> str | None``
+    (a reason the collector cannot run here, or None).
+    """
+
+    name: str
+    cost: Cost
+
+    def collect(self) -> Mapping[str, Any]:
+        """Return this collector's section (a Section or a JSON-safe mapping)."""
+        ...
+
+
+_lock = threading.RLock()
+_collectors: dict[str, Collector] = {}
+_section_types: dict[str, type[Section]] = {}
+_load_errors: dict[str, str] = {}
+_builtins_loaded = False
+_entry_points_loaded = False
+
+ENTRY_POINT_GROUP = "memscope.collectors"
+
+
+def _check(collector: object) -> Collector:
+    name = getattr(collector, "name", None)
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(
+            f"collector.name must be a Python identifier string, got {name!r}"
+        )
+    cost = getattr(collector, "cost", None)
+    if cost not in COSTS:
+        raise ValueError(f"collector.cost must be one of {COSTS}, got {cost!r}")
+    if not callable(getattr(collector, "collect", None)):
+        raise TypeError(f"collector {name!r} has no callable collect()")
+    return collector  # type: ignore[return-value]
+
+
+def register_collector(collector: Collector, *, replace: bool = False) -> Collector:
+    """Add a collector to the registry; ``replace=True`` overrides one of the same name."""
+    checked = _check(collector)
+    _ensure_loaded()
+    with _lock:
+        if checked.name in _collectors and not replace:
+            raise ValueError(
+                f"a collector named {checked.name!r} is already registered; "
+                "pass replace=True to override it"
+            )
+        _collectors[checked.name] = checked
+        section_type = getattr(checked, "section_type", None)
+        if isinstance(section_type, type) and issubclass(section_type, Section):
+            _section_types[checked.name] = section_type
+    return checked
+
+
+def unregister_collector(name: str) -> None:
+    """Remove a collector by name (a missing name raises KeyError)."""
+    _ensure_loaded()
+    with _lock:
+        if name not in _collectors:
+            raise KeyError(f"no collector named {name!r}; registered: {sorted(_collectors)}")
+        del _collectors[name]
+
+
+def registered_collectors() -> dict[str, Collector]:
+    """Name -> collector for every registered collector (built-in and plugged in)."""
+    _ensure_loaded()
+    with _lock:
+        return dict(_collectors)
+
+
+def entry_point_errors() -> dict[str, str]:
+    """Entry points of ``memscope.collectors`` that failed to load, with the reason."""
+    _ensure_loaded()
+    with _lock:
+        return dict(_load_errors)
+
+
+def section_type(name: str) -> type[Section]:
+    """The Section class for a collector name (a generic Section when unknown)."""
+    _ensure_loaded()
+    with _lock:
+        found = _section_types.get(name)
+    if found is not None:
+        return found
+    return type(f"{name.title()}Section", (Section,), {"name": name})
+
+
+def select(
+    names: Iterable[str] | None, *, deep: bool, tracing: bool
+) -> list[Collector]:
+    """The collectors a snapshot runs: explicit names, or by cost."""
+    registry = registered_collectors()
+    if names is not None:
+        if isinstance(names, str):
+            raise TypeError(
+                "collectors must be a list of collector names, not a single string "
+                f"(did you mean collectors=[{names!r}]?)"
+            )
+        wanted = list(names)
+        unknown = [n for n in wanted if n not in registry]
+        if unknown:
+            raise ValueError(
+                f"collectors: unknown name(s) {unknown}; accepted: {sorted(registry)}"
+            )
+        return [registry[n] for n in dict.fromkeys(wanted)]
+    chosen = []
+    for collector in registry.values():
+        if (
+            collector.cost == "cheap"
+            or (collector.cost == "scan" and deep)
+            or (collector.cost == "trace" and tracing)
+        ):
+            chosen.append(collector)
+    return chosen
+
+
+def _ensure_loaded() -> None:
+    global _builtins_loaded, _entry_points_loaded
+    if _builtins_loaded and _entry_points_loaded:
+        return
+    with _lock:
+        if not _builtins_loaded:
+            _builtins_loaded = True
+            from .collectors import builtin_collectors
+
+            for collector in builtin_collectors():
+                _collectors[collector.name] = collector
+                st = getattr(collector, "section_type", None)
+                if isinstance(st, type) and issubclass(st, Section):
+                    _section_types[collector.name] = st
+        if not _entry_points_loaded:
+            _entry_points_loaded = True
+            _load_entry_points()
+
+
+def _load_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    try:
+        eps = list(entry_points(group=ENTRY_POINT_GROUP))
+    except Exception as exc:  # a broken distribution must not break snapshots
+        _load_errors["<entry points>"] = f"{type(exc).__name__}: {exc}"
+        return
+    for ep in eps:
+        try:
+            obj = ep.load()
+            if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "collect")):
+                obj = obj()
+            collector = _check(obj)
+            if collector.name in _collectors:
+                raise ValueError(f"name {collector.name!r} is already registered")
+            _collectors[collector.name] = collector
+            st = getattr(collector, "section_type", None)
+            if isinstance(st, type) and issubclass(st, Section):
+                _section_types[collector.name] = st
+        except Exception as exc:
+            _load_errors[ep.name] = f"{type(exc).__name__}: {exc}"

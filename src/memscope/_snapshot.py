@@ -1,0 +1,215 @@
+"""Snapshot: a structured picture of the process's memory at one moment."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from . import _registry
+from ._section import Section
+
+SCHEMA = 1
+
+
+def _python_version() -> str:
+    return f"{platform.python_implementation()} {platform.python_version()}"
+
+
+class Snapshot:
+    """Sections by collector name, errors by collector name, and when/where it was taken."""
+
+    __slots__ = ("errors", "label", "pid", "python", "sections", "timestamp")
+
+    def __init__(
+        self,
+        *,
+        label: str | None = None,
+        timestamp: float | None = None,
+        pid: int | None = None,
+        python: str | None = None,
+        sections: Mapping[str, Section] | None = None,
+        errors: Mapping[str, str] | None = None,
+    ) -> None:
+        self.label = label
+        self.timestamp = time.time() if timestamp is None else float(timestamp)
+        self.pid = os.getpid() if pid is None else int(pid)
+        self.python = _python_version() if python is None else python
+        self.sections: dict[str, Section] = dict(sections or {})
+        self.errors: dict[str, str] = dict(errors or {})
+
+    @property
+    def collectors(self) -> list[str]:
+        """Names of the collectors that ran (successfully or not)."""
+        return sorted(self.sections.keys() | self.errors.keys())
+
+    def __getitem__(self, name: str) -> Section:
+        try:
+            return self.sections[name]
+        except KeyError:
+            if name in self.errors:
+                raise KeyError(f"collector {name!r} failed: {self.errors[name]}") from None
+            raise KeyError(
+                f"no section {name!r} in this snapshot; it has {sorted(self.sections)}"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.sections
+
+    def get(self, name: str) -> Section | None:
+        """The section for ``name``, or None if it was not collected."""
+        return self.sections.get(name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Snapshot):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"<Snapshot label={self.label!r} pid={self.pid} "
+            f"sections={sorted(self.sections)} errors={sorted(self.errors)}>"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The versioned, JSON-safe dict form (the public schema)."""
+        return {
+            "schema": SCHEMA,
+            "label": self.label,
+            "timestamp": self.timestamp,
+            "pid": self.pid,
+            "python": self.python,
+            "sections": {name: s.to_dict() for name, s in self.sections.items()},
+            "errors": dict(self.errors),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
+        """Rebuild a Snapshot from :meth:`to_dict` output."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"data must be a mapping, got {type(data).__name__}")
+        schema = data.get("schema")
+        if schema != SCHEMA:
+            raise ValueError(f"data['schema'] must be {SCHEMA}, got {schema!r}")
+        sections = {
+            name: _registry.section_type(name).from_dict(body)
+            for name, body in dict(data.get("sections") or {}).items()
+        }
+        return cls(
+            label=data.get("label"),
+            timestamp=data["timestamp"],
+            pid=data["pid"],
+            python=data.get("python", ""),
+            sections=sections,
+            errors=dict(data.get("errors") or {}),
+        )
+
+    def to_json(self, **kwargs: Any) -> str:
+        """JSON text of :meth:`to_dict` (kwargs go to json.dumps)."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Snapshot:
+        """Rebuild a Snapshot from :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+    def report(self, *, top: int = 10) -> str:
+        """A human-readable report, one block per section."""
+        from ._report import render_snapshot
+
+        return render_snapshot(self, top=top)
+
+    def __str__(self) -> str:
+        return self.report()
+
+
+def snapshot(
+    label: str | None = None,
+    deep: bool = False,
+    collectors: Iterable[str] | None = None,
+) -> Snapshot:
+    """Take a snapshot: cheap collectors (+ tracemalloc when tracing), ``deep`` adds heap scans."""
+    import tracemalloc
+
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"label must be a str or None, got {type(label).__name__}")
+    chosen = _registry.select(collectors, deep=bool(deep), tracing=tracemalloc.is_tracing())
+    snap = Snapshot(label=label)
+    for collector in chosen:
+        snap_section, error = run_collector(collector)
+        if snap_section is not None:
+            snap.sections[collector.name] = snap_section
+        if error is not None:
+            snap.errors[collector.name] = error
+    return snap
+
+
+def run_collector(collector: _registry.Collector) -> tuple[Section | None, str | None]:
+    """Run one collector; any failure becomes an error string, never an exception."""
+    try:
+        available = getattr(collector, "available", None)
+        if callable(available):
+            reason = available()
+            if reason:
+                return None, f"unavailable: {reason}"
+        data = collector.collect()
+        if isinstance(data, Section):
+            return data, None
+        if not isinstance(data, Mapping):
+            return None, (
+                f"collect() returned {type(data).__name__}; expected a Section or a mapping"
+            )
+        stype = _registry.section_type(collector.name)
+        section = stype(data)
+        # the JSON round trip is part of the contract: check it here, not at save time
+        json.dumps(section.to_dict())
+        return section, None
+    except _registry.CollectorUnavailable as exc:
+        return None, f"unavailable: {exc}"
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def save(snapshots: Snapshot | Iterable[Snapshot], path: str | os.PathLike[str]) -> int:
+    """Append snapshots to a JSON Lines file (one snapshot a line); returns how many."""
+    items = [snapshots] if isinstance(snapshots, Snapshot) else list(snapshots)
+    for i, item in enumerate(items):
+        if not isinstance(item, Snapshot):
+            raise TypeError(f"snapshots[{i}] must be a Snapshot, got {type(item).__name__}")
+    lines = "".join(item.to_json(separators=(",", ":")) + "\n" for item in items)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(lines)
+        fh.flush()
+    return len(items)
+
+
+def iter_load(source: str | os.PathLike[str] | IO[str]) -> Iterator[Snapshot]:
+    """Yield snapshots from a JSON Lines file; a truncated last line is skipped."""
+    if isinstance(source, (str, os.PathLike)):
+        with open(Path(source), encoding="utf-8") as fh:
+            yield from _iter_lines(fh, str(source))
+    else:
+        yield from _iter_lines(source, getattr(source, "name", "<stream>"))
+
+
+def _iter_lines(fh: IO[str], where: str) -> Iterator[Snapshot]:
+    for number, line in enumerate(fh, 1):
+        if not line.strip():
+            continue
+        try:
+            yield Snapshot.from_json(line)
+        except (ValueError, KeyError, TypeError) as exc:
+            if line.endswith("\n"):
+                raise ValueError(f"{where}:{number}: not a snapshot: {exc}") from exc
+            # only the last line can lack its newline: a write still in progress, skipped
+
+
+def load(source: str | os.PathLike[str] | IO[str]) -> list[Snapshot]:
+    """Read every snapshot of a JSON Lines file, tolerating a truncated last line."""
+    return list(iter_load(source))

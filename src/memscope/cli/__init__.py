@@ -1,0 +1,41 @@
+"""The ``memscope`` command line: one module per subcommand, each ``main(argv) -> int``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "report": ("report", "print a report of this process, or of a saved snapshot file"),
+}
+
+
+class CLIError(Exception):
+    """An error the CLI reports in one line, with its exit code."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``memscope <command> ...``; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="memscope", description="See the memory of Python.")
+    parser.add_argument("command", choices=sorted(COMMANDS), help="; ".join(
+        f"{name}: {text}" for name, (_, text) in COMMANDS.items()
+    ))
+    if not args or args[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if args else 2
+    ns, rest = parser.parse_known_args(args[:1])
+    module = importlib.import_module(f"{__name__}.{COMMANDS[ns.command][0]}")
+    try:
+        code: int = module.main(args[1:])
+    except CLIError as exc:
+        print(f"memscope {ns.command}: error: {exc}", file=sys.stderr)
+        return exc.code
+    return code

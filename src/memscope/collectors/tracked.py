@@ -1,0 +1,307 @@
+"""The ``tracked`` collector: named objects registered with :func:`memscope.track`.
+
+Objects are held weakly, so tracking never keeps anything alive. Plain ``dict``,
+``list``, ``set`` and ``tuple`` cannot be weakly referenced; for those memscope
+keeps the object only as long as an *owner* lives: pass ``owner=`` (an instance or
+module holding it), or let ``track()`` find it in the calling module's globals
+or as an attribute of the caller's ``self``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from .._section import Section, format_bytes
+
+T = TypeVar("T")
+
+log = logging.getLogger("memscope")
+
+MAX_ENTRIES = 10_000  # the registry itself must stay bounded
+SIZE_SAMPLE = 64  # items sampled to estimate a large container's size
+
+
+@dataclass
+class _Entry:
+    name: str
+    key: int
+    clear: bool
+    get: Callable[[], Any]  # returns the object, or None once it is gone
+    registered: float = field(default_factory=time.time)
+
+
+_lock = threading.RLock()
+_entries: dict[int, _Entry] = {}
+_seq = itertools.count()
+dropped_total = 0
+
+
+def _describe_type(obj: object) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else cls.__qualname__
+
+
+def _find_owner(obj: object, depth: int) -> object | None:
+    """The caller's module or ``self`` when it holds ``obj``; cheap: one frame, no heap scan."""
+    try:
+        frame = sys._getframe(depth)
+    except ValueError:  # pragma: no cover - there is always a caller
+        return None
+    try:
+        this = frame.f_locals.get("self")
+        if this is not None:
+            attrs = getattr(this, "__dict__", None)
+            if isinstance(attrs, dict) and any(v is obj for v in attrs.values()):
+                return this
+        module = sys.modules.get(frame.f_globals.get("__name__", ""))
+        if module is not None and any(v is obj for v in frame.f_globals.values()):
+            return module
+        return None
+    finally:
+        del frame
+
+
+def track(
+    obj: T,
+    name: str | None = None,
+    *,
+    clear: bool = False,
+    owner: object | None = None,
+) -> T:
+    """Register ``obj`` (anything sized) so every snapshot shows its name, len and size.
+
+    ``clear=True`` lets :func:`clear_caches` empty it. Returns ``obj``.
+    """
+    global dropped_total
+    if name is None:
+        name = type(obj).__qualname__
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    if not isinstance(clear, bool):
+        raise TypeError(f"clear must be a bool, got {type(clear).__name__}")
+    if clear and not callable(getattr(obj, "clear", None)):
+        raise TypeError(f"clear=True needs an object with a clear() method; {type(obj).__name__} has none")
+    getter: Callable[[], Any]
+    try:
+        getter = weakref.ref(obj)
+    except TypeError:
+        holder = owner if owner is not None else _find_owner(obj, 2)
+        if holder is None:
+            raise TypeError(
+                f"{type(obj).__name__} objects cannot be weakly referenced, so memscope needs "
+                "to know what owns this one: pass owner=<the instance or module that holds it> "
+                "(it is then tracked as long as the owner lives), or track a subclass "
+                f"(class Tracked{type(obj).__name__.title()}({type(obj).__name__}): pass)"
+            ) from None
+        try:
+            owner_ref = weakref.ref(holder)
+        except TypeError:
+            raise TypeError(
+                f"owner must be weakly referenceable (an instance or a module), "
+                f"got {type(holder).__name__}"
+            ) from None
+        getter = _OwnedGetter(owner_ref, obj)
+    key = next(_seq)
+    entry = _Entry(name=name, key=key, clear=clear, get=getter)
+    with _lock:
+        for existing in list(_entries.values()):
+            if existing.get() is obj:
+                del _entries[existing.key]  # re-tracking renames, never duplicates
+        while len(_entries) >= MAX_ENTRIES:
+            oldest = next(iter(_entries))
+            del _entries[oldest]
+            dropped_total += 1
+        _entries[key] = entry
+    if isinstance(getter, weakref.ref):
+        # drop the entry as soon as the object dies, so the registry does not grow
+        weakref.finalize(obj, _forget, key)
+    else:
+        weakref.finalize(getter.owner_ref(), _forget, key)  # type: ignore[arg-type]
+    return obj
+
+
+class _OwnedGetter:
+    """Holds an unweakrefable object for exactly as long as its owner lives."""
+
+    __slots__ = ("obj", "owner_ref")
+
+    def __init__(self, owner_ref: weakref.ref[Any], obj: object) -> None:
+        self.owner_ref = owner_ref
+        self.obj: object | None = obj
+
+    def __call__(self) -> object | None:
+        if self.owner_ref() is None:
+            self.obj = None
+        return self.obj
+
+
+def _forget(key: int) -> None:
+    with _lock:
+        entry = _entries.pop(key, None)
+    if entry is not None and isinstance(entry.get, _OwnedGetter):
+        entry.get.obj = None
+
+
+def untrack(obj: object) -> bool:
+    """Stop tracking ``obj``; returns whether it was tracked."""
+    with _lock:
+        for entry in list(_entries.values()):
+            if entry.get() is obj:
+                _forget(entry.key)
+                return True
+    return False
+
+
+def tracked_objects() -> list[tuple[str, object, bool]]:
+    """(name, object, clearable) for every live tracked object."""
+    out = []
+    with _lock:
+        entries = list(_entries.values())
+    for entry in entries:
+        obj = entry.get()
+        if obj is not None:
+            out.append((entry.name, obj, entry.clear))
+    return out
+
+
+def clear_caches() -> dict[str, int]:
+    """Clear every tracked object registered with ``clear=True``; name -> items cleared."""
+    cleared: dict[str, int] = {}
+    for name, obj, clearable in tracked_objects():
+        if not clearable:
+            continue
+        try:
+            before = len(obj)  # type: ignore[arg-type]
+        except TypeError:
+            before = 0
+        try:
+            obj.clear()  # type: ignore[attr-defined]
+        except Exception:  # one broken cache must not stop the others
+            log.exception("memscope: clearing tracked object %r failed", name)
+            continue
+        cleared[name] = cleared.get(name, 0) + before
+    return cleared
+
+
+def estimate_size(obj: object, sample: int = SIZE_SAMPLE) -> tuple[int, bool]:
+    """(bytes, estimated): the container plus its items, sampled past ``sample`` items."""
+    getsizeof = sys.getsizeof
+    try:
+        total = getsizeof(obj)
+    except TypeError:
+        return 0, True
+    items: Any
+    if isinstance(obj, Mapping):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple, set, frozenset)) or hasattr(obj, "__iter__"):
+        items = obj
+    else:
+        return total, False
+    if isinstance(obj, (str, bytes, bytearray, memoryview)):
+        return total, False
+    try:
+        n = len(obj)  # type: ignore[arg-type]
+        seen = 0
+        part = 0
+        for item in itertools.islice(iter(items), sample):
+            if isinstance(item, tuple) and isinstance(obj, Mapping):
+                part += getsizeof(item[0]) + getsizeof(item[1])
+            else:
+                part += getsizeof(item)
+            seen += 1
+    except Exception:  # changed during iteration, or a lazy container that raises
+        return total, True
+    if seen == 0:
+        return total, False
+    if seen >= n:
+        return total + part, False
+    return total + part * n // seen, True
+
+
+class TrackedSection(Section):
+    """Rows of tracked objects: name, type, len, size, and guard statistics."""
+
+    name = "tracked"
+    tables: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
+        "objects": ("name", ("len", "size_bytes")),
+    }
+
+    def summary_lines(self, top: int = 10) -> list[str]:
+        """One line per tracked object, largest first."""
+        rows = self.get("objects", [])
+        if not rows:
+            return ["no tracked objects (memscope.track(obj, name=...) adds one)"]
+        lines = []
+        for row in rows[:top]:
+            size = format_bytes(row.get("size_bytes", 0))
+            approx = "~" if row.get("size_estimated") else ""
+            stats = row.get("stats") or {}
+            extra = " ".join(f"{k}={v}" for k, v in list(stats.items())[:6])
+            lines.append(
+                f"{row['name']}: {row['type']} len={row.get('len')} size={approx}{size}"
+                + (f" {extra}" if extra else "")
+            )
+        if len(rows) > top:
+            lines.append(f"... {len(rows) - top} more")
+        return lines
+
+
+class TrackedCollector:
+    """Sizes and statistics of every object registered with memscope.track()."""
+
+    name = "tracked"
+    cost = "cheap"
+    section_type = TrackedSection
+
+    def __init__(self, max_rows: int = 200) -> None:
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+        self.max_rows = max_rows
+
+    def collect(self) -> dict[str, Any]:
+        """Rows for the live tracked objects, largest first, bounded by max_rows."""
+        rows = []
+        names: dict[str, int] = {}
+        for name, obj, clearable in tracked_objects():
+            n = names[name] = names.get(name, 0) + 1
+            row: dict[str, Any] = {
+                "name": name if n == 1 else f"{name}#{n}",
+                "type": _describe_type(obj),
+                "clearable": clearable,
+            }
+            try:
+                row["len"] = len(obj)  # type: ignore[arg-type]
+            except Exception:
+                row["len"] = None
+            stats_fn = getattr(obj, "memscope_stats", None)
+            stats: dict[str, Any] = {}
+            if callable(stats_fn):
+                try:
+                    stats = {
+                        str(k): v
+                        for k, v in dict(stats_fn()).items()
+                        if isinstance(v, (int, float, str, bool)) or v is None
+                    }
+                except Exception as exc:
+                    stats = {"error": f"{type(exc).__name__}: {exc}"}
+            if isinstance(stats.get("size_bytes"), int):
+                row["size_bytes"] = stats.pop("size_bytes")
+                row["size_estimated"] = False
+            else:
+                row["size_bytes"], row["size_estimated"] = estimate_size(obj)
+            row["stats"] = stats
+            rows.append(row)
+        rows.sort(key=lambda r: r["size_bytes"], reverse=True)
+        return {
+            "count": len(rows),
+            "dropped_total": dropped_total,
+            "objects": rows[: self.max_rows],
+        }

@@ -1,0 +1,49 @@
+"""Guard primitives that keep a service's memory bounded (each loads on first use)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .cache import BoundedCache, bounded_cache
+    from .release import release_memory, release_memory_async
+    from .sse import Event, SSEBuffer, SSEOverflowError, aiter_sse, iter_sse
+
+__all__ = [
+    "BoundedCache",
+    "Event",
+    "SSEBuffer",
+    "SSEOverflowError",
+    "aiter_sse",
+    "bounded_cache",
+    "iter_sse",
+    "release_memory",
+    "release_memory_async",
+]
+
+_LAZY = {
+    "BoundedCache": ".cache",
+    "bounded_cache": ".cache",
+    "Event": ".sse",
+    "SSEBuffer": ".sse",
+    "SSEOverflowError": ".sse",
+    "aiter_sse": ".sse",
+    "iter_sse": ".sse",
+    "release_memory": ".release",
+    "release_memory_async": ".release",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'memscope.guard' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
