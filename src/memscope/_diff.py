@@ -40,7 +40,9 @@ class Diff:
     def ranked(self) -> list[Change]:
         """Every change, largest first (bytes, then counts, weighted so both compare)."""
         flat = [c for changes in self.changes.values() for c in changes]
-        return sorted(flat, key=lambda c: abs(c.delta) * _RANK_WEIGHT.get(c.unit, 1.0), reverse=True)
+        return sorted(
+            flat, key=lambda c: abs(c.delta) * _RANK_WEIGHT.get(c.unit, 1.0), reverse=True
+        )
 
     def get(self, section: str, key: str) -> Change | None:
         """The change of one key (dotted path) in one section, or None if it did not change."""

@@ -46,9 +46,7 @@ ENTRY_POINT_GROUP = "memscope.collectors"
 def _check(collector: object) -> Collector:
     name = getattr(collector, "name", None)
     if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(
-            f"collector.name must be a Python identifier string, got {name!r}"
-        )
+        raise ValueError(f"collector.name must be a Python identifier string, got {name!r}")
     cost = getattr(collector, "cost", None)
     if cost not in COSTS:
         raise ValueError(f"collector.cost must be one of {COSTS}, got {cost!r}")
@@ -107,9 +105,7 @@ def section_type(name: str) -> type[Section]:
     return type(f"{name.title()}Section", (Section,), {"name": name})
 
 
-def select(
-    names: Iterable[str] | None, *, deep: bool, tracing: bool
-) -> list[Collector]:
+def select(names: Iterable[str] | None, *, deep: bool, tracing: bool) -> list[Collector]:
     """The collectors a snapshot runs: explicit names, or by cost."""
     registry = registered_collectors()
     if names is not None:
@@ -121,9 +117,7 @@ def select(
         wanted = list(names)
         unknown = [n for n in wanted if n not in registry]
         if unknown:
-            raise ValueError(
-                f"collectors: unknown name(s) {unknown}; accepted: {sorted(registry)}"
-            )
+            raise ValueError(f"collectors: unknown name(s) {unknown}; accepted: {sorted(registry)}")
         return [registry[n] for n in dict.fromkeys(wanted)]
     chosen = []
     for collector in registry.values():

@@ -128,7 +128,9 @@ class Section(Mapping[str, Any]):
             if value != prev:
                 changes.append(Change(self.name, key, prev, value, unit_of(key)))
         for table, (ident, fields) in self.tables.items():
-            changes.extend(self._diff_table(table, ident, fields, before.get(table), after.get(table)))
+            changes.extend(
+                self._diff_table(table, ident, fields, before.get(table), after.get(table))
+            )
         return changes
 
     def _diff_table(

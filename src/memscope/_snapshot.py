@@ -141,12 +141,20 @@ def snapshot(
         raise TypeError(f"label must be a str or None, got {type(label).__name__}")
     chosen = _registry.select(collectors, deep=bool(deep), tracing=tracemalloc.is_tracing())
     snap = Snapshot(label=label)
-    for collector in chosen:
-        snap_section, error = run_collector(collector)
-        if snap_section is not None:
-            snap.sections[collector.name] = snap_section
-        if error is not None:
-            snap.errors[collector.name] = error
+    from .collectors._heap import shared_scans
+
+    # heap scans run first, before the other sections exist, so they count the program's
+    # objects rather than this snapshot's; they share one walk of the heap
+    order = sorted(chosen, key=lambda c: c.cost != "scan")
+    with shared_scans():
+        for collector in order:
+            section, error = run_collector(collector)
+            if section is not None:
+                snap.sections[collector.name] = section
+            if error is not None:
+                snap.errors[collector.name] = error
+    rank = {c.name: i for i, c in enumerate(chosen)}
+    snap.sections = dict(sorted(snap.sections.items(), key=lambda kv: rank[kv[0]]))
     return snap
 
 

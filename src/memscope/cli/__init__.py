@@ -25,13 +25,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``memscope <command> ...``; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="memscope", description="See the memory of Python.")
-    parser.add_argument("command", choices=sorted(COMMANDS), help="; ".join(
-        f"{name}: {text}" for name, (_, text) in COMMANDS.items()
-    ))
+    parser.add_argument(
+        "command",
+        choices=sorted(COMMANDS),
+        help="; ".join(f"{name}: {text}" for name, (_, text) in COMMANDS.items()),
+    )
     if not args or args[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if args else 2
-    ns, rest = parser.parse_known_args(args[:1])
+    ns = parser.parse_args(args[:1])
     module = importlib.import_module(f"{__name__}.{COMMANDS[ns.command][0]}")
     try:
         code: int = module.main(args[1:])

@@ -13,11 +13,14 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``memscope report``."""
     p = argparse.ArgumentParser(prog="memscope report", description=__doc__)
     p.add_argument("file", nargs="?", help="a .jsonl file of snapshots (default: this process)")
-    p.add_argument("--deep", action="store_true", help="add the heap scans (census, containers, large objects)")
+    p.add_argument(
+        "--deep", action="store_true", help="add the heap scans (census, containers, large objects)"
+    )
     p.add_argument("--top", type=int, default=10, help="rows per table (default 10)")
     p.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     p.add_argument(
-        "--compare", action="store_true",
+        "--compare",
+        action="store_true",
         help="with FILE: compare the first and last snapshot in it",
     )
     return p

@@ -46,7 +46,9 @@ dropped_total = 0
 
 def _describe_type(obj: object) -> str:
     cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else cls.__qualname__
+    return (
+        f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else cls.__qualname__
+    )
 
 
 def _find_owner(obj: object, depth: int) -> object | None:
@@ -56,7 +58,7 @@ def _find_owner(obj: object, depth: int) -> object | None:
     except ValueError:  # pragma: no cover - there is always a caller
         return None
     try:
-        this = frame.f_locals.get("self")
+        this: object = frame.f_locals.get("self")
         if this is not None:
             attrs = getattr(this, "__dict__", None)
             if isinstance(attrs, dict) and any(v is obj for v in attrs.values()):
@@ -88,7 +90,9 @@ def track(
     if not isinstance(clear, bool):
         raise TypeError(f"clear must be a bool, got {type(clear).__name__}")
     if clear and not callable(getattr(obj, "clear", None)):
-        raise TypeError(f"clear=True needs an object with a clear() method; {type(obj).__name__} has none")
+        raise TypeError(
+            f"clear=True needs an object with a clear() method; {type(obj).__name__} has none"
+        )
     getter: Callable[[], Any]
     try:
         getter = weakref.ref(obj)
@@ -124,7 +128,7 @@ def track(
         # drop the entry as soon as the object dies, so the registry does not grow
         weakref.finalize(obj, _forget, key)
     else:
-        weakref.finalize(getter.owner_ref(), _forget, key)  # type: ignore[arg-type]
+        weakref.finalize(getter.owner_ref(), _forget, key)
     return obj
 
 

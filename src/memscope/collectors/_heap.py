@@ -1,0 +1,496 @@
+"""One walk over the whole heap, shared by the census, containers and large_objects collectors.
+
+The walk visits every gc-tracked object (``gc.get_objects()``) and then, unless
+``complete=False``, every object reachable from them that the collector does not
+track: strings, ints, bytes, floats, and the tuples and dicts that the gc untracked
+because they hold only such values. Each live object is seen once.
+
+Deduplication without a set of every id: an untracked object whose reference count
+says exactly one reference points at it can only be reached once, so only objects
+with more references go through the (small) ``seen`` set. That keeps the walk's own
+memory a small fraction of the heap it scans.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import gc
+import heapq
+import itertools
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from operator import ge, lt
+from types import FrameType, FunctionType, ModuleType
+from typing import Any
+
+CHUNK = 10_000
+CONTAINER_TYPES: tuple[type, ...] = (dict, list, set, frozenset, tuple, deque, bytearray)
+
+
+@dataclass
+class HeapScan:
+    """What one walk found: per-type tallies, the largest containers, the large objects."""
+
+    tally: dict[type, list[int]]  # type -> [count, size_bytes]
+    gc_tracked: int
+    untracked: int
+    complete: bool
+    seconds: float
+    containers: list[tuple[int, int, object]] = field(default_factory=list)  # (len, size, obj)
+    large: list[tuple[int, object]] = field(default_factory=list)  # (size, obj)
+    where: dict[int, str] = field(default_factory=dict)  # id(obj) -> reachability hint
+    options: tuple[int, int | None, int, bool] = (0, None, 0, False)
+
+    def release(self) -> None:
+        """Drop the references to live objects this scan holds."""
+        self.containers.clear()
+        self.large.clear()
+
+
+# snapshot() opens a scope so that census, containers and large_objects share one walk
+_scope: contextvars.ContextVar[dict[tuple[Any, ...], HeapScan] | None] = contextvars.ContextVar(
+    "memscope_heap_scope", default=None
+)
+
+
+class shared_scans:
+    """Context manager: heap scans requested inside it with the same options run once."""
+
+    def __enter__(self) -> None:
+        self._token = _scope.set({})
+
+    def __exit__(self, *exc: object) -> None:
+        cache = _scope.get()
+        _scope.reset(self._token)
+        for scan in (cache or {}).values():
+            scan.release()
+
+
+def get_scan(
+    *,
+    complete: bool = True,
+    containers: int = 0,
+    large_threshold: int | None = None,
+    large_top: int = 0,
+    where: bool = True,
+) -> HeapScan:
+    """A scan with at least these options, reusing one taken in the current snapshot."""
+    cache = _scope.get()
+    if cache is None:
+        return scan_heap(
+            complete=complete,
+            containers=containers,
+            large_threshold=large_threshold,
+            large_top=large_top,
+            where=where,
+        )
+    # one walk serves every scan collector of the snapshot: ask for the union of their needs
+    key = ("walk", complete)
+    found = cache.get(key)
+    if found is not None and _covers(found, containers, large_threshold, large_top, where):
+        return found
+    want = _wanted_by_registry()
+    found = scan_heap(
+        complete=complete,
+        containers=max(containers, want.get("containers", 0)),
+        large_threshold=_min_opt(large_threshold, want.get("large_threshold")),
+        large_top=max(large_top, want.get("large_top", 0)),
+        where=where,
+    )
+    cache[key] = found
+    return found
+
+
+def _min_opt(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _wanted_by_registry() -> dict[str, int]:
+    """What the registered containers/large_objects collectors will ask for."""
+    from .._registry import registered_collectors
+
+    want: dict[str, int] = {}
+    reg = registered_collectors()
+    c = reg.get("containers")
+    if c is not None:
+        want["containers"] = int(getattr(c, "top", 0))
+    lg = reg.get("large_objects")
+    if lg is not None:
+        want["large_threshold"] = int(getattr(lg, "threshold_bytes", 1 << 20))
+        want["large_top"] = int(getattr(lg, "top", 0))
+    return want
+
+
+def _covers(
+    scan: HeapScan, containers: int, large_threshold: int | None, large_top: int, where: bool
+) -> bool:
+    c, thr, top, w = scan.options
+    if containers > c or large_top > top or (where and not w):
+        return False
+    return not (large_threshold is not None and (thr is None or large_threshold < thr))
+
+
+def scan_heap(
+    *,
+    complete: bool = True,
+    containers: int = 0,
+    large_threshold: int | None = None,
+    large_top: int = 0,
+    where: bool = True,
+) -> HeapScan:
+    """Walk the heap once; see the module docstring for what is covered."""
+    start = time.perf_counter()
+    objs = gc.get_objects()
+    getsizeof = sys.getsizeof
+    getrefcount = sys.getrefcount
+    is_tracked = gc.is_tracked
+    get_referents = gc.get_referents
+
+    # calibrate: the count an object has when only one heap reference and our list hold it
+    probe = [object()]
+    single_max = next(map(getrefcount, probe)) + 1
+    del probe
+    is_single = partial(ge, single_max)  # single_max >= refcount
+    is_shared = partial(lt, single_max)
+
+    tally: Counter[tuple[type, int]] = Counter()
+    seen: set[int] = set()
+    untracked = 0
+    box_heap: list[tuple[int, int, int, object]] = []  # (len, size, seq, obj) min-heap
+    large_heap: list[tuple[int, int, object]] = []  # (size, seq, obj) min-heap
+    seq = itertools.count()
+    container_floor = 1024  # bytes: smaller containers never make a top list worth showing
+    large_min = large_threshold if large_threshold is not None else sys.maxsize
+
+    no_floor = sys.maxsize
+
+    def account(items: list[object]) -> None:
+        nonlocal container_floor, large_min
+        sizes = list(map(getsizeof, items))
+        tally.update(zip(map(type, items), sizes))
+        floor = min(
+            container_floor if containers else no_floor, large_min if large_top else no_floor
+        )
+        if floor == no_floor:
+            return
+        # only the few objects over the floor reach Python-level code
+        for obj, size in itertools.compress(zip(items, sizes), map(floor.__le__, sizes)):
+            if size >= large_min and large_top:
+                if len(large_heap) < large_top:
+                    heapq.heappush(large_heap, (size, next(seq), obj))
+                elif size > large_heap[0][0]:
+                    heapq.heapreplace(large_heap, (size, next(seq), obj))
+                    large_min = max(large_min, large_heap[0][0])
+            if containers and size >= container_floor and isinstance(obj, CONTAINER_TYPES):
+                try:
+                    n = len(obj)  # type: ignore[arg-type]
+                except Exception:
+                    continue
+                entry = (n, size, next(seq), obj)
+                if len(box_heap) < containers:
+                    heapq.heappush(box_heap, entry)
+                elif n > box_heap[0][0]:
+                    heapq.heapreplace(box_heap, entry)
+                    # every container type costs at least 8 bytes an item
+                    container_floor = max(container_floor, 8 * box_heap[0][0])
+
+    n_objs = len(objs)
+    for i in range(0, n_objs, CHUNK):
+        part = objs[i : i + CHUNK]
+        account(part)
+        if not complete:
+            continue
+        frontier = part
+        while frontier:
+            refs = get_referents(*frontier)
+            loose = list(itertools.filterfalse(is_tracked, refs))
+            del refs
+            if not loose:
+                break
+            counts = list(map(getrefcount, loose))
+            fresh = list(itertools.compress(loose, map(is_single, counts)))
+            shared = list(itertools.compress(loose, map(is_shared, counts)))
+            del loose, counts
+            if shared:
+                by_id = dict(zip(map(id, shared), shared))
+                for key in seen.intersection(by_id):
+                    del by_id[key]
+                seen.update(by_id)
+                fresh.extend(by_id.values())
+                del by_id, shared
+            untracked += len(fresh)
+            account(fresh)
+            frontier = fresh
+        del part, frontier
+
+    by_type: dict[type, list[int]] = {}
+    for (tp, size), count in tally.items():
+        row = by_type.get(tp)
+        if row is None:
+            by_type[tp] = [count, size * count]
+        else:
+            row[0] += count
+            row[1] += size * count
+    tally.clear()  # the closure holds these names: empty them rather than del
+    del seen
+
+    result = HeapScan(
+        tally=by_type,
+        gc_tracked=n_objs,
+        untracked=untracked,
+        complete=complete,
+        seconds=0.0,
+        containers=[(n, size, obj) for n, size, _, obj in sorted(box_heap, reverse=True)],
+        large=[(size, obj) for size, _, obj in sorted(large_heap, reverse=True)],
+    )
+    box_heap.clear()
+    large_heap.clear()
+    del objs
+    if where and (result.containers or result.large):
+        targets = [obj for _, _, obj in result.containers] + [obj for _, obj in result.large]
+        # the scan's own lists refer to the targets too: they are not where they live
+        ours = {id(result.containers), id(result.large), id(targets)}
+        ours.update(map(id, result.containers))
+        ours.update(map(id, result.large))
+        try:
+            result.where = describe_owners(targets, ours)
+        except Exception:  # a hint is optional; never fail the scan for it
+            result.where = {}
+        del targets
+    result.seconds = time.perf_counter() - start
+    result.options = (containers, large_threshold, large_top, where)
+    return result
+
+
+def count_types(complete: bool = True) -> dict[type, tuple[int, int]]:
+    """Every live type -> (count, shallow size in bytes), untracked objects included."""
+    scan = scan_heap(complete=complete, where=False)
+    return {tp: (row[0], row[1]) for tp, row in scan.tally.items()}
+
+
+# ---------------------------------------------------------------- where objects live
+
+
+def _find_referrers(
+    targets: list[object], ignore: set[int], per_target: int = 4
+) -> dict[int, list[object]]:
+    """id(target) -> up to ``per_target`` gc-tracked objects that refer to it directly."""
+    found: dict[int, list[object]] = {id(t): [] for t in targets}
+    if not targets:
+        return found
+    skip = ignore | {id(targets), id(found)}
+    # one C-level pass over the heap for all targets together
+    referrers = gc.get_referrers(*targets)
+    skip.add(id(referrers))
+    for owner in referrers:
+        if id(owner) in skip or (isinstance(owner, FrameType) and _is_ours(owner)):
+            continue
+        for ref in gc.get_referents(owner):
+            lst = found.get(id(ref))
+            if lst is not None and len(lst) < per_target and not any(o is owner for o in lst):
+                lst.append(owner)
+    return found
+
+
+def _is_ours(frame: FrameType) -> bool:
+    name = frame.f_globals.get("__name__")
+    return isinstance(name, str) and name.startswith("memscope.")
+
+
+def _qualname(obj: object) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    mod = getattr(cls, "__module__", "") or ""
+    name = getattr(cls, "__qualname__", cls.__name__)
+    return name if mod in ("builtins", "") else f"{mod}.{name}"
+
+
+def _key_in(container: object, target: object) -> str | None:
+    """Where ``target`` sits inside ``container`` (a key, index or attribute), bounded effort."""
+    if isinstance(container, dict):
+        for k, v in itertools.islice(container.items(), 200_000):
+            if v is target:
+                return safe_repr(k, 60)
+            if k is target:
+                return f"key {safe_repr(k, 30)}"
+        return None
+    if isinstance(container, (list, tuple)):
+        for idx, v in enumerate(itertools.islice(container, 200_000)):
+            if v is target:
+                return f"[{idx}]"
+        return None
+    attrs = getattr(container, "__dict__", None)
+    if isinstance(attrs, dict):
+        for k, v in attrs.items():
+            if v is target:
+                return str(k)
+    for slot in _slots(type(container)):
+        try:
+            if getattr(container, slot) is target:
+                return slot
+        except AttributeError:
+            continue
+    return None
+
+
+def _slots(cls: type) -> Iterator[str]:
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        if isinstance(slots, str):
+            slots = (slots,)
+        yield from (s for s in slots if s not in ("__dict__", "__weakref__"))
+
+
+def describe_owners(targets: list[object], ignore: set[int] | None = None) -> dict[int, str]:
+    """id(target) -> a short hint like ``module app.cache attribute _models``."""
+    modules = {
+        id(vars(m)): name for name, m in list(sys.modules.items()) if isinstance(m, ModuleType)
+    }
+    hints: dict[int, str] = {}
+    for t in targets:
+        if id(t) in modules:
+            hints[id(t)] = f"namespace of module {modules[id(t)]}"
+    skip = set(ignore or ()) | {id(targets), id(hints), id(modules)}
+    first = _find_referrers([t for t in targets if id(t) not in hints], skip)
+    # an anonymous holder (a dict that is no module's namespace, a list, an instance) is named
+    # by one more hop: who holds the holder
+    holders = [
+        owner
+        for owners in first.values()
+        for owner in owners
+        if not isinstance(owner, (ModuleType, FrameType, type)) and id(owner) not in modules
+    ]
+    skip.add(id(holders))
+    skip.add(id(first))
+    skip.update(id(v) for v in first.values())
+    second = _find_referrers(holders, skip, per_target=3) if holders else {}
+    by_id = {id(t): t for t in targets}
+    for tid, owners in first.items():
+        target = by_id[tid]
+        parts: list[str] = []
+        for owner in sorted(owners, key=_owner_rank):
+            text = _describe(owner, target, modules, second)
+            if text and text not in parts:
+                parts.append(text)
+            if len(parts) >= 2:
+                break
+        if parts:
+            hints[tid] = "; ".join(parts)
+    return hints
+
+
+def _owner_rank(owner: object) -> int:
+    if isinstance(owner, dict):
+        return 0
+    if isinstance(owner, FrameType):
+        return 3
+    if isinstance(owner, (list, tuple, set, frozenset, deque)):
+        return 2
+    return 1
+
+
+def _describe(
+    owner: object,
+    target: object,
+    modules: dict[int, str],
+    second: dict[int, list[object]],
+    depth: int = 0,
+) -> str | None:
+    """How ``owner`` holds ``target``, then (one hop up) how ``owner`` is held."""
+    if isinstance(owner, ModuleType) or (
+        isinstance(owner, FunctionType) and owner.__globals__ is target
+    ):
+        return None  # a module or function pointing at a namespace dict says nothing new
+    key = _key_in(owner, target)
+    attr = key.strip("'") if key else "?"
+    if isinstance(owner, dict):
+        mod = modules.get(id(owner))
+        if mod is not None:
+            return f"module {mod} attribute {attr}"
+        for up in second.get(id(owner), ()):
+            if isinstance(up, type) and any(v is target for v in vars(up).values()):
+                return f"class {_qualname(up)} attribute {attr}"
+            if getattr(up, "__dict__", None) is owner:
+                return f"instance of {_qualname(up)} attribute {attr}" + _above(
+                    up, modules, second, depth
+                )
+        return f"dict key {key}" + _above(owner, modules, second, depth) if key else "a dict"
+    if isinstance(owner, FrameType):
+        code = owner.f_code
+        name = next((k for k, v in owner.f_locals.items() if v is target), "?")
+        return f"local {name} in {code.co_name}() at {code.co_filename}:{owner.f_lineno}"
+    if isinstance(owner, FunctionType):
+        return f"function {owner.__module__}.{owner.__qualname__} closure/defaults"
+    if isinstance(owner, (list, tuple, set, frozenset, deque)):
+        where = f"item {key} of" if key else "item of"
+        return f"{where} a {type(owner).__name__} of {len(owner):,}" + _above(
+            owner, modules, second, depth
+        )
+    if isinstance(owner, type):
+        return f"class {_qualname(owner)} attribute {attr}"
+    if key is not None:
+        return f"instance of {_qualname(owner)} attribute {key}" + _above(
+            owner, modules, second, depth
+        )
+    return f"referenced by a {_qualname(owner)}"
+
+
+def _above(
+    holder: object, modules: dict[int, str], second: dict[int, list[object]], depth: int
+) -> str:
+    if depth >= 1:
+        return ""
+    for up in sorted(second.get(id(holder), ()), key=_owner_rank):
+        text = _describe(up, holder, modules, {}, depth + 1)
+        if text:
+            return f" <- {text}"
+    return ""
+
+
+_SAFE_SCALARS = (str, bytes, int, float, bool, type(None))
+
+
+def safe_repr(obj: object, limit: int = 40) -> str:
+    """repr() only for plain scalars, truncated; other objects by type name (no user code runs)."""
+    if isinstance(obj, _SAFE_SCALARS) and type(obj) in _SAFE_SCALARS:
+        if isinstance(obj, (str, bytes)) and len(obj) > limit:
+            text = repr(obj[:limit])
+            return f"{text}... ({len(obj):,} {'chars' if isinstance(obj, str) else 'bytes'})"
+        if isinstance(obj, int) and not isinstance(obj, bool) and obj.bit_length() > 128:
+            return f"<int of {obj.bit_length()} bits>"
+        return repr(obj)
+    return f"<{_qualname(obj)}>"
+
+
+def summarize_container(obj: object, sample: int = 3) -> str:
+    """``dict of 50,000 items; keys like 'a', 'b'; values bytes`` without running user code."""
+    try:
+        n = len(obj)  # type: ignore[arg-type]
+    except Exception:
+        n = -1
+    kind = _qualname(obj)
+    head = f"{kind} of {n:,} items" if n >= 0 else kind
+    if isinstance(obj, (str, bytes, bytearray)):
+        return (
+            f"{kind} of {n:,} {'chars' if isinstance(obj, str) else 'bytes'}: {safe_repr(obj[:30])}"
+        )
+    try:
+        if isinstance(obj, dict):
+            items = list(itertools.islice(dict.items(obj), sample))
+            keys = ", ".join(safe_repr(k, 24) for k, _ in items)
+            vtypes = sorted({_qualname(v) for _, v in items})
+            return f"{head}; keys like {keys}; values {'/'.join(vtypes)}" if items else head
+        if isinstance(obj, (list, tuple, deque, set, frozenset)):
+            items = list(itertools.islice(iter(obj), sample))
+            shown = ", ".join(safe_repr(x, 24) for x in items)
+            return f"{head}: {shown}" if items else head
+    except Exception:  # changed size during iteration: the head is still true
+        return head
+    return head

@@ -1,0 +1,65 @@
+"""The ``containers`` collector: the largest dicts, lists, sets, deques... and where they live."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .._section import Section, format_bytes
+from ._heap import get_scan, summarize_container
+from .census import type_name
+
+
+class ContainersSection(Section):
+    """The largest containers by length, each with a one-line summary and where it is held."""
+
+    name = "containers"
+    tables: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
+        "top": ("key", ("length", "size_bytes")),
+    }
+
+    def summary_lines(self, top: int = 10) -> list[str]:
+        """One line per container, longest first."""
+        rows = self["top"]
+        if not rows:
+            return ["no container over the reporting floor"]
+        lines = []
+        for row in rows[:top]:
+            where = row.get("where") or "(holder not found cheaply)"
+            lines.append(
+                f"{row['length']:>10,} items {format_bytes(row['size_bytes']):>10}  "
+                f"{row['summary']}  <- {where}"
+            )
+        return lines
+
+
+class ContainersCollector:
+    """Longest containers on the heap (untracked dicts of plain values included)."""
+
+    name = "containers"
+    cost = "scan"
+    section_type = ContainersSection
+
+    def __init__(self, top: int = 20, where: bool = True) -> None:
+        if not isinstance(top, int) or top < 1:
+            raise ValueError(f"top must be an int >= 1, got {top!r}")
+        self.top = top
+        self.where = bool(where)
+
+    def collect(self) -> dict[str, Any]:
+        """Rows for the ``top`` longest containers."""
+        scan = get_scan(containers=self.top, where=self.where)
+        rows = []
+        for length, size, obj in scan.containers[: self.top]:
+            where = scan.where.get(id(obj))
+            rows.append(
+                {
+                    # a stable identity for diffs: where it lives, else its type
+                    "key": where or type_name(type(obj)),
+                    "type": type_name(type(obj)),
+                    "length": length,
+                    "size_bytes": size,
+                    "summary": summarize_container(obj),
+                    "where": where,
+                }
+            )
+        return {"top": rows, "count": len(rows)}
