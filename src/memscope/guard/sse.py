@@ -1,0 +1,519 @@
+"""A bounded, linear, spec-exact Server-Sent Events decoder.
+
+:class:`SSEBuffer` follows the WHATWG HTML "event stream interpretation" rules,
+keeps at most ``max_event_bytes`` pending for the event being assembled, and scans
+every input character once. See ``docs/guard-sse.md`` for the conformance notes.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..collectors.tracked import track
+
+__all__ = ["Event", "SSEBuffer", "SSEOverflowError", "aiter_sse", "iter_sse"]
+
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+# Counted for every line the buffer keeps (a data line, or any line with keep_raw):
+# a list slot plus a str header is ~57 bytes on 64-bit CPython, so a flood of
+# "data:\n" lines is charged for the memory it really takes.
+LINE_OVERHEAD_BYTES = 64
+# Pieces of a partial line shorter than this are merged, so a line trickling in
+# one byte at a time is held as few large strings, not millions of tiny ones.
+_PIECE_MIN_CHARS = 1024
+_REPR_CHARS = 60
+
+OverflowPolicy = Literal["raise", "skip"]
+
+
+def _utf8_len(text: str) -> int:
+    # surrogatepass: a str fed directly may hold lone surrogates; they still take room
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _clip(text: str | None) -> str:
+    if text is None or len(text) <= _REPR_CHARS:
+        return repr(text)
+    return f"{text[:_REPR_CHARS]!r}...(+{len(text) - _REPR_CHARS} chars)"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Event:
+    """One dispatched SSE event: type, data, last event id, retry and optionally its raw text."""
+
+    event: str = "message"
+    data: str = ""
+    id: str = ""
+    retry: int | None = None
+    raw: str | None = field(default=None, compare=True)
+
+    def __repr__(self) -> str:
+        # bounded: an event can be megabytes and reprs end up in logs
+        return (
+            f"Event(event={_clip(self.event)}, data={_clip(self.data)}, id={_clip(self.id)}, "
+            f"retry={self.retry!r}, raw={_clip(self.raw)})"
+        )
+
+
+class SSEOverflowError(Exception):
+    """An event or line passed the buffer's limit; ``events`` holds those completed in the call."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit_name: str,
+        limit: int,
+        size: int,
+        events: list[Event] | None = None,
+        overflows: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.limit_name = limit_name
+        self.limit = limit
+        self.size = size
+        self.events: list[Event] = events if events is not None else []
+        self.overflows = overflows
+
+
+def _check_limit(argname: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{argname} must be an int (bytes), got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{argname} must be >= 1 (bytes), got {value}")
+    return value
+
+
+class SSEBuffer:
+    """Incremental SSE decoder whose pending memory never passes ``max_event_bytes``.
+
+    Not thread-safe: one buffer decodes one stream, fed by one consumer.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_data",
+        "_decoder",
+        "_etype",
+        "_etype_size",
+        "_first_overflow",
+        "_partial",
+        "_partial_ascii",
+        "_partial_size",
+        "_pending",
+        "_raw",
+        "_resync",
+        "_resync_bol",
+        "_retry_block",
+        "_skip_lf",
+        "_started",
+        "bytes_total",
+        "comments_total",
+        "events_total",
+        "keep_raw",
+        "last_event_id",
+        "max_event_bytes",
+        "max_line_bytes",
+        "name",
+        "on_overflow",
+        "overflows_total",
+        "retry",
+    )
+
+    def __init__(
+        self,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        *,
+        max_line_bytes: int | None = None,
+        on_overflow: OverflowPolicy = "raise",
+        keep_raw: bool = False,
+        name: str | None = None,
+    ) -> None:
+        max_event_bytes = _check_limit("max_event_bytes", max_event_bytes)
+        if max_line_bytes is None:
+            max_line_bytes = max_event_bytes
+        max_line_bytes = _check_limit("max_line_bytes", max_line_bytes)
+        if max_line_bytes > max_event_bytes:
+            raise ValueError(
+                f"max_line_bytes ({max_line_bytes}) must be <= max_event_bytes "
+                f"({max_event_bytes}): a line is part of an event"
+            )
+        if on_overflow not in ("raise", "skip"):
+            raise ValueError(f"on_overflow must be 'raise' or 'skip', got {on_overflow!r}")
+        if not isinstance(keep_raw, bool):
+            raise TypeError(f"keep_raw must be a bool, got {type(keep_raw).__name__}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"name must be a non-empty str or None, got {name!r}")
+        self.max_event_bytes = max_event_bytes
+        self.max_line_bytes = max_line_bytes
+        self.on_overflow: OverflowPolicy = on_overflow
+        self.keep_raw = keep_raw
+        self.name = name or "SSEBuffer"
+        #: the last event ID seen (persists across events and close(), as for a reconnect)
+        self.last_event_id = ""
+        #: the last reconnection time in milliseconds a ``retry`` field set, or None
+        self.retry: int | None = None
+        self.events_total = 0
+        self.bytes_total = 0
+        self.overflows_total = 0
+        self.comments_total = 0
+        self._first_overflow: tuple[str, int, int] | None = None
+        self._reset_stream()
+        track(self, name=self.name)
+
+    # -- state -----------------------------------------------------------------
+
+    def _reset_stream(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._started = False
+        self._skip_lf = False
+        self._resync = False
+        self._resync_bol = False
+        self._partial: list[str] = []
+        self._partial_size = 0
+        self._partial_ascii = True
+        self._reset_block()
+
+    def _reset_block(self) -> None:
+        self._data: list[str] = []
+        self._etype = ""
+        self._etype_size = 0
+        self._retry_block: int | None = None
+        self._raw: list[str] | None = [] if self.keep_raw else None
+        self._pending = 0
+
+    def __len__(self) -> int:
+        """Bytes pending for the event being assembled (data, event type, raw, partial line)."""
+        return self._pending + self._partial_size
+
+    def __repr__(self) -> str:
+        return (
+            f"<SSEBuffer name={self.name!r} pending={len(self)} "
+            f"max_event_bytes={self.max_event_bytes} on_overflow={self.on_overflow!r} "
+            f"events_total={self.events_total} overflows_total={self.overflows_total}>"
+        )
+
+    def stats(self) -> dict[str, int]:
+        """Counters and the pending size, as a dict of ints."""
+        return {
+            "events_total": self.events_total,
+            "bytes_total": self.bytes_total,
+            "overflows_total": self.overflows_total,
+            "comments_total": self.comments_total,
+            "pending_bytes": len(self),
+            "max_event_bytes": self.max_event_bytes,
+            "max_line_bytes": self.max_line_bytes,
+        }
+
+    def memscope_stats(self) -> dict[str, Any]:
+        """Statistics for memscope's ``tracked`` section; ``size_bytes`` is the pending size."""
+        out: dict[str, Any] = self.stats()
+        out["size_bytes"] = out.pop("pending_bytes")
+        out["on_overflow"] = self.on_overflow
+        return out
+
+    # -- input -----------------------------------------------------------------
+
+    def feed(self, chunk: bytes | bytearray | memoryview | str) -> list[Event]:
+        """Decode ``chunk``; return the events it completed (SSEOverflowError per policy)."""
+        if isinstance(chunk, str):
+            # a str after bytes ends any half-received UTF-8 character, as the decoder would
+            tail = self._decoder.decode(b"", True)
+            text = tail + chunk if tail else chunk
+            self._decoder.reset()
+            self.bytes_total += len(chunk) if chunk.isascii() else _utf8_len(chunk)
+        elif isinstance(chunk, (bytes, bytearray, memoryview)):
+            self.bytes_total += len(chunk) if not isinstance(chunk, memoryview) else chunk.nbytes
+            text = self._decoder.decode(chunk)
+        else:
+            raise TypeError(
+                f"chunk must be bytes, bytearray, memoryview or str, got {type(chunk).__name__}"
+            )
+        if not text:
+            return []
+        if not self._started:
+            self._started = True
+            if text[0] == "\ufeff":  # one BOM, only at the very start of the stream
+                text = text[1:]
+                if not text:
+                    return []
+        if self._skip_lf:
+            # the previous chunk ended in CR and its line is done: a LF here is its CRLF half
+            self._skip_lf = False
+            if text[0] == "\n":
+                text = text[1:]
+                if not text:
+                    return []
+        if "\r" in text:
+            if text[-1] == "\r":
+                self._skip_lf = True
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        return self._process(text)
+
+    def flush(self) -> list[Event]:
+        """End the current event now (as if a blank line arrived); keeps the stream going.
+
+        Not part of the spec: for upstreams that end a stream without the final blank
+        line, or for framing where the transport already delimits events.
+        """
+        tail = self._decoder.decode(b"", True)  # a half-received character becomes U+FFFD
+        self._decoder.reset()
+        return self._process(tail + "\n\n")
+
+    def close(self) -> list[Event]:
+        """End of stream per spec: an unfinished event is dropped; returns [] and resets.
+
+        The buffer is then ready for a new stream (a reconnect): ``last_event_id``,
+        ``retry`` and the counters are kept, everything else starts fresh.
+        """
+        # Per spec, an event is only dispatched by a blank line, and a line ending at a
+        # chunk-final CR was dispatched already, so nothing is completable at EOF.
+        self._reset_stream()
+        return []
+
+    # -- the decoder -----------------------------------------------------------
+
+    def _overflow(self, limit_name: str, limit: int, size: int) -> None:
+        self.overflows_total += 1
+        if self._first_overflow is None:
+            self._first_overflow = (limit_name, limit, size)
+
+    def _raise_if_overflowed(self, events: list[Event], overflows: int) -> None:
+        first = self._first_overflow
+        self._first_overflow = None
+        if first is None or self.on_overflow != "raise":
+            return
+        limit_name, limit, size = first
+        what = "line" if limit_name == "max_line_bytes" else "event"
+        raise SSEOverflowError(
+            f"SSE {what} exceeds {limit_name}={limit} (reached {size} bytes); it was dropped "
+            "and the buffer skips to the next blank line",
+            limit_name=limit_name,
+            limit=limit,
+            size=size,
+            events=events,
+            overflows=overflows,
+        )
+
+    def _process(self, text: str) -> list[Event]:
+        """Decode LF-only text; every character is scanned once."""
+        events: list[Event] = []
+        overflows_before = self.overflows_total
+        if self._resync:
+            if self._resync_bol and text[0] == "\n":
+                start = 1
+            else:
+                found = text.find("\n\n")
+                if found < 0:
+                    self._resync_bol = text[-1] == "\n"
+                    return events
+                start = found + 2
+            self._resync = False
+            text = text[start:]
+            if not text:
+                return events
+        ascii_ = text.isascii() and self._partial_ascii
+        size = len if ascii_ else _utf8_len
+        lines = text.split("\n")
+        last = lines.pop()
+        if lines:
+            it = iter(lines)
+            if self._partial:
+                self._partial.append(lines[0])
+                first_size = self._partial_size + size(lines[0])
+                lines[0] = "".join(self._partial)
+                self._partial = []
+                self._partial_size = 0
+                self._partial_ascii = True
+                if first_size > self.max_line_bytes:
+                    self._overflow("max_line_bytes", self.max_line_bytes, first_size)
+                    self._reset_block()
+                    next(it)
+                    self._skip_to_blank(it)
+            # a line of this chunk is at most the chunk long (<= 4 bytes a character), so
+            # the per-line length check is needed only for chunks larger than the limit
+            check_lines = (len(text) if ascii_ else 4 * len(text)) > self.max_line_bytes
+            self._run(it, events, size, check_lines)
+            if self._resync and last:
+                self._resync_bol = False  # the skipped region ends mid-line
+                last = ""
+        if last:
+            self._stash(last, size(last), ascii_)
+        self._raise_if_overflowed(events, self.overflows_total - overflows_before)
+        return events
+
+    def _skip_to_blank(self, it: Iterator[str]) -> None:
+        """Consume lines up to a blank one; without one, skip on into the next chunks."""
+        for line in it:
+            if not line:
+                return
+        self._resync = True
+        self._resync_bol = True
+
+    def _stash(self, piece: str, piece_size: int, ascii_: bool) -> None:
+        partial = self._partial
+        if partial and len(partial[-1]) < _PIECE_MIN_CHARS:
+            partial[-1] += piece  # copies under 1 KiB more than the piece: still linear
+        else:
+            partial.append(piece)
+        self._partial_size += piece_size
+        self._partial_ascii = self._partial_ascii and ascii_
+        line_size = self._partial_size
+        if line_size > self.max_line_bytes:
+            self._overflow("max_line_bytes", self.max_line_bytes, line_size)
+        elif self._pending + line_size > self.max_event_bytes:
+            self._overflow("max_event_bytes", self.max_event_bytes, self._pending + line_size)
+        else:
+            return
+        self._reset_block()
+        self._partial = []
+        self._partial_size = 0
+        self._partial_ascii = True
+        self._resync = True
+        self._resync_bol = False
+
+    def _run(self, it: Iterator[str], events: list[Event], size: Any, check_lines: bool) -> None:
+        """Interpret complete lines; the hot loop, so state lives in locals meanwhile."""
+        data = self._data
+        raw = self._raw
+        etype = self._etype
+        etype_size = self._etype_size
+        retry_block = self._retry_block
+        last_id = self.last_event_id
+        pending = self._pending
+        cap = self.max_event_bytes
+        max_line = self.max_line_bytes
+        overhead = LINE_OVERHEAD_BYTES + 1  # the line's LF is kept too
+        comments = 0
+        dispatched = 0
+        for line in it:
+            if not line:
+                if data:
+                    events.append(
+                        Event(
+                            etype or "message",
+                            "\n".join(data) if len(data) > 1 else data[0],
+                            last_id,
+                            retry_block,
+                            "\n".join(raw) + "\n\n" if raw is not None else None,
+                        )
+                    )
+                    dispatched += 1
+                    data = []
+                if raw:
+                    raw = []
+                etype = ""
+                etype_size = 0
+                retry_block = None
+                pending = 0
+                continue
+            if check_lines and (line_size := size(line)) > max_line:
+                limit_name, limit, reached = "max_line_bytes", max_line, line_size
+            else:
+                if raw is not None:
+                    raw.append(line)
+                    pending += size(line) + overhead
+                if line[0] == ":":
+                    comments += 1
+                elif line.startswith("data:"):
+                    value = line[6:] if line[5:6] == " " else line[5:]
+                    data.append(value)
+                    pending += size(value) + overhead
+                else:
+                    name, _, value = line.partition(":")
+                    if value[:1] == " ":
+                        value = value[1:]
+                    if name == "event":
+                        new_size = size(value)
+                        pending += new_size - etype_size
+                        etype = value
+                        etype_size = new_size
+                    elif name == "data":  # "data" without a colon: an empty data line
+                        data.append(value)
+                        pending += size(value) + overhead
+                    elif name == "id":
+                        if "\x00" not in value:
+                            last_id = value
+                    elif name == "retry" and value.isascii() and value.isdigit():
+                        # more digits than int() accepts (sys.get_int_max_str_digits): ignored
+                        with contextlib.suppress(ValueError):
+                            retry_block = self.retry = int(value)
+                if pending <= cap:
+                    continue
+                limit_name, limit, reached = "max_event_bytes", cap, pending
+            # overflow: drop the event and skip to the next blank line
+            self._overflow(limit_name, limit, reached)
+            data = []
+            raw = [] if raw is not None else None
+            etype = ""
+            etype_size = 0
+            retry_block = None
+            pending = 0
+            self._skip_to_blank(it)
+        self._data = data
+        self._raw = raw
+        self._etype = etype
+        self._etype_size = etype_size
+        self._retry_block = retry_block
+        self.last_event_id = last_id
+        self._pending = pending
+        self.comments_total += comments
+        self.events_total += dispatched
+
+
+def iter_sse(
+    chunks: Iterable[bytes | bytearray | memoryview | str],
+    *,
+    buffer: SSEBuffer | None = None,
+    **buffer_kwargs: Any,
+) -> Iterator[Event]:
+    """Yield events from an iterable of chunks (e.g. ``response.iter_bytes()``)."""
+    buf = _make_buffer(buffer, buffer_kwargs)
+    for chunk in chunks:
+        try:
+            events = buf.feed(chunk)
+        except SSEOverflowError as exc:
+            # the events completed alongside the overflow come first, then the error
+            yield from exc.events
+            exc.events = []
+            raise
+        yield from events
+    yield from buf.close()
+
+
+async def aiter_sse(
+    chunks: AsyncIterable[bytes | bytearray | memoryview | str],
+    *,
+    buffer: SSEBuffer | None = None,
+    **buffer_kwargs: Any,
+) -> AsyncIterator[Event]:
+    """Yield events from an async iterable of chunks (httpx ``aiter_bytes()``, aiohttp)."""
+    buf = _make_buffer(buffer, buffer_kwargs)
+    async for chunk in chunks:
+        try:
+            events = buf.feed(chunk)
+        except SSEOverflowError as exc:
+            for event in exc.events:
+                yield event
+            exc.events = []
+            raise
+        for event in events:
+            yield event
+    for event in buf.close():
+        yield event
+
+
+def _make_buffer(buffer: SSEBuffer | None, kwargs: dict[str, Any]) -> SSEBuffer:
+    if buffer is None:
+        return SSEBuffer(**kwargs)
+    if not isinstance(buffer, SSEBuffer):
+        raise TypeError(f"buffer must be an SSEBuffer or None, got {type(buffer).__name__}")
+    if kwargs:
+        raise TypeError(
+            f"pass either buffer= or SSEBuffer arguments, not both (got {sorted(kwargs)})"
+        )
+    return buffer
