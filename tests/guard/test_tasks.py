@@ -110,7 +110,7 @@ async def test_submit_timeout_and_close_wakes_waiters() -> None:
     tracker = TaskTracker(limit=1, name="timeouts")
     gate = asyncio.Event()
     tracker.spawn(gate.wait())
-    with pytest.raises(TaskLimitError, match="within 0.01 s"):
+    with pytest.raises(TaskLimitError, match=r"within 0\.01 s"):
         await tracker.submit(gate.wait(), timeout=0.01)
     waiting = asyncio.create_task(tracker.submit(gate.wait()))
     await asyncio.sleep(0.01)

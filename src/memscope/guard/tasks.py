@@ -11,6 +11,7 @@ bounds how many run at once, and cancels the rest on ``close()``.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -224,7 +225,7 @@ class TaskTracker:
         if len(self._growth) < self.growth_window:
             return False
         counts = list(self._growth)
-        if all(b > a for a, b in zip(counts, counts[1:])):
+        if all(b > a for a, b in itertools.pairwise(counts)):
             self.growth_warnings_total += 1
             self._log.warning(
                 "memscope: TaskTracker %r: live tasks only grew over the last %d checks "
