@@ -8,29 +8,40 @@ counts every OS thread, so a gap between the two points at them.
 
 from __future__ import annotations
 
+import re
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 from .._section import Section
 
 _MAX_ROWS = 100_000
+_MAX_GROUPS = 20
+_DIGITS = re.compile(r"\d+")
+
+
+def name_pattern(name: str) -> str:
+    """A thread name with its numbers replaced by N: ``ThreadPoolExecutor-0_3`` -> ``-N_N``."""
+    return _DIGITS.sub("N", name)
 
 
 class ThreadsSection(Section):
     """Thread count, daemon count and one row per thread (bounded)."""
 
     name = "threads"
+    tables: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
+        "by_name": ("name", ("count",)),
+    }
 
     def summary_lines(self, top: int = 10) -> list[str]:
-        """Counts, then the thread names grouped."""
+        """Counts, then the thread names grouped by pattern (a pool shows as one entry)."""
         count = self.get("count", 0)
         lines = [f"{count} threads ({self.get('daemon', 0)} daemon)"]
-        names: dict[str, int] = {}
-        for row in self.get("threads") or []:
-            names[str(row.get("name"))] = names.get(str(row.get("name")), 0) + 1
-        shown = list(names.items())[: max(0, min(top, 5) * 4)]
-        if shown:
-            lines.append(", ".join(n if k == 1 else f"{n} x{k}" for n, k in shown))
+        groups = (self.get("by_name") or [])[: max(1, top)]
+        if groups:
+            text = ", ".join(
+                g["name"] if g["count"] == 1 else f"{g['name']} x{g['count']}" for g in groups
+            )
+            lines.append(text if len(text) <= 200 else text[:197] + "...")
         if len(self.get("threads") or []) < count:
             lines.append(f"(rows cut at {len(self.get('threads') or [])} of {count})")
         return lines
@@ -39,7 +50,8 @@ class ThreadsSection(Section):
 class ThreadsCollector:
     """Python threads: count, daemon count, rows of name/ident/daemon/alive/native_id.
 
-    ``max_rows`` bounds the rows (counts cover every thread). Thread-safe.
+    ``max_rows`` bounds the rows (counts cover every thread); ``by_name`` groups threads
+    whose names differ only in numbers (top 20). Thread-safe.
     """
 
     name = "threads"
@@ -58,9 +70,12 @@ class ThreadsCollector:
         threads = threading.enumerate()
         daemon = 0
         rows: list[dict[str, Any]] = []
+        groups: dict[str, int] = {}
         for thread in threads:
             is_daemon = thread.daemon
             daemon += is_daemon
+            pattern = name_pattern(thread.name)
+            groups[pattern] = groups.get(pattern, 0) + 1
             if len(rows) < self.max_rows:
                 rows.append(
                     {
@@ -71,4 +86,10 @@ class ThreadsCollector:
                         "native_id": getattr(thread, "native_id", None),
                     }
                 )
-        return {"count": len(threads), "daemon": daemon, "threads": rows}
+        ranked = sorted(groups.items(), key=lambda item: (-item[1], item[0]))
+        return {
+            "count": len(threads),
+            "daemon": daemon,
+            "threads": rows,
+            "by_name": [{"name": n, "count": k} for n, k in ranked[:_MAX_GROUPS]],
+        }
