@@ -91,16 +91,16 @@ class GCSection(Section):
             f"{self.get('collected_total', 0):,} objects collected, "
             f"{self.get('uncollectable_total', 0):,} uncollectable, "
             f"{self.get('garbage', 0):,} in gc.garbage",
-            f"pauses {self.get('pause_seconds_total', 0.0) * 1e3:.1f} ms total, "
-            f"max {self.get('pause_seconds_max', 0.0) * 1e3:.2f} ms "
+            f"pauses {self.get('pause_seconds_total', 0.0) * 1e3:.2f} ms total, "
+            f"max {self.get('pause_seconds_max', 0.0) * 1e3:.3f} ms "
             f"({self.get('pauses_total', 0):,} timed since {_when(self.get('pauses_since'))})",
         ]
         for row in (self.get("generations") or [])[: max(0, min(top, 4))]:
             lines.append(
                 f"gen{row.get('generation')}: count {row.get('count')}/{row.get('threshold')}, "
                 f"{row.get('collections_total', 0):,} collections, "
-                f"pause total {row.get('pause_seconds_total', 0.0) * 1e3:.1f} ms "
-                f"max {row.get('pause_seconds_max', 0.0) * 1e3:.2f} ms"
+                f"pauses {row.get('pause_seconds_total', 0.0) * 1e3:.2f} ms "
+                f"(max {row.get('pause_seconds_max', 0.0) * 1e3:.3f} ms)"
             )
         return lines
 

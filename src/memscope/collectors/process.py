@@ -398,7 +398,7 @@ class ProcessCollector:
             "num_fds": num_fds,
             "num_threads": int(num_threads),
             "system": {"available_bytes": int(vm.available), "total_bytes": total},
-            "cgroup": cgroup_memory(self.root),
+            "cgroup": self._cgroup(),
         }
         rows: list[dict[str, Any]] = []
         count = 0
@@ -409,6 +409,12 @@ class ProcessCollector:
         data["children_count"] = count
         data["children_rss_bytes"] = rss_total
         return data
+
+    def _cgroup(self) -> dict[str, Any] | None:
+        try:
+            return cgroup_memory(self.root)
+        except Exception:  # an odd cgroup filesystem must not cost the rest of the section
+            return None
 
     def _children(self, proc: Any) -> tuple[list[dict[str, Any]], int, int]:
         psutil = _psutil()
