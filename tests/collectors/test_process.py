@@ -208,6 +208,21 @@ def test_cgroup_memory_on_this_machine_is_consistent() -> None:
 # --- the collector ----------------------------------------------------------------------
 
 
+def test_psutil_is_not_imported_until_first_collect() -> None:
+    code = (
+        "import sys, memscope\n"
+        "from memscope.collectors.process import ProcessCollector\n"
+        "c = ProcessCollector()\n"
+        "before = 'psutil' in sys.modules\n"
+        "c.collect()\n"
+        "print(before, 'psutil' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["False", "True"]
+
+
 def test_collector_reports_fake_cgroup_and_summary(tmp_path: Path) -> None:
     v2_tree(tmp_path)
     data = ProcessCollector(root=str(tmp_path), children=False).collect()
