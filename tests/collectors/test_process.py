@@ -301,9 +301,14 @@ def spawn(kids: list[subprocess.Popen[str]], mib: int, grandchild_mib: int = 0) 
     return proc.pid
 
 
-def test_no_children_reported_as_zero() -> None:
+def test_children_agree_with_psutil() -> None:
+    # usually none here (the waitid fast path); other tests' leftovers must not break it
+    expected = {p.pid for p in psutil.Process().children(recursive=True)}
     data = ProcessCollector().collect()
-    assert (data["children"], data["children_count"], data["children_rss_bytes"]) == ([], 0, 0)
+    assert {row["pid"] for row in data["children"]} == expected
+    assert data["children_count"] == len(expected)
+    if not expected:
+        assert data["children_rss_bytes"] == 0
 
 
 def test_real_children_and_grandchildren(kids: list[subprocess.Popen[str]]) -> None:
@@ -313,7 +318,7 @@ def test_real_children_and_grandchildren(kids: list[subprocess.Popen[str]]) -> N
     data = ProcessCollector().collect()
     rows = {row["pid"]: row for row in data["children"]}
     assert {a, b, grandchild} <= rows.keys()
-    assert data["children_count"] == 3
+    assert data["children_count"] == len(psutil.Process().children(recursive=True)) >= 3
     assert rows[a]["rss_bytes"] > 25 * MiB
     assert rows[b]["rss_bytes"] > 35 * MiB
     assert rows[grandchild]["rss_bytes"] > 15 * MiB
@@ -324,7 +329,7 @@ def test_real_children_and_grandchildren(kids: list[subprocess.Popen[str]]) -> N
     sizes = [r["rss_bytes"] for r in data["children"]]
     assert sizes == sorted(sizes, reverse=True)
     lines = ProcessSection(data).summary_lines()
-    assert any(line.startswith("3 child processes") for line in lines)
+    assert any(line.startswith(f"{data['children_count']} child processes") for line in lines)
     assert len(lines) <= 6
 
 
@@ -332,7 +337,7 @@ def test_children_rows_bounded_but_totals_cover_all(kids: list[subprocess.Popen[
     spawn(kids, 10)
     big = spawn(kids, 40)
     data = ProcessCollector(max_children=1, cmdline_max=20).collect()
-    assert data["children_count"] == 2
+    assert data["children_count"] >= 2
     assert [row["pid"] for row in data["children"]] == [big]  # the largest one is kept
     assert data["children_rss_bytes"] > data["children"][0]["rss_bytes"]
     assert len(data["children"][0]["cmdline"]) <= 20
@@ -359,9 +364,11 @@ def test_child_that_vanished_mid_read_is_skipped(kids: list[subprocess.Popen[str
     doomed = subprocess.Popen([sys.executable, "-c", "pass"])
     handle = psutil.Process(doomed.pid)
     doomed.wait(timeout=10)  # exited and reaped: the handle now points at nothing
+    others = len(psutil.Process().children(recursive=True))
     data = ProcessCollector(proc=VanishingChildren(handle)).collect()
-    assert [row["pid"] for row in data["children"]] == [live]
-    assert data["children_count"] == 1
+    pids = [row["pid"] for row in data["children"]]
+    assert live in pids and doomed.pid not in pids
+    assert data["children_count"] == others
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
