@@ -153,6 +153,10 @@ def snapshot(
                 snap.sections[collector.name] = section
             if error is not None:
                 snap.errors[collector.name] = error
+    if collectors is None:
+        # a plugged-in collector that failed to load is reported like one that failed to run
+        for name, error in _registry.entry_point_errors().items():
+            snap.errors.setdefault(name, f"entry point failed to load: {error}")
     rank = {c.name: i for i, c in enumerate(chosen)}
     snap.sections = dict(sorted(snap.sections.items(), key=lambda kv: rank[kv[0]]))
     return snap

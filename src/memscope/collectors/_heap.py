@@ -306,10 +306,9 @@ def _is_ours(frame: FrameType) -> bool:
 
 
 def _qualname(obj: object) -> str:
-    cls = obj if isinstance(obj, type) else type(obj)
-    mod = getattr(cls, "__module__", "") or ""
-    name = getattr(cls, "__qualname__", cls.__name__)
-    return name if mod in ("builtins", "") else f"{mod}.{name}"
+    from .census import type_name
+
+    return type_name(obj if isinstance(obj, type) else type(obj))
 
 
 def _key_in(container: object, target: object) -> str | None:

@@ -10,17 +10,21 @@ from ._heap import count_types, get_scan
 __all__ = ["CensusCollector", "CensusSection", "count_types", "type_name"]
 
 
+def _text(value: object, default: str) -> str:
+    # some classes have descriptors, not strings, for __module__/__qualname__
+    return value if isinstance(value, str) and value else default
+
+
 def type_name(tp: type) -> str:
     """``module.qualname`` for a type (builtins without the module)."""
-    mod = getattr(tp, "__module__", None) or "?"
-    qual = getattr(tp, "__qualname__", None) or tp.__name__
+    mod = _text(getattr(tp, "__module__", None), "?")
+    qual = _text(getattr(tp, "__qualname__", None), _text(getattr(tp, "__name__", None), "?"))
     return qual if mod == "builtins" else f"{mod}.{qual}"
 
 
 def _module_of(tp: type) -> str:
-    mod = getattr(tp, "__module__", None) or "?"
     # group by top-level package: which package's types hold the memory
-    return mod.split(".", 1)[0]
+    return _text(getattr(tp, "__module__", None), "?").split(".", 1)[0]
 
 
 class CensusSection(Section):
@@ -85,7 +89,8 @@ class CensusCollector:
             ]
         ]
         coverage = (
-            "complete: gc-tracked objects and the untracked objects reachable from them"
+            "complete: gc-tracked objects and the untracked objects reachable from them "
+            "(not those held only by local variables of running functions)"
             if scan.complete
             else "gc-tracked objects only (no str, int, bytes, untracked tuples or dicts)"
         )

@@ -1,0 +1,127 @@
+"""memscope.track(): weak, bounded, shows in every snapshot, clear_caches()."""
+
+from __future__ import annotations
+
+import gc
+from collections import OrderedDict
+from typing import Any
+
+import pytest
+
+import memscope
+from memscope.collectors import tracked as tracked_mod
+
+MODULE_CACHE: dict[str, int] = {}
+
+
+class Cache(dict[str, Any]):
+    """A dict subclass: weak-referenceable, so it is tracked without an owner."""
+
+
+def _rows() -> dict[str, dict[str, Any]]:
+    snap = memscope.snapshot(collectors=["tracked"])
+    return {r["name"]: r for r in snap["tracked"]["objects"]}
+
+
+def test_tracked_object_shows_name_type_len_size() -> None:
+    cache = memscope.track(Cache((f"k{i}", i) for i in range(500)), name="t_models")
+    row = _rows()["t_models"]
+    assert row["len"] == 500
+    assert row["type"].endswith("Cache")
+    assert row["size_bytes"] > 500 * 28
+    assert row["clearable"] is False
+    del cache
+
+
+def test_dead_objects_disappear_and_nothing_is_kept_alive() -> None:
+    cache = memscope.track(OrderedDict(a=1), name="t_dies")
+    assert "t_dies" in _rows()
+    del cache
+    gc.collect()
+    assert "t_dies" not in _rows()
+    assert all(name != "t_dies" for name, _, _ in tracked_mod.tracked_objects())
+
+
+def test_plain_dict_found_as_module_global_or_owner() -> None:
+    memscope.track(MODULE_CACHE, name="t_module_cache", clear=True)
+    MODULE_CACHE.update(a=1, b=2)
+    assert _rows()["t_module_cache"]["len"] == 2
+
+    class Service:
+        def __init__(self) -> None:
+            self.sessions: dict[str, int] = {"x": 1}
+            memscope.track(self.sessions, name="t_sessions")  # owner found as self
+
+    svc = Service()
+    assert _rows()["t_sessions"]["len"] == 1
+    del svc
+    gc.collect()
+    assert "t_sessions" not in _rows()  # dropped with its owner: no leak
+    memscope.untrack(MODULE_CACHE)
+
+
+def test_plain_dict_without_owner_is_a_clear_error() -> None:
+    def make() -> None:
+        local: dict[str, int] = {}
+        memscope.track(local, name="t_local")
+
+    with pytest.raises(TypeError, match="cannot be weakly referenced.*owner="):
+        make()
+
+
+def test_explicit_owner_keeps_it_exactly_as_long_as_the_owner() -> None:
+    class Owner:
+        pass
+
+    owner = Owner()
+    items: list[int] = [1, 2, 3]
+    memscope.track(items, name="t_owned", owner=owner)
+    assert _rows()["t_owned"]["len"] == 3
+    del owner
+    gc.collect()
+    assert "t_owned" not in _rows()
+
+
+def test_clear_caches_clears_only_clearable() -> None:
+    a = memscope.track(Cache(x=1, y=2), name="t_clear_a", clear=True)
+    b = memscope.track(Cache(z=3), name="t_keep_b")
+    cleared = memscope.clear_caches()
+    assert cleared["t_clear_a"] == 2
+    assert "t_keep_b" not in cleared
+    assert len(a) == 0 and len(b) == 1
+
+
+def test_stats_protocol_and_bad_input() -> None:
+    class Guarded:
+        def __len__(self) -> int:
+            return 7
+
+        def memscope_stats(self) -> dict[str, Any]:
+            return {"size_bytes": 4096, "hits": 3, "skipme": object()}
+
+    g = memscope.track(Guarded(), name="t_guarded")
+    row = _rows()["t_guarded"]
+    assert row["size_bytes"] == 4096 and row["size_estimated"] is False
+    assert row["stats"] == {"hits": 3}
+    with pytest.raises(TypeError, match="clear=True needs an object with a clear"):
+        memscope.track(Guarded(), name="x", clear=True)
+    with pytest.raises(TypeError, match="name must be a non-empty str"):
+        memscope.track(Cache(), name="")
+    del g
+
+
+def test_registry_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracked_mod, "MAX_ENTRIES", 5)
+    keep = [memscope.track(Cache(), name=f"t_bound_{i}") for i in range(20)]
+    with tracked_mod._lock:
+        assert len(tracked_mod._entries) <= 5
+    assert tracked_mod.dropped_total >= 15
+    del keep
+
+
+def test_large_container_size_is_estimated_cheaply() -> None:
+    big = memscope.track(Cache((str(i), i) for i in range(100_000)), name="t_big")
+    row = _rows()["t_big"]
+    assert row["size_estimated"] is True
+    assert 0.5 < row["size_bytes"] / (100_000 * (28 + 50)) < 3
+    del big
