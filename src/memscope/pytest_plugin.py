@@ -1,16 +1,325 @@
-"""memscope's pytest plugin (entry point ``pytest11``): fixtures and the no-growth check."""
+"""memscope's pytest plugin (entry point ``pytest11``): the no-growth check and fixtures.
+
+``@pytest.mark.no_growth(...)`` (or ``--memscope-no-growth`` for every test) reruns the
+whole test, function-scoped fixtures included, ``warmup + rounds`` times and fails it
+when it leaks. Loading this module is cheap: ``memscope.testing`` is imported only
+when a test is checked.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import functools
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from _pytest.reports import TestReport
+
+    from memscope import Diff, Snapshot
+    from memscope.testing import CheckOptions, GrowthReport
+
+PROPERTY = "memscope_no_growth"  # user_properties key: survives xdist and lands in junitxml
+_TASKS_LEFT = pytest.StashKey[list[int]]()
+_INT_SETTINGS = {"warmup": 3, "rounds": 5}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Options in the ``memscope`` group, each mirrored by an ini setting."""
+    group = parser.getgroup("memscope", "memscope: fail tests that leak memory")
+    group.addoption(
+        "--memscope-no-growth",
+        action="store_true",
+        default=None,
+        dest="memscope_no_growth",
+        help="run the no-growth check on every test (exempt one with "
+        "@pytest.mark.allow_growth); ini: memscope_no_growth",
+    )
+    group.addoption(
+        "--memscope-warmup",
+        default=None,
+        dest="memscope_warmup",
+        metavar="N",
+        help="unmeasured runs before the measured ones (default 3); ini: memscope_warmup",
+    )
+    group.addoption(
+        "--memscope-rounds",
+        default=None,
+        dest="memscope_rounds",
+        metavar="N",
+        help="measured runs; a leak must grow on every one (default 5); ini: memscope_rounds",
+    )
+    group.addoption(
+        "--memscope-trace",
+        action="store_true",
+        default=None,
+        dest="memscope_trace",
+        help="turn tracemalloc on for the measured runs to name allocation sites "
+        "(slower); ini: memscope_trace",
+    )
+    parser.addini(
+        "memscope_no_growth", "run the no-growth check on every test", type="bool", default=False
+    )
+    parser.addini("memscope_warmup", "no-growth check: unmeasured runs (default 3)", default="3")
+    parser.addini("memscope_rounds", "no-growth check: measured runs (default 5)", default="5")
+    parser.addini(
+        "memscope_trace",
+        "no-growth check: trace allocations to name the sites",
+        type="bool",
+        default=False,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers (the repo runs with --strict-markers)."""
+    config.addinivalue_line(
+        "markers",
+        "no_growth(warmup=3, rounds=5, trace=None, ignore=None, threads='process', ...): "
+        "rerun the whole test (function fixtures included) and fail it if memory, file "
+        "descriptors, threads or asyncio tasks grow; options as memscope.testing.assert_no_growth",
+    )
+    config.addinivalue_line(
+        "markers",
+        "allow_growth(reason=...): exempt this test from --memscope-no-growth",
+    )
+
+
+def _setting(config: pytest.Config, name: str) -> Any:
+    value = config.getoption(f"memscope_{name}")
+    if value is None:
+        value = config.getini(f"memscope_{name}")
+    return value
+
+
+def _config_defaults(config: pytest.Config) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in _INT_SETTINGS:
+        raw = _setting(config, name)
+        try:
+            out[name] = int(raw)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(
+                f"--memscope-{name} / memscope_{name} must be an integer, got {raw!r}"
+            ) from None
+    if _setting(config, "trace"):
+        out["trace"] = True
+    return out
+
+
+def _options_for(item: pytest.Item) -> CheckOptions | None:
+    marker = item.get_closest_marker("no_growth")
+    if item.get_closest_marker("allow_growth") is not None:
+        return None
+    if marker is None and not _setting(item.config, "no_growth"):
+        return None
+    from memscope.testing import CheckOptions
+
+    kwargs = _config_defaults(item.config)
+    if marker is not None:
+        if marker.args:
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.no_growth takes keyword arguments only, "
+                f"got positional {marker.args!r}"
+            )
+        kwargs.update(marker.kwargs)
+    try:
+        return CheckOptions.build(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.no_growth: {exc}") from None
+
+
+class _Abort(Exception):
+    """A run of the test failed or skipped: stop repeating and report that run."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Run a checked test warmup + rounds times and log only the final outcome."""
+    opts = _options_for(item)
+    if opts is None:
+        return None
+    ihook = item.ihook
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for report in _run_checked(item, nextitem, opts):
+        ihook.pytest_runtest_logreport(report=report)
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Count the asyncio tasks a checked run leaves pending when the test body returns."""
+    left = item.stash.get(_TASKS_LEFT, None)
+    if left is None:
+        return (yield)
+    from memscope.testing import _pending_tasks
+
+    before = _pending_tasks()
+    try:
+        return (yield)
+    finally:
+        # each run gets a fresh loop that cancels leftovers at teardown: count them now
+        left[0] += max(0, _pending_tasks() - before)
+
+
+def _run_checked(
+    item: pytest.Item, nextitem: pytest.Item | None, opts: CheckOptions
+) -> list[TestReport]:
+    from _pytest.runner import CallInfo, runtestprotocol
+
+    from memscope.testing import run_check
+
+    # tearing down to the parent drops exactly the function-scoped fixtures, so each
+    # run sets them up and tears them down again while wider scopes stay up
+    parent: Any = item.parent
+    last: list[TestReport] = []
+    left = [0]
+    item.stash[_TASKS_LEFT] = left
+    sections = getattr(item, "_report_sections", None)
+
+    def run_once(_: int) -> None:
+        nonlocal last
+        if isinstance(sections, list):
+            del sections[:]  # captured output would otherwise pile up run after run
+        last = []  # drop the previous run's reports before this run, not after
+        last = runtestprotocol(item, nextitem=parent, log=False)
+        _prune_finished_finalizers(item)
+        if any(rep.failed or rep.skipped for rep in last):
+            raise _Abort
+
+    report: GrowthReport | None = None
+    broken: str | None = None
+    try:
+        report = run_check(run_once, opts, label=item.nodeid, tasks=lambda: left[0])
+    except _Abort:
+        pass
+    except Exception as exc:  # a failing clear hook or a memscope bug fails this test only
+        broken = f"memscope no-growth check could not run: {type(exc).__name__}: {exc}"
+    finally:
+        del item.stash[_TASKS_LEFT]
+        # the wider scopes the next test does not share go now, reported as a teardown
+        setupstate: Any = item.session._setupstate
+        call = CallInfo.from_call(lambda: setupstate.teardown_exact(nextitem), when="teardown")
+        final = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    reports = list(last)
+    if final.failed or not reports:
+        reports = [rep for rep in reports if rep.when != "teardown"] + [final]
+    if report is not None and report.leaked:
+        _fail_with(reports, report)
+    elif broken is not None:
+        call = next((rep for rep in reports if rep.when == "call" and rep.passed), None)
+        if call is not None:
+            call.outcome = "failed"
+            call.longrepr = broken
+    return reports
+
+
+def _prune_finished_finalizers(item: pytest.Item) -> None:
+    """Drop the finalizers a finished function fixture left on wider-scoped fixtures.
+
+    pytest registers ``partial(child.finish, request=...)`` on every fixture a fixture
+    depends on and never removes it; once per session that is harmless, but a rerun adds
+    one per run (pytest-asyncio's loop fixtures hit this), which would look like a leak.
+    Calling ``finish`` on a finished fixture is a no-op, so dropping them changes nothing.
+    """
+    # every definition, not only the item's closure: getfixturevalue() requests are not in it
+    manager = getattr(item.session, "_fixturemanager", None)
+    for fixturedef in _all_fixturedefs(manager):
+        fins = getattr(fixturedef, "_finalizers", None)
+        if isinstance(fins, list) and fins:
+            fins[:] = [fin for fin in fins if not _is_spent(fin, item)]
+
+
+def _all_fixturedefs(manager: object) -> list[Any]:
+    """Every FixtureDef the manager knows, whichever internal layout this pytest uses."""
+    out: list[Any] = []
+    for attr in ("_arg2fixturedefs", "_arg2node2fixturedefs", "_arg2nodeid2fixturedefs"):
+        table = getattr(manager, attr, None)
+        if not isinstance(table, dict):
+            continue
+        for value in table.values():
+            groups = value.values() if isinstance(value, dict) else [value]
+            for group in groups:
+                if isinstance(group, (list, tuple)):
+                    out.extend(group)
+    return out
+
+
+def _is_spent(fin: object, item: pytest.Item) -> bool:
+    if not isinstance(fin, functools.partial):
+        return False
+    owner = getattr(fin.func, "__self__", None)
+    request = fin.keywords.get("request")
+    return (
+        getattr(fin.func, "__name__", "") == "finish"
+        and getattr(owner, "cached_result", True) is None
+        and getattr(request, "node", None) is item
+    )
+
+
+def _fail_with(reports: list[TestReport], report: GrowthReport) -> None:
+    call = next((rep for rep in reports if rep.when == "call"), None)
+    if call is None:  # pragma: no cover - a leak needs a call phase that passed
+        return
+    call.outcome = "failed"
+    call.longrepr = report.format(top=report_top(report))
+    call.user_properties = [*call.user_properties, (PROPERTY, _short(report))]
+
+
+def report_top(report: GrowthReport) -> int:
+    """How many rows of each list the failure text shows."""
+    return max(1, min(10, len(report.grew) or 10))
+
+
+def _short(report: GrowthReport) -> str:
+    parts = list(report.failures)
+    if report.grew:
+        parts.append("types: " + ", ".join(f"{g.type} {g.deltas}" for g in report.grew[:3]))
+    if report.sites:
+        parts.append("sites: " + ", ".join(f"{s.filename}:{s.lineno}" for s in report.sites[:3]))
+    return "; ".join(parts)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """List the tests that leaked, with their top types and sites."""
+    leaks: list[tuple[str, str]] = []
+    for rep in terminalreporter.stats.get("failed", ()):
+        for key, value in getattr(rep, "user_properties", ()):
+            if key == PROPERTY:
+                leaks.append((rep.nodeid, str(value)))
+    if not leaks:
+        return
+    terminalreporter.write_sep("=", "memscope: tests that grew memory", red=True)
+    for nodeid, summary in leaks:
+        terminalreporter.write_line(f"{nodeid}: {summary}")
+
+
+class SnapshotHelper:
+    """``memscope_snapshot``: call it to take a snapshot; ``since(first)`` diffs against now."""
+
+    def __call__(
+        self, label: str | None = None, deep: bool = False, collectors: Any = None
+    ) -> Snapshot:
+        import memscope
+
+        return memscope.snapshot(label=label, deep=deep, collectors=collectors)
+
+    def compare(self, a: Snapshot, b: Snapshot) -> Diff:
+        """``memscope.compare(a, b)``."""
+        import memscope
+
+        return memscope.compare(a, b)
+
+    def since(self, first: Snapshot, *, deep: bool = False) -> Diff:
+        """Take a snapshot with the same collectors as ``first`` and diff it against ``first``."""
+        import memscope
+
+        later = memscope.snapshot(label="now", deep=deep, collectors=first.collectors or None)
+        return memscope.compare(first, later)
 
 
 @pytest.fixture
 def memscope_snapshot() -> Callable[..., Any]:
     """Take memscope snapshots inside a test: ``snap = memscope_snapshot(label="x")``."""
-    import memscope
-
-    return memscope.snapshot
+    return SnapshotHelper()

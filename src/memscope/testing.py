@@ -387,11 +387,13 @@ class _Probe:
         *,
         census: Census | None,
         loop: Any = None,
+        tasks: Callable[[], int] | None = None,
     ) -> None:
         n = opts.warmup + opts.rounds + 1
         self.opts = opts
         self.n = n
         self.loop = loop
+        self.tasks_source = tasks
         self.census_fn = census if opts.census else None
         zeros = bytes(8 * n)
         self.blocks_before = array("q", zeros)  # read first thing, after collecting
@@ -442,7 +444,9 @@ class _Probe:
         self.blocks_before[i] = sys.getallocatedblocks()
         self.fds[i] = _count_fds()
         self.threads[i] = self._thread_count()
-        self.tasks[i] = _pending_tasks(self.loop)
+        self.tasks[i] = (
+            self.tasks_source() if self.tasks_source is not None else _pending_tasks(self.loop)
+        )
         if i == opts.warmup and opts.trace is not False:
             # the start snapshot is taken before the census so every census sees it
             if not self.tracing:
@@ -670,10 +674,15 @@ def run_check(
     label: str,
     census: Census | None = None,
     loop: Any = None,
+    tasks: Callable[[], int] | None = None,
 ) -> GrowthReport:
-    """Run ``run_once(i)`` warmup + rounds times with readings between; return the report."""
+    """Run ``run_once(i)`` warmup + rounds times with readings between; return the report.
+
+    ``tasks`` replaces the pending-task reading (the pytest plugin counts the tasks each
+    run of a test leaves pending, since every run gets a fresh event loop).
+    """
     start = time.perf_counter()
-    probe = _Probe(opts, census=census or _default_census, loop=loop)
+    probe = _Probe(opts, census=census or _default_census, loop=loop, tasks=tasks)
     try:
         probe.begin()
         for i in range(1, opts.warmup + opts.rounds + 1):
