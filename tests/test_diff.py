@@ -47,7 +47,7 @@ def test_diff_to_dict_and_errors() -> None:
     assert data["a"]["label"] == "a" and data["b"]["label"] == "b"
     assert data["errors"] == {"threads": "only in the first snapshot"}
     assert diff.seconds >= 0
-    with pytest.raises(TypeError, match="b must be a memscope.Snapshot"):
+    with pytest.raises(TypeError, match=r"b must be a memscope\.Snapshot"):
         memscope.compare(a, {})  # type: ignore[arg-type]
 
 

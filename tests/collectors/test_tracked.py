@@ -65,7 +65,7 @@ def test_plain_dict_without_owner_is_a_clear_error() -> None:
         local: dict[str, int] = {}
         memscope.track(local, name="t_local")
 
-    with pytest.raises(TypeError, match="cannot be weakly referenced.*owner="):
+    with pytest.raises(TypeError, match=r"cannot be weakly referenced.*owner="):
         make()
 
 
