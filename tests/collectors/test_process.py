@@ -186,6 +186,18 @@ def test_cgroup_move_to_another_cgroup_is_followed(tmp_path: Path) -> None:
     assert (found["limit_bytes"], found["usage_bytes"]) == (GiB, 123)
 
 
+def test_cgroup_found_after_moving_into_one(tmp_path: Path) -> None:
+    write(tmp_path, "proc/self/cgroup", "0::/\n")
+    write(tmp_path, "proc/self/mountinfo", V2_MOUNTINFO)
+    write(tmp_path, "sys/fs/cgroup/cgroup.controllers", "memory\n")
+    write(tmp_path, "sys/fs/cgroup/limited/memory.max", f"{GiB}\n")
+    write(tmp_path, "sys/fs/cgroup/limited/memory.current", "77\n")
+    assert cgroup_memory(str(tmp_path)) is None  # the root cgroup has no memory files
+    write(tmp_path, "proc/self/cgroup", "0::/limited\n")
+    found = cgroup_memory(str(tmp_path))
+    assert found is not None and found["limit_bytes"] == GiB
+
+
 def test_no_proc_means_no_cgroup(tmp_path: Path) -> None:
     # macOS, or a Linux without /proc mounted: None, not an error
     assert cgroup_memory(str(tmp_path)) is None

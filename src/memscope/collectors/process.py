@@ -24,7 +24,7 @@ _CMDLINE_MAX_LIMIT = 65536
 class _CgroupLocation:
     """Where one process's memory cgroup files live; resolved once, read every time."""
 
-    __slots__ = ("cgroup_text", "dir", "limit_files", "usage_file", "version")
+    __slots__ = ("dir", "limit_files", "usage_file", "version")
 
     def __init__(
         self,
@@ -32,13 +32,11 @@ class _CgroupLocation:
         directory: str,
         limit_files: list[str],
         usage_file: str,
-        cgroup_text: str,
     ) -> None:
         self.version = version
         self.dir = directory
         self.limit_files = limit_files  # the cgroup's own and its ancestors' (visible) limits
         self.usage_file = usage_file
-        self.cgroup_text = cgroup_text
 
     def read(self) -> dict[str, Any]:
         """Current limit (the tightest along the hierarchy) and usage."""
@@ -190,7 +188,7 @@ def _locate(root: str, cgroup_text: str) -> _CgroupLocation | None:
                 for d in _ancestors(directory, top)
                 if os.path.exists(p := os.path.join(d, "memory.limit_in_bytes"))
             ]
-            return _CgroupLocation(1, directory, limits, usage, cgroup_text)
+            return _CgroupLocation(1, directory, limits, usage)
     if v2_path is not None and v2_mount is not None:
         directory, top = _cgroup_dir(root, v2_path, v2_mount)
         usage = os.path.join(directory, "memory.current")
@@ -201,12 +199,13 @@ def _locate(root: str, cgroup_text: str) -> _CgroupLocation | None:
                 for d in _ancestors(directory, top)
                 if os.path.exists(p := os.path.join(d, "memory.max"))
             ]
-            return _CgroupLocation(2, directory, limits, usage, cgroup_text)
+            return _CgroupLocation(2, directory, limits, usage)
     return None
 
 
 _cache_lock = threading.Lock()
-_locations: dict[tuple[str, int], _CgroupLocation | None] = {}
+# (root, pid) -> (the /proc/self/cgroup text it was resolved from, the location or None)
+_locations: dict[tuple[str, int], tuple[str, _CgroupLocation | None]] = {}
 
 
 def cgroup_memory(root: str = "/") -> dict[str, Any] | None:
@@ -224,18 +223,18 @@ def cgroup_memory(root: str = "/") -> dict[str, Any] | None:
         return None
     key = (root, os.getpid())
     with _cache_lock:
-        found = key in _locations
-        location = _locations.get(key)
+        cached = _locations.get(key)
     # /proc/self/cgroup is re-read every time (one tiny read) so a process moved to another
     # cgroup is followed; the costly part, parsing mountinfo, runs only when it changed
-    if not found or (location is not None and location.cgroup_text != cgroup_text):
+    if cached is not None and cached[0] == cgroup_text:
+        location = cached[1]
+    else:
         location = _locate(root, cgroup_text)
         with _cache_lock:
+            _locations.pop(key, None)
             while len(_locations) >= _MAX_CACHED_ROOTS:
                 del _locations[next(iter(_locations))]
-            _locations[key] = location
-    elif location is None:
-        return None
+            _locations[key] = (cgroup_text, location)
     if location is None:
         return None
     result = location.read()
