@@ -44,7 +44,9 @@ def best_rate(run: Callable[[], int], repeats: int) -> float:
     return best
 
 
-def bench_get_hit(keys: list[int], size: int, repeats: int, ttl: float | None) -> tuple[float, float]:
+def bench_get_hit(
+    keys: list[int], size: int, repeats: int, ttl: float | None
+) -> tuple[float, float]:
     ours: BoundedCache[int, int]
     peer: Any
     if ttl is None:

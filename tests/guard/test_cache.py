@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import random
@@ -308,9 +309,7 @@ def test_item_larger_than_max_bytes_is_rejected_and_cache_unchanged() -> None:
 
 
 def test_bad_getsizeof_result_leaves_cache_unchanged() -> None:
-    cache: BoundedCache[str, Any] = BoundedCache(
-        10, max_bytes=10_000, getsizeof=lambda k, v: v
-    )
+    cache: BoundedCache[str, Any] = BoundedCache(10, max_bytes=10_000, getsizeof=lambda k, v: v)
     cache["ok"] = 5
     for bad in (-1, 2.5, "7", None, True):
         with pytest.raises(TypeError, match="getsizeof"):
@@ -526,10 +525,8 @@ def _hammer(cache: BoundedCache[int, Any], seconds: float, threads: int = 8) -> 
                     elif op < 0.9:
                         cache.get_or_set(key, lambda: b"f" * 50)
                     elif op < 0.95:
-                        try:
+                        with contextlib.suppress(KeyError):
                             cache[key]
-                        except KeyError:
-                            pass
                     elif op < 0.98:
                         list(cache.items())
                     else:
