@@ -106,6 +106,10 @@ class Section(Mapping[str, Any]):
 
     __hash__ = None  # type: ignore[assignment]
 
+    def rank_weight(self, key: str) -> float:
+        """How much a change of ``key`` matters when ranking a diff (context keys weigh less)."""
+        return 1.0
+
     def to_dict(self) -> dict[str, Any]:
         """The section's data as plain JSON-safe values."""
         return dict(self._data)

@@ -36,6 +36,14 @@ class CensusSection(Section):
         "by_module": ("module", ("count", "size_bytes")),
     }
 
+    def rank_weight(self, key: str) -> float:
+        """Types lead; module totals and the grand total repeat them, so they rank lower."""
+        if key.startswith("by_type["):
+            return 1.0
+        if key.startswith("by_module["):
+            return 0.3
+        return 0.2 if key in ("size_bytes_total", "objects_total") else 0.1
+
     def summary_lines(self, top: int = 10) -> list[str]:
         """Totals, then the largest types."""
         lines = [
