@@ -188,6 +188,7 @@ async def test_naive_task_set_grows_tracker_does_not() -> None:
         await asyncio.sleep(0)
 
     try:
+        gc.collect()  # finished tasks of earlier tests must not vanish mid-measurement
         before = memscope.snapshot(label="before", collectors=["tasks", "tracked"])
         for _ in range(1000):
             naive.add(asyncio.create_task(job()))  # the missing add_done_callback(discard)

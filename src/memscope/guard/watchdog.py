@@ -496,9 +496,7 @@ class MemoryGuard:
                     record.action,
                     format_bytes(before),
                     format_bytes(usage),
-                    format_bytes(-record.freed_bytes)
-                    if record.freed_bytes <= 0
-                    else f"-{format_bytes(record.freed_bytes)}",
+                    _signed(usage - before),
                     seconds,
                     f"; {detail}" if detail else "",
                     f"; FAILED: {error}" if error else "",
@@ -806,6 +804,10 @@ def _import(name: str) -> Any:
     import importlib
 
     return importlib.import_module(name)
+
+
+def _signed(delta: int) -> str:
+    return ("+" if delta > 0 else "") + format_bytes(delta)
 
 
 def _fmt(value: int | None) -> str:
