@@ -81,10 +81,10 @@ def test_callback_installed_once_and_only_on_first_use() -> None:
     # a fresh interpreter: importing memscope (and the collector module) installs nothing
     code = (
         "import gc, memscope\n"
-        "from memscope.collectors.gcstats import GCCollector\n"
+        "from memscope.collectors.gcstats import GCCollector, _pauses\n"
         "n0 = len(gc.callbacks)\n"
         "GCCollector().collect(); GCCollector().collect(); memscope.snapshot()\n"
-        "print(n0, len(gc.callbacks))\n"
+        "print(n0, sum(cb is _pauses for cb in gc.callbacks))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
