@@ -9,7 +9,7 @@ from ._section import Change, format_value
 from ._snapshot import Snapshot
 
 # how much one unit weighs when ranking changes of different kinds against each other
-_RANK_WEIGHT = {"bytes": 1.0, "count": 64.0, "seconds": 1e9, "": 1.0}
+_RANK_WEIGHT = {"bytes": 1.0, "count": 64.0, "seconds": 1e7, "": 1.0}
 
 
 class Diff:

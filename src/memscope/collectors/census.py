@@ -31,6 +31,8 @@ class CensusSection(Section):
     """Counts and sizes by type and by top-level module, and what the count covered."""
 
     name = "census"
+    # how long the scan took is not a change in memory
+    ignore: ClassVar[frozenset[str]] = Section.ignore | {"seconds"}
     tables: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
         "by_type": ("type", ("count", "size_bytes")),
         "by_module": ("module", ("count", "size_bytes")),
