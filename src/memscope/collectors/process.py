@@ -253,6 +253,14 @@ class ProcessSection(Section):
         "children": ("pid", ("rss_bytes",)),
     }
 
+    def rank_weight(self, key: str) -> float:
+        """RSS and fds lead a diff; the machine's and the cgroup's numbers are context."""
+        if key.startswith("system."):
+            return 0.0
+        if key.startswith("cgroup.") or key in ("vms_bytes", "percent"):
+            return 0.05
+        return 1.0
+
     def summary_lines(self, top: int = 10) -> list[str]:
         """rss/vms/fds/threads, system memory, cgroup limit, children (at most 6 lines)."""
         fds = self.get("num_fds")
