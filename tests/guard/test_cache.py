@@ -246,6 +246,10 @@ def test_expired_entries_are_invisible() -> None:
     assert list(cache) == ["d"] and len(cache) == 1 and cache.currsize == 1
     assert cache.pop("c", None) is None
     assert cache.setdefault("c", 30) == 30
+    clock.now += 1
+    with pytest.raises(KeyError):
+        del cache["c"]
+    assert cache.stats().evictions_ttl == 5
 
 
 def test_write_sweep_is_bounded() -> None:

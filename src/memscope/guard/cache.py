@@ -377,8 +377,16 @@ class BoundedCache(MutableMapping[K, V]):
 
     def __delitem__(self, key: K) -> None:
         with self._lock:
-            del self._data[key]
-            self._forget_locked(key)
+            if key not in self._data:
+                raise KeyError(key)
+            expires = self._expires
+            if expires is None or expires[key] > self._timer():
+                del self._data[key]
+                self._forget_locked(key)
+                return
+            expired = self._drop_locked(key)  # already dead: same as absent
+        self._notify(expired)
+        raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
         expired = None
