@@ -539,7 +539,10 @@ class MemoryGuard:
     def _run_action_sync(self, action: Action) -> tuple[str, str | None]:
         try:
             if action == "release_memory":
-                release = _import("memscope.guard.release")
+                try:
+                    release = _import("memscope.guard.release")
+                except ImportError as exc:
+                    return "", f"unavailable: {exc}"
                 return _release_detail(release.release_memory()), None
             if action == "clear_caches":
                 from ..collectors.tracked import clear_caches
