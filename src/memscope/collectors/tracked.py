@@ -35,11 +35,13 @@ class _Entry:
     key: int
     clear: bool
     get: Callable[[], Any]  # returns the object, or None once it is gone
+    obj_id: int = 0
     registered: float = field(default_factory=time.time)
 
 
 _lock = threading.RLock()
 _entries: dict[int, _Entry] = {}
+_by_object: dict[int, int] = {}  # id(tracked object) -> entry key, for O(1) re-tracking
 _seq = itertools.count()
 dropped_total = 0
 
@@ -114,16 +116,17 @@ def track(
             ) from None
         getter = _OwnedGetter(owner_ref, obj)
     key = next(_seq)
-    entry = _Entry(name=name, key=key, clear=clear, get=getter)
+    entry = _Entry(name=name, key=key, clear=clear, get=getter, obj_id=id(obj))
     with _lock:
-        for existing in list(_entries.values()):
-            if existing.get() is obj:
-                del _entries[existing.key]  # re-tracking renames, never duplicates
+        old = _entries.get(_by_object.get(id(obj), -1))
+        if old is not None and old.get() is obj:
+            del _entries[old.key]  # re-tracking renames, never duplicates
         while len(_entries) >= MAX_ENTRIES:
             oldest = next(iter(_entries))
-            del _entries[oldest]
+            _forget(oldest)
             dropped_total += 1
         _entries[key] = entry
+        _by_object[id(obj)] = key
     if isinstance(getter, weakref.ref):
         # drop the entry as soon as the object dies, so the registry does not grow
         weakref.finalize(obj, _forget, key)
@@ -150,6 +153,8 @@ class _OwnedGetter:
 def _forget(key: int) -> None:
     with _lock:
         entry = _entries.pop(key, None)
+        if entry is not None and _by_object.get(entry.obj_id) == key:
+            del _by_object[entry.obj_id]
     if entry is not None and isinstance(entry.get, _OwnedGetter):
         entry.get.obj = None
 
@@ -157,10 +162,10 @@ def _forget(key: int) -> None:
 def untrack(obj: object) -> bool:
     """Stop tracking ``obj``; returns whether it was tracked."""
     with _lock:
-        for entry in list(_entries.values()):
-            if entry.get() is obj:
-                _forget(entry.key)
-                return True
+        entry = _entries.get(_by_object.get(id(obj), -1))
+        if entry is not None and entry.get() is obj:
+            _forget(entry.key)
+            return True
     return False
 
 
