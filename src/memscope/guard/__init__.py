@@ -6,19 +6,35 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .cache import BoundedCache, bounded_cache
+    from .locks import AsyncKeyedLocks, KeyedLocks
     from .release import release_memory, release_memory_async
+    from .sampling import Reservoir, Samples, sample, sample_by
     from .sse import Event, SSEBuffer, SSEOverflowError, aiter_sse, iter_sse
+    from .summary import summarize
+    from .tasks import TaskLimitError, TaskTracker
+    from .watchdog import MemoryGuard, running_guards
 
 __all__ = [
+    "AsyncKeyedLocks",
     "BoundedCache",
     "Event",
+    "KeyedLocks",
+    "MemoryGuard",
+    "Reservoir",
     "SSEBuffer",
     "SSEOverflowError",
+    "Samples",
+    "TaskLimitError",
+    "TaskTracker",
     "aiter_sse",
     "bounded_cache",
     "iter_sse",
     "release_memory",
     "release_memory_async",
+    "running_guards",
+    "sample",
+    "sample_by",
+    "summarize",
 ]
 
 _LAZY = {
@@ -31,6 +47,17 @@ _LAZY = {
     "iter_sse": ".sse",
     "release_memory": ".release",
     "release_memory_async": ".release",
+    "MemoryGuard": ".watchdog",
+    "running_guards": ".watchdog",
+    "TaskTracker": ".tasks",
+    "TaskLimitError": ".tasks",
+    "KeyedLocks": ".locks",
+    "AsyncKeyedLocks": ".locks",
+    "summarize": ".summary",
+    "sample": ".sampling",
+    "sample_by": ".sampling",
+    "Reservoir": ".sampling",
+    "Samples": ".sampling",
 }
 
 
