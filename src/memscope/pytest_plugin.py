@@ -208,10 +208,10 @@ def _run_checked(
     if report is not None and report.leaked:
         _fail_with(reports, report)
     elif broken is not None:
-        call = next((rep for rep in reports if rep.when == "call" and rep.passed), None)
-        if call is not None:
-            call.outcome = "failed"
-            call.longrepr = broken
+        passed = next((rep for rep in reports if rep.when == "call" and rep.passed), None)
+        if passed is not None:
+            passed.outcome = "failed"
+            passed.longrepr = broken
     return reports
 
 

@@ -1,0 +1,106 @@
+"""Accuracy: with default settings memscope flags every leaking case and passes every other.
+
+Each case is a test id, and each asserts the verdict, so a false positive or a miss is
+a visible failure. Cases whose leak (or cleanup) lives in a fixture run through the
+pytest plugin, in a real pytest subprocess, since only a rerun of the whole test sees them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import memscope
+from memscope.testing import assert_no_growth
+
+HERE = Path(__file__).parent
+if str(HERE) not in sys.path:  # the cases module sits next to this file (no package here)
+    sys.path.insert(0, str(HERE))
+
+import growth_cases as cases  # noqa: E402
+
+DIRECT = [c.name for c in cases.CASE_TYPES if not c.fixture_only]
+EXPECTED = {c.name: c.leaks for c in cases.CASE_TYPES}
+
+
+def verdict_of(case: cases.Case) -> tuple[bool, str]:
+    try:
+        report = assert_no_growth(case.run)
+    except memscope.MemoryGrowthError as err:
+        return True, str(err)
+    finally:
+        case.cleanup()
+    return False, report.format()
+
+
+@pytest.mark.parametrize("name", DIRECT)
+def test_assert_no_growth_verdict(name: str) -> None:
+    case = cases.make(name)
+    leaked, text = verdict_of(case)
+    assert leaked == EXPECTED[name], f"{name}: expected leaks={EXPECTED[name]}\n{text}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plugin_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
+    """Start every case as a @pytest.mark.no_growth test in a pytest subprocess.
+
+    It starts with the module so it runs on the other core while the direct checks run.
+    """
+    where = tmp_path_factory.mktemp("plugin_cases")
+    (where / "growth_cases.py").write_text(inspect.getsource(cases))
+    (where / "test_cases.py").write_text(cases.pytest_module_source("@pytest.mark.no_growth"))
+    (where / "pytest.ini").write_text(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\nfilterwarnings = error\n"
+    )
+    junit = where / "junit.xml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={junit}"],
+        cwd=where,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        try:
+            yield proc, junit
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def plugin_verdicts(plugin_run: tuple[Any, Path]) -> dict[str, str]:
+    """Each case's outcome in the subprocess: leak, ok or error."""
+    proc, junit = plugin_run
+    output, _ = proc.communicate(timeout=300)
+    assert junit.exists(), output
+    outcomes: dict[str, str] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = case.get("name", "").removeprefix("test_")
+        failure = case.find("failure")
+        error = case.find("error")
+        if error is not None:
+            outcomes[name] = "error: " + (error.get("message") or "")
+        else:
+            outcomes[name] = "leak" if failure is not None else "ok"
+    outcomes["__output__"] = output[-4000:]
+    return outcomes
+
+
+@pytest.mark.parametrize("name", cases.NAMES)
+def test_plugin_marker_verdict(name: str, plugin_verdicts: dict[str, str]) -> None:
+    expected = "leak" if EXPECTED[name] else "ok"
+    assert plugin_verdicts.get(name) == expected, (
+        f"{name}: expected {expected}, got {plugin_verdicts.get(name)}\n"
+        + plugin_verdicts["__output__"]
+    )
