@@ -357,7 +357,12 @@ def describe_owners(targets: list[object], ignore: set[int] | None = None) -> di
         if id(t) in modules:
             hints[id(t)] = f"namespace of module {modules[id(t)]}"
     skip = set(ignore or ()) | {id(targets), id(hints), id(modules)}
-    first = _find_referrers([t for t in targets if id(t) not in hints], skip)
+    # the gc lists young objects first, so temporary lists would crowd out the module dict
+    # or instance that really holds a target: take many referrers, keep the best few
+    first = _find_referrers([t for t in targets if id(t) not in hints], skip, per_target=64)
+    for tid, owners in first.items():
+        owners.sort(key=_owner_rank)
+        del owners[4:]
     # an anonymous holder (a dict that is no module's namespace, a list, an instance) is named
     # by one more hop: who holds the holder
     holders = [
