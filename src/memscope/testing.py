@@ -151,9 +151,7 @@ class GrowthReport:
             for site in self.sites[:top]:
                 lines.extend("    " + line for line in site.format().splitlines())
         elif self.leaked and not self.tracing:
-            lines.append(
-                "  (pass trace=True, or run with tracemalloc on, to name the allocation sites)"
-            )
+            lines.append("  (allocation sites not named: tracing was off for this check)")
         if not self.census:
             lines.append("  (census off: object counts by type were not read)")
         return "\n".join(lines)
@@ -388,12 +386,14 @@ class _Probe:
         census: Census | None,
         loop: Any = None,
         tasks: Callable[[], int] | None = None,
+        inline_trace: bool = False,
     ) -> None:
         n = opts.warmup + opts.rounds + 1
         self.opts = opts
         self.n = n
         self.loop = loop
         self.tasks_source = tasks
+        self.inline_trace = inline_trace
         self.census_fn = census if opts.census else None
         zeros = bytes(8 * n)
         self.blocks_before = array("q", zeros)  # read first thing, after collecting
@@ -417,12 +417,7 @@ class _Probe:
         self.census_error: str | None = None
 
     def settle(self) -> None:
-        clear_interpreter_caches()
-        for func in self.opts.clear:
-            func()
-        for _ in range(3):
-            if not gc.collect():
-                break
+        _settle(self.opts)
 
     def _thread_count(self) -> int:
         mode = self.opts.threads
@@ -435,6 +430,10 @@ class _Probe:
     def begin(self) -> None:
         """Called once before the first run."""
         self.thread_base.update(t.ident for t in threading.enumerate() if t.ident is not None)
+        if self.census_fn is not None and self.opts.warmup == 0:
+            # no warmup reading to settle the census (its first import, the probe's type
+            # index) before the baseline: a priming census does it
+            self._census(-1)
         self.read(0)
 
     def read(self, i: int) -> None:
@@ -447,7 +446,7 @@ class _Probe:
         self.tasks[i] = (
             self.tasks_source() if self.tasks_source is not None else _pending_tasks(self.loop)
         )
-        if i == opts.warmup and opts.trace is not False:
+        if i == opts.warmup and self.inline_trace:
             # the start snapshot is taken before the census so every census sees it
             if not self.tracing:
                 self._start_tracing()
@@ -463,7 +462,7 @@ class _Probe:
         # needs (that one only settles the probe's own index before the baseline)
         if self.census_fn is not None and self.census_error is None and i >= opts.warmup - 1:
             self._census(i)
-        if opts.trace is not False and i == opts.warmup - 1:
+        if self.inline_trace and i == opts.warmup - 1:
             # trace the last warmup run too, so the first measured round starts steady
             self._start_tracing()
         self.settle()
@@ -620,35 +619,7 @@ class _Probe:
     def _sites(self, ignored: Callable[[str], bool]) -> list[AllocationSite]:
         import tracemalloc
 
-        end = tracemalloc.take_snapshot()
-        drop = [
-            tracemalloc.Filter(False, tracemalloc.__file__),
-            tracemalloc.Filter(False, os.path.join(_HERE, "*")),
-        ]
-        start = self.trace_start.filter_traces(drop)
-        end = end.filter_traces(drop)
-        stats = end.compare_to(start, "traceback")
-        del start, end
-        out: list[AllocationSite] = []
-        for stat in stats:
-            if stat.size_diff <= 0 or stat.count_diff < 1:
-                continue
-            frame = stat.traceback[-1] if len(stat.traceback) else None
-            if frame is None or ignored(frame.filename):
-                continue
-            out.append(
-                AllocationSite(
-                    filename=frame.filename,
-                    lineno=frame.lineno,
-                    size_bytes_delta=stat.size_diff,
-                    count_delta=stat.count_diff,
-                    traceback=_format_traceback(stat.traceback, self.opts.trace_frames),
-                )
-            )
-        # the sites that grew at least once per round first: those are the leak's
-        out.sort(key=lambda s: (s.count_delta < self.opts.rounds, -s.size_bytes_delta))
-        del stats
-        return out[: self.opts.top]
+        return _grown_sites(self.trace_start, tracemalloc.take_snapshot(), self.opts, ignored)
 
     def close(self) -> None:
         """Stop tracing if the probe started it and drop its state."""
@@ -659,6 +630,118 @@ class _Probe:
             self.started_tracing = False
         self.trace_start = None
         self.index.clear()
+
+
+def _settle(opts: CheckOptions) -> None:
+    clear_interpreter_caches()
+    for func in opts.clear:
+        func()
+    for _ in range(3):
+        if not gc.collect():
+            break
+
+
+def _grown_sites(
+    start: Any, end: Any, opts: CheckOptions, ignored: Callable[[str], bool]
+) -> list[AllocationSite]:
+    """Allocation sites that hold more memory in ``end`` than in ``start``, largest first."""
+    import tracemalloc
+
+    drop = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, os.path.join(_HERE, "*")),
+    ]
+    stats = end.filter_traces(drop).compare_to(start.filter_traces(drop), "traceback")
+    out: list[AllocationSite] = []
+    for stat in stats:
+        if stat.size_diff <= 0 or stat.count_diff < 1:
+            continue
+        frame = stat.traceback[-1] if len(stat.traceback) else None
+        if frame is None or ignored(frame.filename):
+            continue
+        out.append(
+            AllocationSite(
+                filename=frame.filename,
+                lineno=frame.lineno,
+                size_bytes_delta=stat.size_diff,
+                count_delta=stat.count_diff,
+                traceback=_format_traceback(stat.traceback, opts.trace_frames),
+            )
+        )
+    # the sites that grew at least once per round first: those are the leak's
+    out.sort(key=lambda site: (site.count_delta < opts.rounds, -site.size_bytes_delta))
+    del stats
+    return out[: opts.top]
+
+
+class _TracedPass:
+    """After a leak verdict: ``rounds`` more runs under tracemalloc to name the sites.
+
+    Tracing is kept out of the measured rounds, where it would slow the census several
+    times over; the extra runs happen only when there is a leak to explain.
+    """
+
+    def __init__(self, opts: CheckOptions) -> None:
+        import tracemalloc
+
+        self.opts = opts
+        self.started = not tracemalloc.is_tracing()
+        if self.started:
+            tracemalloc.start(opts.trace_frames)
+        self.start: Any = None
+        self.last = 0
+        self.traced: list[int] = []
+
+    def mark(self, i: int) -> None:
+        """Reading ``i`` of the pass: 0 after the unmeasured run, then one per round."""
+        import tracemalloc
+
+        _settle(self.opts)
+        if i == 0:
+            self.start = tracemalloc.take_snapshot()
+        else:
+            now = tracemalloc.get_traced_memory()[0]
+            self.traced.append(now - self.last)
+        self.last = tracemalloc.get_traced_memory()[0]
+
+    def apply(self, report: GrowthReport) -> None:
+        """Put the sites and per-round traced bytes into ``report``."""
+        import tracemalloc
+
+        if self.start is None:
+            return
+        end = tracemalloc.take_snapshot()
+        report.sites = _grown_sites(self.start, end, self.opts, _ignore_predicate(self.opts.ignore))
+        report.deltas["traced_bytes"] = list(self.traced)
+        report.tracing = True
+
+    def close(self) -> None:
+        """Stop tracemalloc if the pass started it."""
+        import tracemalloc
+
+        self.start = None
+        if self.started:
+            tracemalloc.stop()
+            self.started = False
+
+
+def _name_sites(
+    report: GrowthReport, opts: CheckOptions, run_once: Callable[[int], object]
+) -> None:
+    if not report.leaked or opts.trace is False or report.sites:
+        return
+    traced = _TracedPass(opts)
+    try:
+        base = opts.warmup + opts.rounds
+        # one unmeasured run first: tracing's own first-use allocations settle in it
+        for k in range(opts.rounds + 1):
+            run_once(base + 1 + k)
+            traced.mark(k)
+        traced.apply(report)
+    except Exception as exc:  # naming sites is a courtesy: the verdict stands without it
+        report.noise.append(f"traced pass failed: {type(exc).__name__}: {exc}")
+    finally:
+        traced.close()
 
 
 # --------------------------------------------------------------------------- drivers
@@ -690,9 +773,12 @@ def run_check(
         for i in range(1, opts.warmup + opts.rounds + 1):
             run_once(i)
             probe.read(i)
-        return probe.finish(label, time.perf_counter() - start)
+        report = probe.finish(label, time.perf_counter() - start)
     finally:
         probe.close()
+    _name_sites(report, opts, run_once)
+    report.seconds = time.perf_counter() - start
+    return report
 
 
 def _raise_if_leaked(report: GrowthReport) -> GrowthReport:
@@ -823,6 +909,19 @@ async def assert_no_growth_async(
         report = probe.finish(_label_of(fn), time.perf_counter() - start)
     finally:
         probe.close()
+    if report.leaked and opts.trace is not False:
+        traced = _TracedPass(opts)
+        try:
+            for k in range(opts.rounds + 1):
+                result = fn(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    await result
+                del result
+                traced.mark(k)
+            traced.apply(report)
+        finally:
+            traced.close()
+    report.seconds = time.perf_counter() - start
     return _raise_if_leaked(report)
 
 
@@ -873,7 +972,7 @@ def no_growth(
     )
     check = NoGrowthCheck()
     start = time.perf_counter()
-    probe = _Probe(opts, census=source or _default_census)
+    probe = _Probe(opts, census=source or _default_census, inline_trace=opts.trace is not False)
     try:
         probe.begin()
         yield check

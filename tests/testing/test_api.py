@@ -1,0 +1,196 @@
+"""memscope.testing API: options, hooks, the report, async and the one-shot context manager."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+import pytest
+
+import memscope
+from memscope.testing import GrowthReport, assert_no_growth, assert_no_growth_async, no_growth
+
+FAST: dict[str, Any] = {"warmup": 1, "rounds": 3}
+
+
+class Sink:
+    """Keeps what a leaking call hands it; one per test, so nothing leaks across tests."""
+
+    def __init__(self) -> None:
+        self.kept: list[Any] = []
+
+    def keep(self, value: Any) -> None:
+        self.kept.append(value)
+
+
+def test_args_and_kwargs_reach_fn_and_report_is_returned() -> None:
+    seen: list[tuple[int, str]] = []
+
+    def fn(a: int, *, b: str) -> None:
+        seen[:] = [(a, b)]
+
+    report = assert_no_growth(fn, 7, b="x", **FAST)
+    assert seen == [(7, "x")]
+    assert isinstance(report, GrowthReport) and not report.leaked
+    assert report.rounds == 3 and len(report.deltas["blocks"]) == 3
+
+
+def test_error_carries_report_as_json_safe_data() -> None:
+    sink = Sink()
+    with pytest.raises(memscope.MemoryGrowthError) as info:
+        assert_no_growth(lambda: sink.keep({"n": len(sink.kept)}), **FAST)
+    err = info.value
+    assert isinstance(err, AssertionError)
+    data = json.loads(json.dumps(err.report.to_dict()))
+    assert data["leaked"] is True
+    assert [row["type"] for row in data["grew"]] == ["dict"]
+    assert data["grew"][0]["deltas"] == [1, 1, 1]
+    assert "dict: +1 +1 +1" in str(err)
+
+
+def test_trace_names_the_allocation_site() -> None:
+    sink = Sink()
+
+    def leaky() -> None:
+        sink.keep(bytearray(4096))  # the site the report must name
+
+    with pytest.raises(memscope.MemoryGrowthError) as info:
+        assert_no_growth(leaky, trace=True, **FAST)
+    sites = info.value.report.sites
+    assert sites, str(info.value)
+    assert sites[0].filename == __file__
+    assert "sink.keep(bytearray(4096))" in "\n".join(sites[0].traceback)
+    assert f"{__file__}:{sites[0].lineno}" in str(info.value)
+
+
+def test_growth_in_one_round_only_is_noise() -> None:
+    sink = Sink()
+    calls = [0]
+
+    def once_in_a_while() -> None:
+        calls[0] += 1
+        if calls[0] == 3:  # the second measured round only
+            sink.keep([object() for _ in range(10)])
+
+    report = assert_no_growth(once_in_a_while, **FAST)
+    assert not report.leaked
+    assert any(line.startswith("object:") for line in report.noise), report.noise
+
+
+def test_ignore_hook_accepts_patterns_and_callables() -> None:
+    sink = Sink()
+
+    class KnownCacheEntry:
+        pass
+
+    def fill() -> None:
+        sink.keep(KnownCacheEntry())
+
+    with pytest.raises(memscope.MemoryGrowthError):
+        assert_no_growth(fill, **FAST)
+    report = assert_no_growth(fill, ignore="*.KnownCacheEntry", **FAST)
+    assert [row.type for row in report.ignored] == [
+        f"{__name__}.test_ignore_hook_accepts_patterns_and_callables.<locals>.KnownCacheEntry"
+    ]
+    assert not assert_no_growth(fill, ignore=lambda name: "KnownCache" in name, **FAST).leaked
+
+
+def test_clear_hook_empties_a_known_cache_before_each_reading() -> None:
+    cache: dict[int, list[int]] = {}
+
+    def memo() -> None:
+        cache[len(cache)] = [len(cache)]
+
+    with pytest.raises(memscope.MemoryGrowthError):
+        assert_no_growth(memo, **FAST)
+    assert not assert_no_growth(memo, clear=cache.clear, **FAST).leaked
+
+
+def test_thread_scopes() -> None:
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+
+    def spawn() -> None:
+        thread = threading.Thread(target=stop.wait, daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    try:
+        for scope in ("process", "started"):
+            with pytest.raises(memscope.MemoryGrowthError, match="threads grew"):
+                assert_no_growth(spawn, threads=scope, census=False, **FAST)
+        report = assert_no_growth(spawn, threads="ignore", census=False, min_growth=10**6, **FAST)
+        assert "threads" not in report.deltas
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rounds": 0}, "rounds must be an int in"),
+        ({"warmup": -1}, "warmup must be an int in"),
+        ({"threads": "mine"}, "threads must be one of"),
+        ({"ignore": [3]}, r"ignore\[0\] must be a str pattern"),
+        ({"clear": [None]}, r"clear\[0\] must be callable"),
+        ({"trace": "yes"}, "trace must be True, False or None"),
+    ],
+)
+def test_bad_options_name_the_argument(kwargs: dict[str, Any], message: str) -> None:
+    calls: list[int] = []
+    with pytest.raises((TypeError, ValueError), match=message):
+        assert_no_growth(lambda: calls.append(1), **kwargs)
+    assert calls == []  # validated before the first run
+
+
+def test_async_fn_gets_one_loop_and_leaked_tasks_are_cancelled() -> None:
+    started: list[asyncio.Task[None]] = []
+
+    async def fire_and_forget() -> None:
+        started.append(asyncio.get_running_loop().create_task(asyncio.sleep(3600)))
+
+    with pytest.raises(memscope.MemoryGrowthError, match="asyncio tasks grew"):
+        assert_no_growth(fire_and_forget, census=False, **FAST)
+    assert started and all(task.cancelled() for task in started)
+
+
+@pytest.mark.asyncio
+async def test_inside_a_running_loop() -> None:
+    async def tidy() -> None:
+        await asyncio.sleep(0)
+
+    with pytest.raises(RuntimeError, match="assert_no_growth_async"):
+        assert_no_growth(tidy)
+    report = await assert_no_growth_async(tidy, **FAST)
+    assert not report.leaked
+    tasks: list[asyncio.Task[None]] = []
+
+    async def leaky() -> None:
+        tasks.append(asyncio.get_running_loop().create_task(asyncio.sleep(3600)))
+
+    try:
+        with pytest.raises(memscope.MemoryGrowthError, match="asyncio tasks grew"):
+            await assert_no_growth_async(leaky, census=False, **FAST)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_no_growth_block() -> None:
+    sink = Sink()
+    with no_growth(label="tidy") as check:
+        scratch = [str(i) for i in range(1000)]
+        del scratch
+    assert check.report is not None and not check.report.leaked
+    with pytest.raises(memscope.MemoryGrowthError, match="type\\(s\\) grew"), no_growth():
+        sink.keep({"kept": len(sink.kept)})
+
+
+def test_no_growth_lets_the_blocks_own_exception_through() -> None:
+    with pytest.raises(KeyError), no_growth():
+        raise KeyError("from the block")
