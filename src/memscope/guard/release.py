@@ -178,13 +178,14 @@ def _check_min_interval(min_interval: object) -> float | None:
     return float(min_interval)
 
 
-def _expire_count(result: object, before: int | None, obj: object) -> int:
+def _expire_count(result: object) -> int:
+    """How many entries an ``expire()`` call reports: an int, or the expired items it returns."""
     if isinstance(result, int) and not isinstance(result, bool):
         return max(result, 0)
     if isinstance(result, Sized) and not isinstance(result, (str, bytes)):
         return len(result)  # cachetools' expire() returns the expired (key, value) pairs
-    if before is not None and isinstance(obj, Sized):
-        return max(before - len(obj), 0)
+    # None or anything else: unknown. len() before and after is no help, because
+    # cachetools' TTLCache.__len__ itself expires entries.
     return 0
 
 
@@ -322,9 +323,8 @@ def _expire_tracked(errors: list[str]) -> int:
         if not callable(expire):
             continue
         try:
-            before = len(obj) if isinstance(obj, Sized) else None
             result = expire()
-            total += _expire_count(result, before, obj)
+            total += _expire_count(result)
             del result  # cachetools hands back the expired pairs: let them go before gc
         except Exception as exc:  # one broken cache must not stop the others
             _note(errors, f"{name}.expire(): {type(exc).__name__}: {exc}")
