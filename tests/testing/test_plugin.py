@@ -1,0 +1,259 @@
+"""The pytest plugin, driven through pytester: markers, options, ini, reruns, summary, xdist.
+
+Verdicts are checked in pytest subprocesses: an in-process pytester records every hook
+call of every rerun, which is real growth and would (rightly) be flagged.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+INI = """
+[pytest]
+asyncio_default_fixture_loop_scope = function
+filterwarnings = error
+memscope_warmup = 1
+memscope_rounds = 3
+"""
+
+LEAKY_FIXTURE = """
+import pytest
+
+KEPT = []
+SETUPS = []
+TEARDOWNS = []
+
+@pytest.fixture
+def session_token():
+    SETUPS.append(1)
+    KEPT.append({"token": len(KEPT)})  # leaked on every setup, never released
+    yield
+    TEARDOWNS.append(1)
+
+@pytest.fixture
+def scratch():
+    data = [str(i) * 10 for i in range(1000)]
+    KEPT.append(data)
+    yield data
+    KEPT.remove(data)
+"""
+
+
+@pytest.fixture
+def ini(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini(INI)
+    return pytester
+
+
+def test_marker_reruns_fixtures_and_fails_only_the_leak(ini: pytest.Pytester) -> None:
+    ini.makepyfile(
+        LEAKY_FIXTURE
+        + """
+@pytest.mark.no_growth
+def test_leaks_in_fixture(session_token):
+    print("body ran")
+
+@pytest.mark.no_growth
+def test_frees_in_teardown(scratch):
+    assert len(scratch) == 1000
+
+def test_counts():
+    # warmup 1 + rounds 3 plus a traced pass of 3 + 1 after the leak verdict
+    assert len(SETUPS) == len(TEARDOWNS) == 8
+"""
+    )
+    result = ini.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    out = result.stdout.str()
+    assert "types that grew every round" in out
+    assert "dict: +1 +1 +1" in out
+    assert "memscope: tests that grew memory" in out
+    result.stdout.fnmatch_lines(["*test_leaks_in_fixture*: *type(s) grew*"])
+    # the reruns log nothing: one progress character per test
+    result.stdout.fnmatch_lines(["test_marker_reruns_fixtures_and_fails_only_the_leak.py F.. *"])
+    # the site of the leak is named, with its line
+    assert 'KEPT.append({"token": len(KEPT)})' in out
+
+
+def test_option_and_ini_apply_to_every_test_and_allow_growth_exempts(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+KEPT = []
+
+def test_leak():
+    KEPT.append(object())
+
+@pytest.mark.allow_growth(reason="fills a registry on purpose")
+def test_exempt():
+    KEPT.append(object())
+
+def test_clean():
+    assert sum(range(10)) == 45
+"""
+    )
+    pytester.makeini(INI)
+    on = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--memscope-no-growth")
+    on.assert_outcomes(passed=2, failed=1)
+    on.stdout.fnmatch_lines(["*test_leak*: *grew*"])
+    pytester.makeini(INI + "memscope_no_growth = true\n")
+    by_ini = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    by_ini.assert_outcomes(passed=2, failed=1)
+
+
+def test_command_line_overrides_ini_and_marker_overrides_both(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(
+        """
+import pytest
+RUNS = {"marked": 0, "default": 0}  # small ints are shared: counting allocates nothing
+
+@pytest.mark.no_growth(warmup=0, rounds=2)
+def test_marked():
+    RUNS["marked"] += 1
+
+@pytest.mark.no_growth
+def test_default():
+    RUNS["default"] += 1
+
+def test_counts():
+    assert RUNS == {"marked": 2, "default": 2 + 2}
+"""
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--memscope-warmup=2", "--memscope-rounds", "2"
+    )
+    result.assert_outcomes(passed=3)
+
+
+def test_failing_or_skipped_run_is_reported_once_as_itself(ini: pytest.Pytester) -> None:
+    ini.makepyfile(
+        """
+import pytest
+RUNS = []
+
+@pytest.mark.no_growth
+def test_fails():
+    RUNS.append(1)
+    assert RUNS == [], "real failure"
+
+@pytest.mark.no_growth
+def test_skips():
+    pytest.skip("not here")
+
+def test_ran_once():
+    assert RUNS == [1]
+"""
+    )
+    result = ini.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    assert "real failure" in result.stdout.str()
+    assert "memscope: tests that grew memory" not in result.stdout.str()
+
+
+def test_bad_marker_argument_is_a_usage_error(ini: pytest.Pytester) -> None:
+    ini.makepyfile(
+        """
+import pytest
+
+@pytest.mark.no_growth(rounds=0)
+def test_x():
+    pass
+"""
+    )
+    result = ini.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR or result.ret != 0
+    result.stderr.fnmatch_lines(["*no_growth*rounds must be an int in*"])
+
+
+def test_async_tests_pytest_asyncio_and_anyio(ini: pytest.Pytester) -> None:
+    ini.makepyfile(
+        """
+import asyncio
+import pytest
+KEPT = []
+
+@pytest.mark.no_growth
+@pytest.mark.asyncio
+async def test_asyncio_clean():
+    await asyncio.sleep(0)
+
+@pytest.mark.no_growth
+@pytest.mark.asyncio
+async def test_asyncio_forgotten_task():
+    asyncio.get_running_loop().create_task(asyncio.sleep(3600))
+
+@pytest.mark.no_growth
+@pytest.mark.anyio
+async def test_anyio_leak():
+    KEPT.append(bytearray(100))
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+"""
+    )
+    result = ini.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*test_asyncio_forgotten_task*asyncio tasks grew*"])
+    result.stdout.fnmatch_lines(["*test_anyio_leak*bytearray*"])
+
+
+def test_memscope_snapshot_fixture(ini: pytest.Pytester) -> None:
+    ini.makepyfile(
+        """
+def test_snap(memscope_snapshot):
+    first = memscope_snapshot(label="first", collectors=["tracked"])
+    assert first.label == "first"
+    diff = memscope_snapshot.since(first)
+    assert diff.a is first
+    assert memscope_snapshot.compare(first, diff.b).b is diff.b
+"""
+    )
+    ini.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_markers_and_options_are_registered(ini: pytest.Pytester) -> None:
+    markers = ini.runpytest("--markers").stdout.str()
+    assert "@pytest.mark.no_growth(" in markers and "@pytest.mark.allow_growth(" in markers
+    helptext = ini.runpytest("--help").stdout.str()
+    assert "memscope:" in helptext
+    for option in ("--memscope-no-growth", "--memscope-warmup", "--memscope-rounds"):
+        assert option in helptext
+
+
+def test_xdist_workers_report_leaks_to_the_controller(ini: pytest.Pytester) -> None:
+    ini.makepyfile(
+        """
+import pytest
+KEPT = []
+
+@pytest.mark.no_growth
+def test_leak():
+    KEPT.append(str(len(KEPT)) * 5)
+
+@pytest.mark.no_growth
+def test_clean():
+    assert "".join(["a", "b"]) == "ab"
+"""
+    )
+    result = ini.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*memscope: tests that grew memory*", "*test_leak*: *str*"])
+
+
+def test_plugin_import_is_cheap() -> None:
+    code = (
+        "import sys, memscope.pytest_plugin; "
+        "heavy = [m for m in ('memscope.testing', 'psutil', 'tracemalloc', 'asyncio') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
