@@ -402,7 +402,8 @@ class AllocatorSection(Section):
         if self.get("heap_in_use_bytes") is not None:
             lines.append(
                 f"{libc} malloc: {format_bytes(self['heap_in_use_bytes'])} in use, "
-                f"{format_bytes(self['heap_free_bytes'])} free but held, "
+                # fordblks still counts free pages malloc_trim already gave back (madvise)
+                f"{format_bytes(self['heap_free_bytes'])} free inside its heap, "
                 f"{format_bytes(self['mmap_bytes'])} in mmap'd blocks, "
                 f"{format_bytes(self['trimmable_bytes'])} trimmable at the heap top"
             )
