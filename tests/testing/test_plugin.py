@@ -127,7 +127,7 @@ def test_counts():
     assert RUNS == {"marked": 2, "default": 2 + 2}
 """
     )
-    result = pytester.runpytest(
+    result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--memscope-warmup=2", "--memscope-rounds", "2"
     )
     result.assert_outcomes(passed=3)
