@@ -347,3 +347,18 @@ async def test_async_rejects_bad_arguments_in_the_caller() -> None:
 def test_current_rss_is_plausible() -> None:
     rss = current_rss_bytes()
     assert rss is not None and rss > 1 << 20
+
+
+def test_expires_a_named_bounded_cache() -> None:
+    from memscope.guard import BoundedCache
+
+    clock = FakeClock(0.0)
+    cache: BoundedCache[int, bytes] = BoundedCache(
+        maxsize=100, ttl=1.0, timer=clock, name="test_release_bounded"
+    )
+    for i in range(20):
+        cache[i] = bytes(100)
+    clock.now = 5.0
+    report = MemoryReleaser().release(trim=False)
+    assert report.expired >= 20
+    assert len(cache) == 0
