@@ -202,13 +202,9 @@ def scan_heap(
                     # every container type costs at least 8 bytes an item
                     container_floor = max(container_floor, 8 * box_heap[0][0])
 
-    n_objs = len(objs)
-    for i in range(0, n_objs, CHUNK):
-        part = objs[i : i + CHUNK]
-        account(part)
-        if not complete:
-            continue
-        frontier = part
+    def expand(frontier: list[object]) -> int:
+        """Account every untracked object reachable from ``frontier``; how many there were."""
+        found = 0
         while frontier:
             refs = get_referents(*frontier)
             loose = list(itertools.filterfalse(is_tracked, refs))
@@ -225,11 +221,23 @@ def scan_heap(
                     del by_id[key]
                 seen.update(by_id)
                 fresh.extend(by_id.values())
-                del by_id, shared
-            untracked += len(fresh)
+                del by_id
+            del shared
+            found += len(fresh)
             account(fresh)
             frontier = fresh
-        del part, frontier
+            del fresh
+        return found
+
+    # the working lists live in expand()'s frame only, so none of them outlives its chunk
+    # (a leftover list would show up as a holder in the where-hints)
+    n_objs = len(objs)
+    for i in range(0, n_objs, CHUNK):
+        part = objs[i : i + CHUNK]
+        account(part)
+        if complete:
+            untracked += expand(part)
+        del part
 
     by_type: dict[type, list[int]] = {}
     for (tp, size), count in tally.items():
@@ -240,7 +248,7 @@ def scan_heap(
             row[0] += count
             row[1] += size * count
     tally.clear()  # the closure holds these names: empty them rather than del
-    del seen
+    seen.clear()
 
     result = HeapScan(
         tally=by_type,
@@ -360,7 +368,7 @@ def describe_owners(targets: list[object], ignore: set[int] | None = None) -> di
     # the gc lists young objects first, so temporary lists would crowd out the module dict
     # or instance that really holds a target: take many referrers, keep the best few
     first = _find_referrers([t for t in targets if id(t) not in hints], skip, per_target=64)
-    for tid, owners in first.items():
+    for owners in first.values():
         owners.sort(key=_owner_rank)
         del owners[4:]
     # an anonymous holder (a dict that is no module's namespace, a list, an instance) is named
