@@ -9,6 +9,7 @@ when a test is checked.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -173,6 +174,7 @@ def _run_checked(
     # tearing down to the parent drops exactly the function-scoped fixtures, so each
     # run sets them up and tears them down again while wider scopes stay up
     parent: Any = item.parent
+    started = time.perf_counter()
     last: list[TestReport] = []
     left = [0]
     item.stash[_TASKS_LEFT] = left
@@ -203,6 +205,10 @@ def _run_checked(
         call = CallInfo.from_call(lambda: setupstate.teardown_exact(nextitem), when="teardown")
         final = item.ihook.pytest_runtest_makereport(item=item, call=call)
     reports = list(last)
+    for rep in reports:
+        if rep.when == "call":
+            # --durations and junit then show what the check cost, reruns included
+            rep.duration = time.perf_counter() - started
     if final.failed or not reports:
         reports = [rep for rep in reports if rep.when != "teardown"] + [final]
     if report is not None and report.leaked:
