@@ -767,7 +767,13 @@ def run_check(
     run of a test leaves pending, since every run gets a fresh event loop).
     """
     start = time.perf_counter()
-    probe = _Probe(opts, census=census or _default_census, loop=loop, tasks=tasks)
+    probe = _Probe(
+        opts,
+        census=census or _default_census,
+        loop=loop,
+        tasks=tasks,
+        inline_trace=opts.trace is True,
+    )
     try:
         probe.begin()
         for i in range(1, opts.warmup + opts.rounds + 1):
@@ -897,7 +903,9 @@ async def assert_no_growth_async(
     opts, source = _split_options(dict(warmup=warmup, rounds=rounds, **option_kwargs))
     loop = asyncio.get_running_loop()
     start = time.perf_counter()
-    probe = _Probe(opts, census=source or _default_census, loop=loop)
+    probe = _Probe(
+        opts, census=source or _default_census, loop=loop, inline_trace=opts.trace is True
+    )
     try:
         probe.begin()
         for i in range(1, opts.warmup + opts.rounds + 1):
@@ -909,7 +917,7 @@ async def assert_no_growth_async(
         report = probe.finish(_label_of(fn), time.perf_counter() - start)
     finally:
         probe.close()
-    if report.leaked and opts.trace is not False:
+    if report.leaked and opts.trace is not False and not report.sites:
         traced = _TracedPass(opts)
         try:
             for k in range(opts.rounds + 1):

@@ -50,14 +50,14 @@ def test_error_carries_report_as_json_safe_data() -> None:
     assert "dict: +1 +1 +1" in str(err)
 
 
-def test_trace_names_the_allocation_site() -> None:
+def test_default_names_the_allocation_site_after_a_leak() -> None:
     sink = Sink()
 
     def leaky() -> None:
         sink.keep(bytearray(4096))  # the site the report must name
 
     with pytest.raises(memscope.MemoryGrowthError) as info:
-        assert_no_growth(leaky, trace=True, **FAST)
+        assert_no_growth(leaky, **FAST)  # default: a traced pass after the verdict
     sites = info.value.report.sites
     assert sites, str(info.value)
     assert sites[0].filename == __file__
@@ -194,3 +194,28 @@ def test_no_growth_block() -> None:
 def test_no_growth_lets_the_blocks_own_exception_through() -> None:
     with pytest.raises(KeyError), no_growth():
         raise KeyError("from the block")
+
+
+def test_trace_true_traces_the_measured_rounds_themselves() -> None:
+    sink = Sink()
+    calls = [0]
+
+    def leaky() -> None:
+        calls[0] += 1
+        sink.keep(bytearray(2048))
+
+    with pytest.raises(memscope.MemoryGrowthError) as info:
+        # census off: under tracemalloc the census of this big test process is the slow part
+        assert_no_growth(leaky, trace=True, census=False, **FAST)
+    report = info.value.report
+    assert calls[0] == 1 + 3  # no extra traced pass: the measured runs were traced
+    assert report.tracing and report.sites[0].filename == __file__
+    assert report.deltas["traced_bytes"] and min(report.deltas["traced_bytes"]) >= 2048
+
+
+def test_trace_false_never_traces() -> None:
+    sink = Sink()
+    with pytest.raises(memscope.MemoryGrowthError) as info:
+        assert_no_growth(lambda: sink.keep(object()), trace=False, census=False, **FAST)
+    assert not info.value.report.tracing and info.value.report.sites == []
+    assert "tracing was off" in str(info.value)
