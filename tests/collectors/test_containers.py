@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from typing import Any
 
 import pytest
@@ -83,13 +84,14 @@ def test_summary_never_runs_user_code() -> None:
 
 def test_large_objects_over_threshold_with_holder() -> None:
     global _blob
-    _blob = bytes(3 << 20)
+    _blob = bytes((3 << 20) + 12_345)  # an odd size, so no other module's buffer matches
     try:
         snap = memscope.snapshot(collectors=["large_objects"])
         rows = snap["large_objects"]["objects"]
-        row = next(r for r in rows if r["type"] == "bytes" and r["size_bytes"] >= 3 << 20)
+        size = sys.getsizeof(_blob)
+        row = next(r for r in rows if r["type"] == "bytes" and r["size_bytes"] == size)
         assert row["where"] == f"module {__name__} attribute _blob"
-        assert row["summary"].startswith("bytes of 3,145,728 bytes")
+        assert row["summary"].startswith("bytes of 3,158,073 bytes")
         assert snap["large_objects"]["threshold_bytes"] == 1 << 20
     finally:
         _blob = b""
