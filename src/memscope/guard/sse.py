@@ -2,7 +2,7 @@
 
 :class:`SSEBuffer` follows the WHATWG HTML "event stream interpretation" rules,
 keeps at most ``max_event_bytes`` pending for the event being assembled, and scans
-every input character once. See ``docs/guard-sse.md`` for the conformance notes.
+every input character once. See ``docs/guard.md`` (SSEBuffer) for the conformance notes.
 """
 
 from __future__ import annotations
