@@ -72,7 +72,9 @@ def import_cost_ms() -> tuple[float, list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scale", type=float, default=1.0, help="heap size factor (1.0: 2M objects)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="heap size factor (1.0: 2M objects)"
+    )
     parser.add_argument("--skip-peers", action="store_true", help="measure memscope only")
     args = parser.parse_args()
     n = int(330_000 * args.scale)
@@ -172,15 +174,27 @@ def main() -> int:
 
     print(f"heap: {6 * n:,} objects planned, {heap_bytes / 2**20:.0f} MiB RSS")
     print(f"{'tool':<34}{'seconds':>9}{'objects':>12}{'vs memscope':>13}")
-    print(f"{'memscope snapshot(deep=True)':<34}{ms_time:>9.2f}{census['objects_total']:>12,}{'1.0x':>13}")
+    print(
+        f"{'memscope snapshot(deep=True)':<34}{ms_time:>9.2f}{census['objects_total']:>12,}{'1.0x':>13}"
+    )
     if "pympler_seconds" in result:
         ps, gs = float(result["pympler_seconds"]), float(result["guppy_seconds"])  # type: ignore[arg-type]
-        print(f"{'pympler summarize(get_objects())':<34}{ps:>9.2f}{result['pympler_objects']:>12,}{ps / ms_time:>12.1f}x")
-        print(f"{'guppy3 hpy().heap() + table':<34}{gs:>9.2f}{result['guppy_objects']:>12,}{gs / ms_time:>12.1f}x")
-        print(f"memscope sees {census['objects_total'] - int(result['pympler_objects']):+,} objects vs pympler")  # type: ignore[call-overload]
-    print(f"planted: {n:,} instances and {n:,} strings; census delta: {planted_delta:,} Planted, "
-          f"{planted_str:,} str (exact: {planted_delta == n and planted_str == n})")
-    print(f"cheap snapshot() median: {small_ms:.3f} ms on a small heap, {big_ms:.3f} ms on the big heap")
+        print(
+            f"{'pympler summarize(get_objects())':<34}{ps:>9.2f}{result['pympler_objects']:>12,}{ps / ms_time:>12.1f}x"
+        )
+        print(
+            f"{'guppy3 hpy().heap() + table':<34}{gs:>9.2f}{result['guppy_objects']:>12,}{gs / ms_time:>12.1f}x"
+        )
+        print(
+            f"memscope sees {census['objects_total'] - int(result['pympler_objects']):+,} objects vs pympler"
+        )  # type: ignore[call-overload]
+    print(
+        f"planted: {n:,} instances and {n:,} strings; census delta: {planted_delta:,} Planted, "
+        f"{planted_str:,} str (exact: {planted_delta == n and planted_str == n})"
+    )
+    print(
+        f"cheap snapshot() median: {small_ms:.3f} ms on a small heap, {big_ms:.3f} ms on the big heap"
+    )
     print(f"import memscope: {imp_ms:.1f} ms; heavy modules imported: {heavy or 'none'}")
     print(
         f"deep snapshot peak extra memory: {ms_peak / 2**20:.1f} MiB = "
@@ -188,7 +202,9 @@ def main() -> int:
     )
     if "pympler_peak_extra_bytes" in result:
         pp = int(result["pympler_peak_extra_bytes"])  # type: ignore[call-overload]
-        print(f"pympler peak extra memory: {pp / 2**20:.1f} MiB = {pp / heap_bytes:.2f} of the heap")
+        print(
+            f"pympler peak extra memory: {pp / 2**20:.1f} MiB = {pp / heap_bytes:.2f} of the heap"
+        )
     del heap
     return 0
 
