@@ -112,3 +112,26 @@ def test_by_module_names_the_package_holding_memory() -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="top must be an int >= 1"):
         CensusCollector(top=0)
+
+
+def test_direct_sizeof_path_counts_exactly_like_getsizeof(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memscope.collectors import _heap
+
+    # a heap with big single-type levels and big mixed ones, so every path is taken
+    mixed: list[object] = []
+    for i in range(30_000):
+        mixed.extend((f"m{i}", (i, -i), 2.5 * i, bytes(i % 7), Planted(i), [i], {i: None}))
+    HOLD.append(mixed)
+    monkeypatch.setattr(_heap, "FAST_PATH", True)  # so both scans see monkeypatch's records
+    try:
+        gc.collect()
+        fast = _heap.scan_heap(where=False)
+        monkeypatch.setattr(_heap, "FAST_PATH", False)
+        slow = _heap.scan_heap(where=False)
+    finally:
+        HOLD.clear()
+    # 'fast' itself adds one dict, one list per type and the ints in them: skip those types
+    for tp in (str, tuple, float, bytes, Planted, set, type):
+        assert fast.tally.get(tp) == slow.tally.get(tp), tp
+    assert abs(fast.tally[list][0] - slow.tally[list][0]) <= len(fast.tally) + 1
+    assert fast.tally[dict][0] - slow.tally[dict][0] in (-1, 0)

@@ -23,7 +23,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from operator import ge, lt
+from operator import ge, is_, lt, not_
 from types import FrameType, FunctionType, ModuleType
 from typing import Any
 
@@ -105,6 +105,34 @@ def get_scan(
     return found
 
 
+_UNSET: Any = object()
+FAST_PATH = True  # tests turn it off to check both paths count the same
+
+
+def _direct_sizer(tp: type, sample: object) -> tuple[Any, int] | None:
+    """(tp.__sizeof__, constant) such that getsizeof(o) == tp.__sizeof__(o) + constant.
+
+    None when that cannot be relied on: Python-level __sizeof__ (user code), or types
+    whose gc header depends on the object (type objects).
+    """
+    if issubclass(tp, type):
+        return None
+    fn: Any = getattr(tp, "__sizeof__", None)
+    if type(fn) not in (_METHOD_DESCRIPTOR, _WRAPPER_DESCRIPTOR):
+        return None
+    try:
+        constant = sys.getsizeof(sample) - fn(sample)
+    except Exception:
+        return None
+    if not isinstance(constant, int) or constant < 0:
+        return None
+    return fn, constant
+
+
+_METHOD_DESCRIPTOR = type(object.__sizeof__)
+_WRAPPER_DESCRIPTOR = type(object.__init__)
+
+
 def _min_opt(a: int | None, b: int | None) -> int | None:
     if a is None:
         return b
@@ -172,17 +200,87 @@ def scan_heap(
 
     no_floor = sys.maxsize
 
+    runs: dict[type, list[int]] = {}  # type -> [count, size] from single-type batches
+    sizers: dict[type, tuple[Any, int] | None] = {}
+
+    def sizer_of(tp: type, sample: object) -> tuple[Any, int] | None:
+        found = sizers.get(tp, _UNSET)
+        if found is _UNSET:
+            found = sizers[tp] = _direct_sizer(tp, sample) if FAST_PATH else None
+        return found  # type: ignore[no-any-return]
+
+    def direct(tp: type, batch: list[object]) -> list[int] | None:
+        """Raw sizes of a single-type batch via tp.__sizeof__, tallied; None if not possible."""
+        sizer = sizer_of(tp, batch[0])
+        if sizer is None:
+            return None
+        fn, offset = sizer
+        try:
+            raw = list(map(fn, batch))
+            total = sum(raw) + offset * len(batch)
+        except Exception:  # an odd __sizeof__: the caller takes the general path
+            return None
+        row = runs.get(tp)
+        if row is None:
+            runs[tp] = [len(batch), total]
+        else:
+            row[0] += len(batch)
+            row[1] += total
+        return raw
+
     def account(items: list[object]) -> None:
-        nonlocal container_floor, large_min
+        if not items:
+            return
+        types = list(map(type, items))
+        first = types[0]
+        # most batches hold one type (a level of ints, of strs, of tuples) or a few: then each
+        # type's own __sizeof__ is called directly, with no per-object special-method lookup
+        # and no (type, size) pairs to hash
+        if types.count(first) == len(types):
+            raw = direct(first, items)
+            if raw is not None:
+                consider(items, raw, sizers[first][1])  # type: ignore[index]
+                return
+        else:
+            present = set(types)
+            kinds = present
+            if len(kinds) > 4:
+                # big mixed batches are mostly two or three types: split those out, by a sample
+                sample = Counter(itertools.islice(types, 0, None, 61))
+                kinds = {tp for tp, n in sample.most_common(3) if n * 61 * 8 >= len(types)}
+            if kinds:
+                pending: list[object] = []
+                for tp in kinds:
+                    batch = list(itertools.compress(items, map(is_, types, itertools.repeat(tp))))
+                    raw = direct(tp, batch) if batch else []
+                    if raw is None:
+                        pending.extend(batch)  # counted the general way below
+                    elif batch:
+                        consider(batch, raw, sizers[tp][1])  # type: ignore[index]
+                if kinds != present:
+                    pending.extend(
+                        itertools.compress(items, map(not_, map(kinds.__contains__, types)))
+                    )
+                if not pending:
+                    return
+                items = pending
+                types = list(map(type, items))
         sizes = list(map(getsizeof, items))
-        tally.update(zip(map(type, items), sizes))
+        tally.update(zip(types, sizes))
+        consider(items, sizes, 0)
+
+    def consider(items: list[object], sizes: list[int], offset: int) -> None:
+        """Offer the objects over the floor to the container and large-object top lists."""
+        nonlocal container_floor, large_min
         floor = min(
             container_floor if containers else no_floor, large_min if large_top else no_floor
         )
-        if floor == no_floor:
+        if floor == no_floor or max(sizes) + offset < floor:
             return
         # only the few objects over the floor reach Python-level code
-        for obj, size in itertools.compress(zip(items, sizes), map(floor.__le__, sizes)):
+        raw_floor = floor - offset
+        for obj, raw in itertools.compress(zip(items, sizes), map(raw_floor.__le__, sizes)):
+            size = raw + offset
             if size >= large_min and large_top:
                 if len(large_heap) < large_top:
                     heapq.heappush(large_heap, (size, next(seq), obj))
@@ -213,7 +311,12 @@ def scan_heap(
                 break
             counts = list(map(getrefcount, loose))
             fresh = list(itertools.compress(loose, map(is_single, counts)))
-            shared = list(itertools.compress(loose, map(is_shared, counts)))
+            # shared objects are the minority: only look for them when there are some
+            shared = (
+                list(itertools.compress(loose, map(is_shared, counts)))
+                if len(fresh) < len(loose)
+                else []
+            )
             del loose, counts
             if shared:
                 by_id = dict(zip(map(id, shared), shared))
@@ -239,7 +342,7 @@ def scan_heap(
             untracked += expand(part)
         del part
 
-    by_type: dict[type, list[int]] = {}
+    by_type: dict[type, list[int]] = runs
     for (tp, size), count in tally.items():
         row = by_type.get(tp)
         if row is None:
@@ -248,6 +351,7 @@ def scan_heap(
             row[0] += count
             row[1] += size * count
     tally.clear()  # the closure holds these names: empty them rather than del
+    sizers.clear()
     seen.clear()
 
     result = HeapScan(
