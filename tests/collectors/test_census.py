@@ -138,4 +138,4 @@ def test_direct_sizeof_path_counts_exactly_like_getsizeof() -> None:
     assert slow.tally[tuple][0] - fast.tally[tuple][0] == 1
     assert slow.tally[float][0] - fast.tally[float][0] == 1
     assert slow.tally[list][0] - fast.tally[list][0] == len(fast.tally) + 2  # rows + 2 top lists
-    assert fast.tally[dict][0] - slow.tally[dict][0] in (-1, 0)
+    assert 0 <= slow.tally[dict][0] - fast.tally[dict][0] <= 4  # the dicts the result holds
