@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -32,6 +33,12 @@ class Collector(Protocol):
         """Return this collector's section (a Section or a JSON-safe mapping)."""
         ...
 
+
+# "cheap" or "deep" while snapshot() runs its collectors, None otherwise: a collector with a
+# part whose cost grows with the heap can leave it to deep snapshots
+snapshot_depth: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "memscope_snapshot_depth", default=None
+)
 
 _lock = threading.RLock()
 _collectors: dict[str, Collector] = {}

@@ -146,13 +146,17 @@ def snapshot(
     # heap scans run first, before the other sections exist, so they count the program's
     # objects rather than this snapshot's; they share one walk of the heap
     order = sorted(chosen, key=lambda c: c.cost != "scan")
-    with shared_scans():
-        for collector in order:
-            section, error = run_collector(collector)
-            if section is not None:
-                snap.sections[collector.name] = section
-            if error is not None:
-                snap.errors[collector.name] = error
+    depth = _registry.snapshot_depth.set("deep" if deep else "cheap")
+    try:
+        with shared_scans():
+            for collector in order:
+                section, error = run_collector(collector)
+                if section is not None:
+                    snap.sections[collector.name] = section
+                if error is not None:
+                    snap.errors[collector.name] = error
+    finally:
+        _registry.snapshot_depth.reset(depth)
     if collectors is None:
         # a plugged-in collector that failed to load is reported like one that failed to run
         for name, error in _registry.entry_point_errors().items():

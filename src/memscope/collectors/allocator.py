@@ -17,8 +17,9 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from .._registry import snapshot_depth
 from .._section import Section, format_bytes
 
 __all__ = [
@@ -428,7 +429,7 @@ class AllocatorSection(Section):
 
 
 class AllocatorCollector:
-    """glibc malloc (mallinfo2) and pymalloc arena statistics; cheap (tens of microseconds)."""
+    """glibc malloc (mallinfo2) and pymalloc arena statistics (the arenas in deep snapshots)."""
 
     name = "allocator"
     cost = "cheap"
@@ -437,13 +438,13 @@ class AllocatorCollector:
     def __init__(
         self,
         *,
-        pymalloc: bool = True,
+        pymalloc: bool | Literal["deep"] = "deep",
         stderr_capture: bool = False,
         libc: Callable[[], LibcInfo] = libc_info,
         mallinfo: Callable[[], Mapping[str, int] | None] = mallinfo2,
     ) -> None:
-        if not isinstance(pymalloc, bool):
-            raise TypeError(f"pymalloc must be a bool, got {type(pymalloc).__name__}")
+        if not isinstance(pymalloc, bool) and pymalloc != "deep":
+            raise TypeError(f"pymalloc must be a bool or 'deep', got {pymalloc!r}")
         if not isinstance(stderr_capture, bool):
             raise TypeError(f"stderr_capture must be a bool, got {type(stderr_capture).__name__}")
         self.pymalloc = pymalloc
@@ -507,6 +508,12 @@ class AllocatorCollector:
         if not self.pymalloc:
             out: dict[str, Any] = dict.fromkeys(keys)
             out["pymalloc_note"] = "not collected (AllocatorCollector(pymalloc=False))"
+            return out
+        if self.pymalloc == "deep" and snapshot_depth.get() == "cheap":
+            # reading the arenas visits every one of them: its cost grows with the heap, and a
+            # cheap snapshot must not
+            out = dict.fromkeys(keys)
+            out["pymalloc_note"] = "collected by deep snapshots (snapshot(deep=True))"
             return out
         stats, note = pymalloc_stats(stderr_capture=self.stderr_capture)
         if stats is None:
