@@ -38,11 +38,15 @@ class Diff:
         return self.changes[section]
 
     def ranked(self) -> list[Change]:
-        """Every change, largest first (bytes, then counts, weighted so both compare)."""
-        flat = [c for changes in self.changes.values() for c in changes]
-        return sorted(
-            flat, key=lambda c: abs(c.delta) * _RANK_WEIGHT.get(c.unit, 1.0), reverse=True
-        )
+        """Every change, largest first, on one scale; each section weighs its own keys."""
+        weighted = []
+        for name, changes in self.changes.items():
+            section = self.b.sections.get(name)
+            for c in changes:
+                weight = section.rank_weight(c.key) if section is not None else 1.0
+                weighted.append((abs(c.delta) * _RANK_WEIGHT.get(c.unit, 1.0) * weight, c))
+        weighted.sort(key=lambda wc: wc[0], reverse=True)
+        return [c for _, c in weighted]
 
     def get(self, section: str, key: str) -> Change | None:
         """The change of one key (dotted path) in one section, or None if it did not change."""

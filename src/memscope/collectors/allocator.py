@@ -396,6 +396,10 @@ class AllocatorSection(Section):
     name = "allocator"
     ignore: ClassVar[frozenset[str]] = Section.ignore | {"pymalloc_arena_size_bytes"}
 
+    def rank_weight(self, key: str) -> float:
+        """The allocator's numbers explain RSS rather than name what grew: they rank low."""
+        return 0.1
+
     def summary_lines(self, top: int = 10) -> list[str]:
         """What malloc and pymalloc hold and use; says when arenas are pinned and what helps."""
         lines: list[str] = []
