@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Largest containers now (and who holds them):")
     for row in after["containers"]["top"][:3]:
         print(f"  {row['length']:>8,} items  {row['summary'][:70]}")
-        print(f"           held by: {row['where']}")
+        print(f"           held by: {row['where'] or '(no holder found cheaply)'}")
     grew = [c for c in diff["census"] if c.key.startswith("by_type[") and c.key.endswith(".count")]
     grew.sort(key=lambda c: c.delta, reverse=True)
     print("\nTypes whose count grew most:")

@@ -17,6 +17,10 @@ class ContainersSection(Section):
         "top": ("key", ("length", "size_bytes")),
     }
 
+    def rank_weight(self, key: str) -> float:
+        """A named container that grew is the most telling line of a diff: rank it high."""
+        return 20.0 if key.endswith(".length") else 1.0
+
     def summary_lines(self, top: int = 10) -> list[str]:
         """One line per container, longest first."""
         rows = self["top"]
