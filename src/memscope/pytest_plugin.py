@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from memscope.testing import CheckOptions, GrowthReport
 
 PROPERTY = "memscope_no_growth"  # user_properties key: survives xdist and lands in junitxml
-_TASKS_LEFT = pytest.StashKey[list[int]]()
+# pytest < 7 has no stash: loading must still not break such a run (the check needs pytest 7+)
+_TASKS_LEFT: Any = pytest.StashKey[list[int]]() if hasattr(pytest, "StashKey") else None
 _INT_SETTINGS = {"warmup": 3, "rounds": 5}
 
 
