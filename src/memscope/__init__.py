@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .guard.cache import BoundedCache
     from .guard.release import release_memory
     from .guard.sse import SSEBuffer
+    from .monitor import Monitor
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "CollectorUnavailable",
     "Diff",
     "MemoryGrowthError",
+    "Monitor",
     "SSEBuffer",
     "Section",
     "Snapshot",
@@ -63,6 +65,7 @@ _LAZY = {
     "release_memory": "memscope.guard.release",
     "start_tracing": "memscope.collectors.tracing",
     "stop_tracing": "memscope.collectors.tracing",
+    "Monitor": "memscope.monitor",
 }
 
 
