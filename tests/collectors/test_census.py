@@ -139,3 +139,23 @@ def test_direct_sizeof_path_counts_exactly_like_getsizeof() -> None:
     assert slow.tally[float][0] - fast.tally[float][0] == 1
     assert slow.tally[list][0] - fast.tally[list][0] == len(fast.tally) + 2  # rows + 2 top lists
     assert 0 <= slow.tally[dict][0] - fast.tally[dict][0] <= 4  # the dicts the result holds
+
+
+def test_str_keys_of_dicts_are_counted_once() -> None:
+    # a dict whose keys are all str does not show them to gc.get_referents: the census
+    # must fetch them itself, and count a key shared by several dicts once
+    from collections import OrderedDict
+
+    gc.collect()
+    before = count_types()
+    plain = {f"plain-{i}-{id(before)}": i * 1_000_003 for i in range(2_000)}  # untracked
+    holders = {f"obj-{i}-{id(before)}": [i] for i in range(1_000)}  # tracked (lists)
+    ordered = OrderedDict((f"ord-{i}-{id(before)}", None) for i in range(500))
+    shared_key = f"shared-{id(before)}"
+    many = [{shared_key: i} for i in range(300)]  # one key object in 300 dicts
+    mixed = {f"mixed-{i}-{id(before)}": 1 for i in range(100)} | {7: 7}  # not str-only
+    HOLD.extend([plain, holders, ordered, many, mixed])
+    gc.collect()
+    after = count_types()
+    HOLD.clear()
+    assert after[str][0] - before[str][0] == 2_000 + 1_000 + 500 + 1 + 100

@@ -130,6 +130,7 @@ def _direct_sizer(tp: type, sample: object) -> tuple[Any, int] | None:
 
 
 _METHOD_DESCRIPTOR = type(object.__sizeof__)
+_dict_keys: Any = dict.keys  # unbound, so it works on dict subclasses whose keys() is overridden
 _WRAPPER_DESCRIPTOR = type(object.__init__)
 
 
@@ -201,6 +202,7 @@ def scan_heap(
     no_floor = sys.maxsize
 
     runs: dict[type, list[int]] = {}  # type -> [count, size] from single-type batches
+    dict_batches: list[list[object]] = []  # dicts accounted, whose str keys the next level adds
     sizers: dict[type, tuple[Any, int] | None] = {}
 
     def sizer_of(tp: type, sample: object) -> tuple[Any, int] | None:
@@ -239,6 +241,8 @@ def scan_heap(
         if types.count(first) == len(types):
             raw = direct(first, items)
             if raw is not None:
+                if issubclass(first, dict):
+                    dict_batches.append(items)
                 consider(items, raw, sizers[first][1])  # type: ignore[index]
                 return
         else:
@@ -256,6 +260,8 @@ def scan_heap(
                     if raw is None:
                         pending.extend(batch)  # counted the general way below
                     elif batch:
+                        if issubclass(tp, dict):
+                            dict_batches.append(batch)
                         consider(batch, raw, sizers[tp][1])  # type: ignore[index]
                 if kinds != present:
                     pending.extend(
@@ -267,6 +273,9 @@ def scan_heap(
                 types = list(map(type, items))
         sizes = list(map(getsizeof, items))
         tally.update(zip(types, sizes))
+        dicts = list(itertools.compress(items, map(isinstance, items, itertools.repeat(dict))))
+        if dicts:
+            dict_batches.append(dicts)
         consider(items, sizes, 0)
 
     def consider(items: list[object], sizes: list[int], offset: int) -> None:
@@ -305,6 +314,23 @@ def scan_heap(
         found = 0
         while frontier:
             refs = get_referents(*frontier)
+            if dict_batches:
+                # a dict whose keys are all str does not show its keys to the gc (they
+                # cannot form cycles), so they are fetched here; a str key of another
+                # dict shows up twice in this level, and the shared path counts it once
+                for batch in dict_batches:
+                    keys: list[object] = list(itertools.chain.from_iterable(map(_dict_keys, batch)))
+                    # one entry per key object: an interned key shared by many dicts comes
+                    # once (dropped before refcounts are read, so it does not skew them)
+                    unique = list(dict(zip(map(id, keys), keys)).values())
+                    del keys
+                    refs.extend(
+                        itertools.compress(
+                            unique, map(is_, map(type, unique), itertools.repeat(str))
+                        )
+                    )
+                    del unique
+                dict_batches.clear()
             loose = list(itertools.filterfalse(is_tracked, refs))
             del refs
             if not loose:
@@ -340,6 +366,7 @@ def scan_heap(
         account(part)
         if complete:
             untracked += expand(part)
+        dict_batches.clear()
         del part
 
     by_type: dict[type, list[int]] = runs
