@@ -159,3 +159,35 @@ def test_str_keys_of_dicts_are_counted_once() -> None:
     after = count_types()
     HOLD.clear()
     assert after[str][0] - before[str][0] == 2_000 + 1_000 + 500 + 1 + 100
+
+
+def test_a_failing_sizeof_costs_one_object_not_the_scan() -> None:
+    class Broken:
+        def __sizeof__(self) -> int:
+            raise RuntimeError("broken __sizeof__")
+
+    HOLD.extend(Broken() for _ in range(7))
+    try:
+        snap = memscope.snapshot(collectors=["census", "containers", "large_objects"])
+        counted = count_types().get(Broken)
+    finally:
+        HOLD.clear()
+    assert snap.errors == {}
+    assert snap["census"]["sizeof_errors"] == 7
+    assert counted == (7, 0)  # counted, with no size
+
+
+def test_frozen_objects_are_reported_as_not_covered() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, memscope\n"
+        "class M: pass\n"
+        "keep = [M() for _ in range(1000)]\n"
+        "gc.freeze()\n"
+        "c = memscope.snapshot(collectors=['census'])['census']\n"
+        "print(c['complete'], c['frozen_objects'] > 1000, 'gc.freeze()' in c['coverage'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True"]

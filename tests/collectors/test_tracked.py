@@ -125,3 +125,36 @@ def test_large_container_size_is_estimated_cheaply() -> None:
     assert row["size_estimated"] is True
     assert 0.5 < row["size_bytes"] / (100_000 * (28 + 50)) < 3
     del big
+
+
+def test_replaced_container_is_not_kept_alive() -> None:
+    class Service:
+        def reset(self) -> None:
+            self.items: dict[str, int] = {"x": 1}
+            memscope.track(self.items, name="t_items", owner=self)
+
+    def held_by_memscope(obj: object) -> bool:
+        return any(isinstance(r, tracked_mod._OwnedGetter) for r in gc.get_referrers(obj))
+
+    svc = Service()
+    svc.reset()
+    first = svc.items
+    svc.reset()  # a new dict under the same owner and name replaces the entry
+    assert not held_by_memscope(first)
+    assert [name for name in _rows() if name.startswith("t_items")] == ["t_items"]
+    second = svc.items
+    svc.items = {"y": 2}  # replaced without re-tracking: the old one is let go at next look
+    assert "t_items" not in _rows()
+    assert not held_by_memscope(second)
+
+
+def test_retracking_adds_no_finalizer() -> None:
+    import weakref
+
+    cache = Cache()
+    memscope.track(cache, name="t_re")
+    before = len(weakref.finalize._registry)  # type: ignore[attr-defined]
+    for _ in range(100):
+        memscope.track(cache, name="t_re")
+    assert len(weakref.finalize._registry) - before == 0  # type: ignore[attr-defined]
+    del cache

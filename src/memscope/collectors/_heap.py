@@ -28,7 +28,8 @@ from types import FrameType, FunctionType, ModuleType
 from typing import Any
 
 CHUNK = 10_000
-CONTAINER_TYPES: tuple[type, ...] = (dict, list, set, frozenset, tuple, deque, bytearray)
+# (a bytearray is a buffer, not a container of items: large_objects shows the big ones)
+CONTAINER_TYPES: tuple[type, ...] = (dict, list, set, frozenset, tuple, deque)
 
 
 @dataclass
@@ -44,6 +45,8 @@ class HeapScan:
     large: list[tuple[int, object]] = field(default_factory=list)  # (size, obj)
     where: dict[int, str] = field(default_factory=dict)  # id(obj) -> reachability hint
     options: tuple[int, int | None, int, bool] = (0, None, 0, False)
+    frozen: int = 0  # objects gc.freeze() moved out of gc.get_objects()'s sight
+    sizeof_errors: int = 0  # objects whose __sizeof__ failed (counted with size 0)
 
     def release(self) -> None:
         """Drop the references to live objects this scan holds."""
@@ -134,6 +137,14 @@ _dict_keys: Any = dict.keys  # unbound, so it works on dict subclasses whose key
 _WRAPPER_DESCRIPTOR = type(object.__init__)
 
 
+def _size_or_zero(obj: object) -> int:
+    """sys.getsizeof, or -1 when the object's own __sizeof__ fails."""
+    try:
+        return sys.getsizeof(obj)
+    except Exception:
+        return -1
+
+
 def _min_opt(a: int | None, b: int | None) -> int | None:
     if a is None:
         return b
@@ -178,6 +189,10 @@ def scan_heap(
     """Walk the heap once; see the module docstring for what is covered."""
     start = time.perf_counter()
     objs = gc.get_objects()
+    # objects moved to the permanent generation by gc.freeze() are not in get_objects();
+    # listing them would mean unfreezing, which writes to every one of them (and so
+    # copies every page a pre-fork server shares): they are reported as not covered
+    frozen = gc.get_freeze_count() if hasattr(gc, "get_freeze_count") else 0
     getsizeof = sys.getsizeof
     getrefcount = sys.getrefcount
     is_tracked = gc.is_tracked
@@ -203,6 +218,7 @@ def scan_heap(
 
     runs: dict[type, list[int]] = {}  # type -> [count, size] from single-type batches
     dict_batches: list[list[object]] = []  # dicts accounted, whose str keys the next level adds
+    sizeof_errors = [0]
     sizers: dict[type, tuple[Any, int] | None] = {}
 
     def sizer_of(tp: type, sample: object) -> tuple[Any, int] | None:
@@ -271,7 +287,12 @@ def scan_heap(
                     return
                 items = pending
                 types = list(map(type, items))
-        sizes = list(map(getsizeof, items))
+        try:
+            sizes = list(map(getsizeof, items))
+        except Exception:  # a user __sizeof__ that raises must not cost the whole scan
+            sizes = [_size_or_zero(o) for o in items]
+            sizeof_errors[0] += sizes.count(-1)
+            sizes = [0 if n < 0 else n for n in sizes]
         tally.update(zip(types, sizes))
         dicts = list(itertools.compress(items, map(isinstance, items, itertools.repeat(dict))))
         if dicts:
@@ -384,6 +405,8 @@ def scan_heap(
     result = HeapScan(
         tally=by_type,
         gc_tracked=n_objs,
+        frozen=frozen,
+        sizeof_errors=sizeof_errors[0],
         untracked=untracked,
         complete=complete,
         seconds=0.0,

@@ -104,9 +104,16 @@ class CensusCollector:
             if scan.complete
             else "gc-tracked objects only (no str, int, bytes, untracked tuples or dicts)"
         )
+        if scan.frozen:
+            coverage += (
+                f"; NOT the {scan.frozen:,} objects frozen by gc.freeze() nor what only they "
+                "reach (gc.unfreeze() before a census counts them)"
+            )
         return {
             "coverage": coverage,
-            "complete": scan.complete,
+            "complete": scan.complete and not scan.frozen,
+            "frozen_objects": scan.frozen,
+            "sizeof_errors": scan.sizeof_errors,
             "objects_total": total_count,
             "size_bytes_total": total_size,
             "gc_tracked_objects": scan.gc_tracked,

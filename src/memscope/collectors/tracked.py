@@ -36,12 +36,15 @@ class _Entry:
     clear: bool
     get: Callable[[], Any]  # returns the object, or None once it is gone
     obj_id: int = 0
+    owned: tuple[int, str] | None = None  # (id(owner), name) for owner-held containers
+    finalizer: weakref.finalize[Any, Any] | None = None
     registered: float = field(default_factory=time.time)
 
 
 _lock = threading.RLock()
 _entries: dict[int, _Entry] = {}
 _by_object: dict[int, int] = {}  # id(tracked object) -> entry key, for O(1) re-tracking
+_by_owner: dict[tuple[int, str], int] = {}  # (id(owner), name) -> entry key
 _seq = itertools.count()
 dropped_total = 0
 
@@ -96,6 +99,7 @@ def track(
             f"clear=True needs an object with a clear() method; {type(obj).__name__} has none"
         )
     getter: Callable[[], Any]
+    owned: tuple[int, str] | None = None
     try:
         getter = weakref.ref(obj)
     except TypeError:
@@ -114,38 +118,53 @@ def track(
                 f"owner must be weakly referenceable (an instance or a module), "
                 f"got {type(holder).__name__}"
             ) from None
-        getter = _OwnedGetter(owner_ref, obj)
+        attrs = getattr(holder, "__dict__", None)
+        attr = None
+        if isinstance(attrs, dict):
+            attr = next((k for k, v in attrs.items() if v is obj), None)
+        getter = _OwnedGetter(owner_ref, obj, attr)
+        owned = (id(holder), name)
     key = next(_seq)
-    entry = _Entry(name=name, key=key, clear=clear, get=getter, obj_id=id(obj))
+    entry = _Entry(name=name, key=key, clear=clear, get=getter, obj_id=id(obj), owned=owned)
     with _lock:
+        # re-tracking the same object, or tracking a replacement under the same owner and
+        # name (self.items = {}; track(self.items, ...)), replaces the entry: never two
         old = _entries.get(_by_object.get(id(obj), -1))
         if old is not None and old.get() is obj:
-            del _entries[old.key]  # re-tracking renames, never duplicates
+            _forget(old.key)
+        if owned is not None and owned in _by_owner:
+            _forget(_by_owner[owned])
         while len(_entries) >= MAX_ENTRIES:
-            oldest = next(iter(_entries))
-            _forget(oldest)
+            _forget(next(iter(_entries)))
             dropped_total += 1
         _entries[key] = entry
         _by_object[id(obj)] = key
-    if isinstance(getter, weakref.ref):
-        # drop the entry as soon as the object dies, so the registry does not grow
-        weakref.finalize(obj, _forget, key)
-    else:
-        weakref.finalize(getter.owner_ref(), _forget, key)
+        if owned is not None:
+            _by_owner[owned] = key
+        # drop the entry as soon as the object (or its owner) dies, so the registry does
+        # not grow; the finalizer goes with the entry, so re-tracking adds none
+        target = obj if isinstance(getter, weakref.ref) else getter.owner_ref()
+        entry.finalizer = weakref.finalize(target, _forget, key)
+        entry.finalizer.atexit = False
     return obj
 
 
 class _OwnedGetter:
-    """Holds an unweakrefable object for exactly as long as its owner lives."""
+    """Holds an unweakrefable object while its owner lives and still holds it."""
 
-    __slots__ = ("obj", "owner_ref")
+    __slots__ = ("attr", "obj", "owner_ref")
 
-    def __init__(self, owner_ref: weakref.ref[Any], obj: object) -> None:
+    def __init__(self, owner_ref: weakref.ref[Any], obj: object, attr: str | None) -> None:
         self.owner_ref = owner_ref
         self.obj: object | None = obj
+        self.attr = attr  # the owner's attribute holding it, when there is one
 
     def __call__(self) -> object | None:
-        if self.owner_ref() is None:
+        owner = self.owner_ref()
+        if owner is None:
+            self.obj = None
+        elif self.attr is not None and getattr(owner, self.attr, None) is not self.obj:
+            # the owner replaced it (self.items = {}): keeping the old one would be a leak
             self.obj = None
         return self.obj
 
@@ -153,9 +172,15 @@ class _OwnedGetter:
 def _forget(key: int) -> None:
     with _lock:
         entry = _entries.pop(key, None)
-        if entry is not None and _by_object.get(entry.obj_id) == key:
+        if entry is None:
+            return
+        if _by_object.get(entry.obj_id) == key:
             del _by_object[entry.obj_id]
-    if entry is not None and isinstance(entry.get, _OwnedGetter):
+        if entry.owned is not None and _by_owner.get(entry.owned) == key:
+            del _by_owner[entry.owned]
+    if entry.finalizer is not None:
+        entry.finalizer.detach()  # a no-op when the finalizer is what called us
+    if isinstance(entry.get, _OwnedGetter):
         entry.get.obj = None
 
 
@@ -178,6 +203,8 @@ def tracked_objects() -> list[tuple[str, object, bool]]:
         obj = entry.get()
         if obj is not None:
             out.append((entry.name, obj, entry.clear))
+        elif isinstance(entry.get, _OwnedGetter):
+            _forget(entry.key)  # its owner let go of it
     return out
 
 
