@@ -112,3 +112,23 @@ def test_shows_in_the_tracked_section_and_dies_quietly() -> None:
 def test_bad_arguments(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         memscope.Monitor(**kwargs)  # type: ignore[arg-type]
+
+
+def test_start_after_a_stop_that_timed_out_really_runs() -> None:
+    gate = threading.Event()
+
+    def slow(snap: Snapshot) -> None:
+        gate.wait(5)  # the first snapshot's callback holds its thread up
+
+    monitor = memscope.Monitor(interval=0.01, collectors=["gc"], on_snapshot=slow, label="t6")
+    monitor.start()
+    wait_for(lambda: len(monitor) >= 1)
+    assert monitor.stop(timeout=0.05) is False  # still inside the slow callback
+    assert not monitor.running
+    monitor.on_snapshot = None
+    monitor.start()
+    gate.set()
+    wait_for(lambda: len(monitor) >= 4)
+    assert monitor.running
+    assert len(monitor) >= 4
+    assert monitor.stop()

@@ -90,9 +90,9 @@ class Monitor:
 
     @property
     def running(self) -> bool:
-        """Whether the background thread is alive."""
+        """Whether the background thread is alive and not asked to stop."""
         thread = self._thread
-        return thread is not None and thread.is_alive()
+        return thread is not None and thread.is_alive() and not self._wake.is_set()
 
     @property
     def latest(self) -> Snapshot | None:
@@ -147,11 +147,17 @@ class Monitor:
     def start(self) -> Monitor:
         """Start the background thread (a second call while running does nothing)."""
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            thread = self._thread
+            if thread is not None and thread.is_alive() and not self._wake.is_set():
                 return self
-            self._wake.clear()
+            # each thread gets its own stop event: a thread still finishing after a
+            # stop() that timed out must not take the new thread's event with it
+            self._wake = threading.Event()
             self._thread = threading.Thread(
-                target=self._run, name=f"memscope-monitor-{self.label}", daemon=True
+                target=self._run,
+                args=(self._wake,),
+                name=f"memscope-monitor-{self.label}",
+                daemon=True,
             )
             self._thread.start()
         return self
@@ -184,8 +190,8 @@ class Monitor:
             f"{self.history} running={self.running}>"
         )
 
-    def _run(self) -> None:
-        while not self._wake.is_set():
+    def _run(self, wake: threading.Event) -> None:
+        while not wake.is_set():
             started = time.monotonic()
             try:
                 self.take()
@@ -193,7 +199,7 @@ class Monitor:
                 self.errors_total += 1
                 log.exception("memscope monitor: snapshot failed")
             wait = self.interval - (time.monotonic() - started)
-            self._wake.wait(max(wait, 0.0))
+            wake.wait(max(wait, 0.0))
 
     def _reset_after_fork(self) -> None:
         self._lock = threading.Lock()

@@ -435,3 +435,41 @@ def test_release_memory_action_returns_freed_heap_to_the_os() -> None:
     assert records[0].freed_bytes >= 100 * MiB, records[0]
     assert process_rss() <= rss - 100 * MiB
     del kept
+
+
+def test_start_after_a_stop_that_timed_out_runs_a_new_loop() -> None:
+    gate = threading.Event()
+    calls: list[str] = []
+
+    def slow() -> None:
+        calls.append("slow")
+        gate.wait(5)
+
+    meter = Meter(usage=9_000)
+    guard = MemoryGuard(
+        usage=meter.read,
+        capacity=10_000,
+        soft_limit=5_000,
+        interval=0.01,
+        actions=[slow],
+        cooldown=0.0,
+        name="restart-proof",
+    )
+    guard.start()
+    deadline = time.monotonic() + 5
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert guard.stop(timeout=0.05) is False  # stuck in the slow action
+    assert not guard.running
+    checks_before = guard.memscope_stats()["checks_total"]
+    assert guard.start() is guard
+    gate.set()
+    deadline = time.monotonic() + 5
+    while (
+        guard.memscope_stats()["checks_total"] < checks_before + 3 and time.monotonic() < deadline
+    ):
+        time.sleep(0.01)
+    assert guard.running
+    assert guard.memscope_stats()["checks_total"] >= checks_before + 3
+    assert running_guards().get("restart-proof") is guard
+    assert guard.stop()

@@ -381,9 +381,11 @@ class MemoryGuard:
 
     @property
     def running(self) -> bool:
-        """Whether this guard's thread or task is alive."""
+        """Whether this guard's thread or task is alive and not asked to stop."""
         if self._thread is not None and self._thread.is_alive():
-            return True
+            # a thread still finishing a check after a stop() that timed out is stopping,
+            # not running: start() must then start a new one
+            return not self._stop_event.is_set()
         task = self._task
         return task is not None and not task.done() and not task.get_loop().is_closed()
 
