@@ -390,3 +390,114 @@ async def test_aget_or_set_direct() -> None:
     assert await cache.aget_or_set("k", make) == 5
     assert await cache.aget_or_set("k", make) == 5
     assert cache.stats().hits == 1 and cache.stats().misses == 1
+
+
+def test_interrupt_in_on_evict_leaves_no_flight_behind() -> None:
+    from memscope.guard.cache import BoundedCache
+
+    now = [0.0]
+
+    def interrupting(key: object, value: object, reason: str) -> None:
+        raise KeyboardInterrupt
+
+    cache: BoundedCache[str, int] = BoundedCache(
+        4, ttl=1.0, timer=lambda: now[0], on_evict=interrupting
+    )
+    cache["k"] = 1
+    now[0] = 5.0  # expired: the next get_or_set evicts it and calls on_evict
+    with pytest.raises(KeyboardInterrupt):
+        cache.get_or_set("k", lambda: 2)
+    assert cache._flights == {}
+    assert cache.get_or_set("k", lambda: 3) == 3  # not blocked forever
+
+
+def test_items_copy_is_safe_against_lock_free_readers() -> None:
+    import sys
+    import threading
+
+    from memscope.guard.cache import BoundedCache
+
+    class Cyclic:  # cyclic garbage whose finalizer runs Python code during a gc pass
+        def __init__(self) -> None:
+            self.me = self
+
+        def __del__(self) -> None:
+            sum(i for i in range(50))  # some bytecodes: a chance for the GIL to switch
+
+    cache: BoundedCache[int, int] = BoundedCache(5000)
+    for i in range(5000):
+        cache[i] = i
+    deadline = time.monotonic() + 1.5
+
+    def reader() -> None:
+        i = 0
+        while time.monotonic() < deadline:
+            cache.get(i % 5000)
+            i += 7
+
+    def garbage() -> None:
+        while time.monotonic() < deadline:
+            for _ in range(200):
+                Cyclic()
+            time.sleep(0)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    threads = [threading.Thread(target=f) for f in (reader, reader, garbage)]
+    errors: list[RuntimeError] = []
+    copies = 0
+    try:
+        for t in threads:
+            t.start()
+        while time.monotonic() < deadline:
+            try:
+                assert len(list(cache.items())) == 5000
+                assert len(list(cache.values())) == 5000
+                copies += 1
+            except RuntimeError as exc:  # "OrderedDict mutated during iteration"
+                errors.append(exc)
+    finally:
+        sys.setswitchinterval(old)
+        for t in threads:
+            t.join()
+    assert copies > 0
+    assert errors == []
+
+
+def test_decorator_accepts_callable_objects_and_refuses_to_cache_coroutines() -> None:
+    import asyncio
+    import functools
+
+    from memscope.guard.cache import bounded_cache
+
+    class Loader:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def __call__(self, name: str) -> str:
+            self.calls += 1
+            return f"model:{name}"
+
+    loader = Loader()
+    cached = bounded_cache(maxsize=8)(loader)
+    assert asyncio.run(cached("en")) == "model:en"
+    assert asyncio.run(cached("en")) == "model:en"  # the result was cached, not a coroutine
+    assert loader.calls == 1
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    part = bounded_cache(maxsize=8)(functools.partial(add, 1))
+    assert part(2) == 3 and part.cache_info().hits == 0
+    assert part(2) == 3 and part.cache_info().hits == 1
+
+    async def fetch() -> int:
+        return 1
+
+    def wraps_async() -> object:  # a plain def returning a coroutine
+        return fetch()
+
+    sync = bounded_cache(maxsize=8)(wraps_async)
+    with pytest.raises(TypeError, match="returned an awaitable"):
+        sync()
+    assert sync.cache_info().currsize == 0

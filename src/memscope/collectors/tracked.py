@@ -330,7 +330,7 @@ class TrackedCollector:
                     stats = {"error": f"{type(exc).__name__}: {exc}"}
             if isinstance(stats.get("size_bytes"), int):
                 row["size_bytes"] = stats.pop("size_bytes")
-                row["size_estimated"] = False
+                row["size_estimated"] = bool(stats.pop("size_estimated", False))
             else:
                 row["size_bytes"], row["size_estimated"] = estimate_size(obj)
             row["stats"] = stats

@@ -535,10 +535,12 @@ class BoundedCache(MutableMapping[K, V]):
                 leader = flight is None
                 if flight is None:
                     flight = self._flights[key] = _Flight()
+            if leader:
+                # the eviction callback runs inside _lead's try, so whatever it raises
+                # (KeyboardInterrupt included) cannot leave the flight record behind
+                return self._lead(key, flight, func, args, kwargs, expired)
             if expired is not None:
                 self._notify(expired)
-            if leader:
-                return self._lead(key, flight, func, args, kwargs)
             if flight.owner == threading.get_ident():
                 raise RuntimeError(
                     f"get_or_set({_short(key)}) called again from inside its own factory; "
@@ -558,8 +560,11 @@ class BoundedCache(MutableMapping[K, V]):
         func: Callable[..., V],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        expired: list[tuple[K, V, EvictReason]] | None = None,
     ) -> V:
         try:
+            if expired is not None:
+                self._notify(expired)
             value = func(*args, **kwargs)
             self[key] = value
         except Exception as exc:
@@ -668,7 +673,22 @@ class BoundedCache(MutableMapping[K, V]):
         }
         if s.bytes is not None:
             out["size_bytes"] = s.bytes
+        else:
+            out["size_bytes"] = self._estimate_bytes()
+            out["size_estimated"] = True
         return out
+
+    def _estimate_bytes(self, sample: int = 64) -> int:
+        """The dict plus its entries, from a sample: never a copy of the whole cache."""
+        with self._lock:
+            n = len(self._data)
+            keys = list(itertools.islice(self._data, sample))
+            values = [self._data.get(k) for k in keys]
+            container = sys.getsizeof(self._data)
+        if not keys:
+            return container
+        part = sum(map(sys.getsizeof, keys)) + sum(map(sys.getsizeof, values))
+        return container + part * n // len(keys)
 
     def _reset_stats(self) -> None:
         with self._lock:
@@ -782,7 +802,14 @@ class BoundedCache(MutableMapping[K, V]):
     def _copy(self, *, keys: bool) -> list[Any]:
         self.expire()
         with self._lock:
-            return list(self._data) if keys else list(self._data.items())
+            # no per-item allocation while iterating: an allocation can start a gc pass,
+            # a finalizer can then switch threads, and a lock-free reader's move_to_end
+            # would change the order mid-iteration
+            ks = list(self._data)
+            if keys:
+                return ks
+            vs = list(self._data.values())
+        return list(zip(ks, vs))
 
 
 class _ItemsView(ItemsView[K, V]):
@@ -876,18 +903,33 @@ def bounded_cache(
             getsizeof=getsizeof,
             timer=timer,
             on_evict=on_evict,
-            name=name or f"{func.__module__}.{func.__qualname__}",
+            name=name or _callable_name(func),
         )
         return _wrap(func, cache, typed)
 
     return decorate
 
 
+def _callable_name(func: Any) -> str:
+    """module.qualname for functions; something readable for partials and callable objects."""
+    target = getattr(func, "func", func)  # functools.partial
+    qual = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return f"{getattr(target, '__module__', None) or type(target).__module__}.{qual}"
+
+
+def _is_async(func: Any) -> bool:
+    import inspect
+
+    # an instance whose class has an async __call__ is an async callable too
+    dunder_call = getattr(type(func), "__call__", None)  # noqa: B004
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(dunder_call)
+
+
 def _wrap(func: F, cache: BoundedCache[Any, Any], typed: bool) -> F:
     import inspect
 
     wrapper: Any
-    if inspect.iscoroutinefunction(func):
+    if _is_async(func):
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             key = _make_key(args, kwargs, typed)
@@ -896,8 +938,20 @@ def _wrap(func: F, cache: BoundedCache[Any, Any], typed: bool) -> F:
     else:
         get_or_call = cache._get_or_call
 
+        def call(*args: Any, **kwargs: Any) -> Any:
+            value = func(*args, **kwargs)
+            if inspect.isawaitable(value):
+                close = getattr(value, "close", None)
+                if callable(close):
+                    close()  # never awaited: close it so it does not warn
+                raise TypeError(
+                    f"{_callable_name(func)} returned an awaitable; @bounded_cache caches "
+                    "results, never coroutines: make it an async def so results are awaited"
+                )
+            return value
+
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return get_or_call(_make_key(args, kwargs, typed), func, args, kwargs)
+            return get_or_call(_make_key(args, kwargs, typed), call, args, kwargs)
 
     def cache_info() -> CacheInfo:
         s = cache.stats()
