@@ -481,3 +481,58 @@ async def test_aiter_sse() -> None:
         async for event in aiter_sse(flood(), max_event_bytes=150):
             seen.append(event.data)
     assert seen == ["ok"]
+
+
+# -- the last event ID: the spec's buffer/string split -------------------------------------
+
+
+def test_last_event_id_changes_only_at_a_blank_line(fast_path: bool) -> None:
+    for chunks in (
+        [b"id: 1\ndata: first\n\nid: 2\ndata: second\n"],
+        [b"id: 1\ndata: first\n\nid", b": 2\ndata: sec", b"ond\n"],
+    ):
+        buf = SSEBuffer()
+        events = feed_all(buf, chunks)
+        assert [(e.id, e.data) for e in events] == [("1", "first")]
+        # event 2 never completed: a reconnect must ask from 1, or event 2 is lost
+        assert buf.last_event_id == "1"
+        buf.close()
+        assert buf.last_event_id == "1"
+        (again,) = buf.feed(b"data: after reconnect\n\n")
+        assert again.id == "1"
+
+
+def test_a_blank_line_commits_the_id_even_without_data(fast_path: bool) -> None:
+    buf = SSEBuffer()
+    assert buf.feed(b"id: 7\n\n") == []
+    assert buf.last_event_id == "7"
+    (event,) = buf.feed(b"data: x\n\n")
+    assert event.id == "7"
+
+
+def test_an_event_dropped_for_overflow_does_not_advance_the_id() -> None:
+    buf = SSEBuffer(max_event_bytes=1_000, on_overflow="skip")
+    events = buf.feed(b"id: 1\ndata: ok\n\nid: 2\ndata: " + b"x" * 5_000 + b"\n\ndata: next\n\n")
+    assert [(e.id, e.data) for e in events] == [("1", "ok"), ("1", "next")]
+    assert buf.last_event_id == "1"
+    assert buf.overflows_total == 1
+
+
+def test_event_type_carried_into_an_ascii_chunk_keeps_its_byte_size() -> None:
+    buf = SSEBuffer(max_event_bytes=1_000, on_overflow="skip")
+    buf.feed("event: " + "\u00e9" * 300 + "\n")  # 600 bytes of UTF-8, 300 characters
+    assert len(buf) >= 600
+    buf.feed(b"data: " + b"a" * 100 + b"\n")  # an ASCII chunk
+    assert len(buf) >= 700  # the carried type still counts 600 bytes, not 300
+    buf.feed(b"data: " + b"b" * 300 + b"\n")  # over the bound now: dropped, not kept
+    assert buf.overflows_total == 1
+    assert len(buf) <= 1_000
+
+
+def test_plain_event_class_fallback_still_dispatches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sse_mod, "_NewEvent", Event)  # an interpreter that refuses retagging
+    for fast in (True, False):
+        monkeypatch.setattr(sse_mod, "_FAST_PATH", fast)
+        (event,) = SSEBuffer().feed(b"event: e\ndata: d\nid: 3\n\n")
+        assert (event.event, event.data, event.id) == ("e", "d", "3")
+        assert type(event) is Event

@@ -143,6 +143,7 @@ class SSEBuffer:
         "_etype",
         "_etype_size",
         "_first_overflow",
+        "_id_buffer",
         "_partial",
         "_partial_ascii",
         "_partial_size",
@@ -210,6 +211,9 @@ class SSEBuffer:
     # -- state -----------------------------------------------------------------
 
     def _reset_stream(self) -> None:
+        # a new stream starts from the last id actually committed (the reconnect's
+        # Last-Event-ID), not from an id line whose event never completed
+        self._id_buffer = self.last_event_id
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._started = False
         self._skip_lf = False
@@ -435,6 +439,7 @@ class SSEBuffer:
         else:
             return
         self._reset_block()
+        self._id_buffer = self.last_event_id  # a dropped event never advances the id
         self._partial = []
         self._partial_size = 0
         self._partial_ascii = True
@@ -447,7 +452,8 @@ class SSEBuffer:
         raw = self._raw
         etype = self._etype
         retry_block = self._retry_block
-        last_id = self.last_event_id
+        last_id = self._id_buffer  # the spec's last event ID buffer
+        committed = self.last_event_id  # the last event ID string: set at each blank line
         kept_data = len(data)
         kept_raw = len(raw) if raw is not None else 0
         block_ended = False
@@ -456,6 +462,7 @@ class SSEBuffer:
         new_event = _NewEvent
         for line in it:
             if not line:
+                committed = last_id
                 if data:
                     event = new_event(
                         etype or "message",
@@ -464,7 +471,8 @@ class SSEBuffer:
                         retry_block,
                         "\n".join(raw) + "\n\n" if raw is not None else None,
                     )
-                    event.__class__ = Event  # see _fast_events
+                    if new_event is not Event:
+                        event.__class__ = Event  # see _fast_events
                     events.append(event)
                     dispatched += 1
                     data = []
@@ -507,13 +515,16 @@ class SSEBuffer:
         if raw is not None and len(raw) > kept_raw:
             new = raw[kept_raw:] if kept_raw else raw
             pending += _total_size(new, size) + overhead * len(new)
-        etype_size = size(etype) if etype else 0
+        # an event type carried over from an earlier chunk keeps its size: this chunk's
+        # size function counts characters when the chunk is ASCII, the type may not be
+        etype_size = self._etype_size if etype is self._etype else (size(etype) if etype else 0)
         self._data = data
         self._raw = raw
         self._etype = etype
         self._etype_size = etype_size
         self._retry_block = retry_block
-        self.last_event_id = last_id
+        self._id_buffer = last_id
+        self.last_event_id = committed
         self._pending = pending + etype_size
         self.comments_total += comments
         self.events_total += dispatched
@@ -525,7 +536,8 @@ class SSEBuffer:
         etype = self._etype
         etype_size = self._etype_size
         retry_block = self._retry_block
-        last_id = self.last_event_id
+        last_id = self._id_buffer  # the spec's last event ID buffer
+        committed = self.last_event_id  # the last event ID string: set at each blank line
         pending = self._pending
         cap = self.max_event_bytes
         max_line = self.max_line_bytes
@@ -535,6 +547,7 @@ class SSEBuffer:
         new_event = _NewEvent
         for line in it:
             if not line:
+                committed = last_id
                 if data:
                     event = new_event(
                         etype or "message",
@@ -543,7 +556,8 @@ class SSEBuffer:
                         retry_block,
                         "\n".join(raw) + "\n\n" if raw is not None else None,
                     )
-                    event.__class__ = Event  # see _fast_events
+                    if new_event is not Event:
+                        event.__class__ = Event  # see _fast_events
                     events.append(event)
                     dispatched += 1
                     data = []
@@ -588,8 +602,10 @@ class SSEBuffer:
                 if pending <= cap:
                     continue
                 limit_name, limit, reached = "max_event_bytes", cap, pending
-            # overflow: drop the event and skip to the next blank line
+            # overflow: drop the event and skip to the next blank line; a dropped event
+            # never advances the last event id
             self._overflow(limit_name, limit, reached)
+            last_id = committed
             data = []
             raw = [] if raw is not None else None
             etype = ""
@@ -602,7 +618,8 @@ class SSEBuffer:
         self._etype = etype
         self._etype_size = etype_size
         self._retry_block = retry_block
-        self.last_event_id = last_id
+        self._id_buffer = last_id
+        self.last_event_id = committed
         self._pending = pending
         self.comments_total += comments
         self.events_total += dispatched
