@@ -197,3 +197,30 @@ def test_report_renders_every_section() -> None:
     for name in snap.sections:
         assert f"[{name}]" in text
     assert str(snap) == text
+
+
+def test_plugin_data_is_normalised_so_the_round_trip_is_exact() -> None:
+    class Odd:
+        name = "odd"
+        cost = "cheap"
+
+        def collect(self) -> dict[str, Any]:
+            return {"by_status": {404: 3, 200: 10}, "window": (60, 300)}
+
+    class NotANumber:
+        name = "nan_plugin"
+        cost = "cheap"
+
+        def collect(self) -> dict[str, Any]:
+            return {"ratio": float("nan")}
+
+    memscope.register_collector(Odd())
+    memscope.register_collector(NotANumber())
+    try:
+        snap = memscope.snapshot(collectors=["odd", "nan_plugin"])
+    finally:
+        memscope.unregister_collector("odd")
+        memscope.unregister_collector("nan_plugin")
+    assert snap["odd"].to_dict() == {"by_status": {"404": 3, "200": 10}, "window": [60, 300]}
+    assert memscope.Snapshot.from_json(snap.to_json()) == snap
+    assert snap.errors["nan_plugin"].startswith("ValueError: Out of range float values")

@@ -111,7 +111,8 @@ class Snapshot:
         )
 
     def to_json(self, **kwargs: Any) -> str:
-        """JSON text of :meth:`to_dict` (kwargs go to json.dumps)."""
+        """JSON text of :meth:`to_dict` (kwargs go to json.dumps; NaN is refused)."""
+        kwargs.setdefault("allow_nan", False)
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
@@ -181,11 +182,11 @@ def run_collector(collector: _registry.Collector) -> tuple[Section | None, str |
             return None, (
                 f"collect() returned {type(data).__name__}; expected a Section or a mapping"
             )
-        stype = _registry.section_type(collector.name)
-        section = stype(data)
-        # the JSON round trip is part of the contract: check it here, not at save time
-        json.dumps(section.to_dict())
-        return section, None
+        # the JSON round trip is part of the contract: what a snapshot holds is exactly
+        # what it will load back (int keys become str, tuples lists), and no NaN, which
+        # strict JSON readers refuse
+        data = json.loads(json.dumps(data, allow_nan=False))
+        return _registry.section_type(collector.name)(data), None
     except _registry.CollectorUnavailable as exc:
         return None, f"unavailable: {exc}"
     except Exception as exc:
