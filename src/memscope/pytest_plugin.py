@@ -85,6 +85,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "allow_growth(reason=...): exempt this test from --memscope-no-growth",
     )
+    # a bad command-line or ini value is a usage error of the whole run: say so at once
+    _config_defaults(config)
 
 
 def _setting(config: pytest.Config, name: str) -> Any:
@@ -115,6 +117,10 @@ def _options_for(item: pytest.Item) -> CheckOptions | None:
         return None
     if marker is None and not _setting(item.config, "no_growth"):
         return None
+    if marker is None and not isinstance(item, pytest.Function):
+        # --memscope-no-growth checks what can be rerun: a doctest, for one, empties its
+        # globals after a run, and other plugins' items may not run twice at all
+        return None
     from memscope.testing import CheckOptions
 
     kwargs = _config_defaults(item.config)
@@ -138,7 +144,12 @@ class _Abort(Exception):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """Run a checked test warmup + rounds times and log only the final outcome."""
-    opts = _options_for(item)
+    try:
+        opts = _options_for(item)
+    except pytest.UsageError as exc:
+        # a bad marker fails its own test, not the session (nor an xdist worker)
+        item._memscope_bad_options = str(exc)  # type: ignore[attr-defined]
+        return None
     if opts is None:
         return None
     ihook = item.ihook
@@ -149,20 +160,24 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     return True
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """Count the asyncio tasks a checked run leaves pending when the test body returns."""
-    left = item.stash.get(_TASKS_LEFT, None)
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, None]:
+    """Count the asyncio tasks a checked run leaves pending; fail a test whose marker is bad."""
+    bad = getattr(item, "_memscope_bad_options", None)
+    if bad is not None:
+        pytest.fail(bad, pytrace=False)
+    # (an old-style hookwrapper: new-style ones need pluggy 1.2, and this plugin loads in
+    # every pytest run where memscope is installed)
+    left = item.stash.get(_TASKS_LEFT, None) if _TASKS_LEFT is not None else None
     if left is None:
-        return (yield)
+        yield
+        return
     from memscope.testing import _pending_tasks
 
     before = _pending_tasks()
-    try:
-        return (yield)
-    finally:
-        # each run gets a fresh loop that cancels leftovers at teardown: count them now
-        left[0] += max(0, _pending_tasks() - before)
+    yield  # the outcome (and any exception of the test) stays with pytest
+    # each run gets a fresh loop that cancels leftovers at teardown: count them now
+    left[0] += max(0, _pending_tasks() - before)
 
 
 def _run_checked(
@@ -180,11 +195,14 @@ def _run_checked(
     left = [0]
     item.stash[_TASKS_LEFT] = left
     sections = getattr(item, "_report_sections", None)
+    properties = list(item.user_properties)
 
     def run_once(_: int) -> None:
         nonlocal last
         if isinstance(sections, list):
             del sections[:]  # captured output would otherwise pile up run after run
+        # record_property() appends per run: keep what one run records, not one per run
+        item.user_properties[:] = properties
         last = []  # drop the previous run's reports before this run, not after
         last = runtestprotocol(item, nextitem=parent, log=False)
         _prune_finished_finalizers(item)

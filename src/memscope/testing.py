@@ -18,11 +18,12 @@ import os
 import sys
 import threading
 import time
+import warnings
 from array import array
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from ._errors import MemoryGrowthError
 
@@ -61,14 +62,16 @@ class TypeGrowth:
     deltas: list[int]
     count: int
     size_bytes_delta: int
+    unit: str = "objects"  # what ``deltas`` count: "objects", or "bytes" for in-place growth
 
     def format(self) -> str:
         """One line for the report."""
         from ._section import format_bytes
 
         steps = " ".join(f"{d:+d}" for d in self.deltas)
+        unit = " bytes" if self.unit == "bytes" else ""
         return (
-            f"{self.type}: {steps}  (now {self.count:,} objects, "
+            f"{self.type}: {steps}{unit}  (now {self.count:,} objects, "
             f"{format_bytes(self.size_bytes_delta)} over the measured rounds)"
         )
 
@@ -110,6 +113,8 @@ class GrowthReport:
     census: bool
     tracing: bool
     seconds: float
+    #: types whose objects did not multiply but grew in place (a buffer appended to)
+    grew_bytes: list[TypeGrowth] = field(default_factory=list)
 
     @property
     def leaked(self) -> bool:
@@ -140,6 +145,9 @@ class GrowthReport:
             lines.extend(f"    {row.format()}" for row in self.grew[:top])
             if len(self.grew) > top:
                 lines.append(f"    ... and {len(self.grew) - top} more")
+        if self.grew_bytes:
+            lines.append("  types whose bytes grew every round (objects growing in place):")
+            lines.extend(f"    {row.format()}" for row in self.grew_bytes[:top])
         if self.ignored:
             lines.append("  ignored types that grew every round:")
             lines.extend(f"    {row.format()}" for row in self.ignored[:top])
@@ -333,6 +341,7 @@ class CheckOptions:
     clear: tuple[Callable[[], object], ...] = ()
     threads: ThreadScope = "process"
     min_growth: int = 1
+    min_growth_bytes: int = 1
     allow_fds: int = 0
     allow_threads: int = 0
     top: int = 10
@@ -349,6 +358,7 @@ class CheckOptions:
         _check_int("rounds", opts.rounds, 1, MAX_ROUNDS)
         _check_int("trace_frames", opts.trace_frames, 1, 100)
         _check_int("min_growth", opts.min_growth, 1, 1 << 40)
+        _check_int("min_growth_bytes", opts.min_growth_bytes, 1, 1 << 40)
         _check_int("allow_fds", opts.allow_fds, 0, 1 << 20)
         _check_int("allow_threads", opts.allow_threads, 0, 1 << 20)
         _check_int("top", opts.top, 1, MAX_TOP)
@@ -410,6 +420,9 @@ class _Probe:
         self.base_sizes = array("q")
         self.last_sizes = array("q")
         self.hist = [array("q") for _ in range(opts.rounds)]
+        self.prev_sizes = array("q")
+        self.cur_sizes = array("q")
+        self.hist_sizes = [array("q") for _ in range(opts.rounds)]
         self.base_counts = array("q")
         self.started_tracing = False
         self.tracing = False
@@ -484,23 +497,45 @@ class _Probe:
         except Exception as exc:  # the census is evidence, not a requirement
             self.census_error = f"{type(exc).__name__}: {exc}"
             return
+        # the probe's own arrays are in the census too: take them out, so that filling
+        # its rows (or a new type's slot) never reads as the code under test growing
+        own = self._own_arrays()
+        counted = now.get(array)
+        if counted is not None:
+            now = dict(now)
+            now[array] = (
+                counted[0] - len(own),
+                counted[1] - sum(map(sys.getsizeof, own)),
+            )
         index = self.index
         cur = self.cur
+        cur_sizes = self.cur_sizes
         size_now: dict[int, int] = {}
         del cur[:]
         cur.frombytes(bytes(8 * len(index)))
+        del cur_sizes[:]
+        cur_sizes.frombytes(bytes(8 * len(index)))
         for tp, (count, size) in now.items():
             slot = index.get(tp)
             if slot is None:
                 slot = len(index)
                 index[tp] = slot
                 cur.append(0)
-                for arr in (self.prev, self.base_counts, self.base_sizes, self.last_sizes):
+                cur_sizes.append(0)
+                for arr in (
+                    self.prev,
+                    self.prev_sizes,
+                    self.base_counts,
+                    self.base_sizes,
+                    self.last_sizes,
+                ):
                     arr.append(0)
-                for arr in self.hist:
-                    if len(arr):
-                        arr.append(0)
+                for hist in (self.hist, self.hist_sizes):
+                    for arr in hist:
+                        if len(arr):
+                            arr.append(0)
             cur[slot] = count
+            cur_sizes[slot] = size
             size_now[slot] = size
         del now
         warmup = self.opts.warmup
@@ -508,18 +543,46 @@ class _Probe:
             self.base_counts[:] = cur
             for slot, size in size_now.items():
                 self.base_sizes[slot] = size
+        if i >= warmup:
+            # every round's rows are sized at the baseline and then filled in place, so
+            # the probe's own arrays do not grow round by round (they would read as a leak)
+            for hist in (self.hist, self.hist_sizes):
+                for arr in hist:
+                    if len(arr) < len(index):
+                        arr.frombytes(bytes(8 * (len(index) - len(arr))))
         if i > warmup:
-            row = self.hist[i - warmup - 1]
-            del row[:]
-            row.extend(cur)
-            prev = self.prev
-            for slot in range(len(row)):
-                row[slot] -= prev[slot]
+            k = i - warmup - 1
+            for row, now_, before in (
+                (self.hist[k], cur, self.prev),
+                (self.hist_sizes[k], cur_sizes, self.prev_sizes),
+            ):
+                for slot in range(len(now_)):
+                    row[slot] = now_[slot] - before[slot]
             if i == self.n - 1:
                 for slot in range(len(self.last_sizes)):
                     self.last_sizes[slot] = size_now.get(slot, 0)
         del size_now
         self.prev, self.cur = cur, self.prev
+        self.prev_sizes, self.cur_sizes = cur_sizes, self.prev_sizes
+
+    def _own_arrays(self) -> list[array[int]]:
+        return [
+            self.blocks_before,
+            self.blocks_after,
+            self.fds,
+            self.threads,
+            self.tasks,
+            self.traced,
+            self.prev,
+            self.cur,
+            self.prev_sizes,
+            self.cur_sizes,
+            self.base_counts,
+            self.base_sizes,
+            self.last_sizes,
+            *self.hist,
+            *self.hist_sizes,
+        ]
 
     # ----------------------------------------------------------------- verdict
 
@@ -542,6 +605,7 @@ class _Probe:
             deltas["traced_bytes"] = [self.traced[i] - self.traced[i - 1] for i in measured]
 
         grew: list[TypeGrowth] = []
+        grew_bytes: list[TypeGrowth] = []
         skipped: list[TypeGrowth] = []
         noise: list[str] = []
         if self.index:
@@ -558,6 +622,23 @@ class _Probe:
                         size_bytes_delta=int(self.last_sizes[slot] - self.base_sizes[slot]),
                     )
                     (skipped if ignored(row.type) else grew).append(row)
+                    continue
+                # as many objects, but bigger every round: a buffer, str or list growing
+                # in place (bytearray +=, text +=) leaks without a new object or block
+                sizes = [
+                    self.hist_sizes[k][slot] if slot < len(self.hist_sizes[k]) else 0
+                    for k in range(r)
+                ]
+                # (a size can step up twice by chance, a dict resizing: at least 3 rounds)
+                if r >= 3 and all(step >= opts.min_growth_bytes for step in sizes):
+                    row = TypeGrowth(
+                        type=_type_name(tp),
+                        deltas=sizes,
+                        count=int(end[slot]),
+                        size_bytes_delta=int(self.last_sizes[slot] - self.base_sizes[slot]),
+                        unit="bytes",
+                    )
+                    (skipped if ignored(row.type) else grew_bytes).append(row)
                 elif any(steps):
                     changed.append((sum(abs(s) for s in steps), _type_name(tp), steps))
             grew.sort(key=lambda row: (-sum(row.deltas), row.type))
@@ -583,6 +664,13 @@ class _Probe:
         if grew:
             shown = ", ".join(row.type for row in grew[:5])
             failures.append(f"{len(grew)} type(s) grew on every measured round: {shown}")
+        if grew_bytes:
+            grew_bytes.sort(key=lambda row: (-sum(row.deltas), row.type))
+            shown = ", ".join(row.type for row in grew_bytes[:5])
+            failures.append(
+                f"{len(grew_bytes)} type(s) grew in bytes on every measured round "
+                f"(objects growing in place): {shown}"
+            )
         for key, allowed, what in (
             ("fds", opts.allow_fds, "open file descriptors"),
             ("threads", opts.allow_threads, "threads"),
@@ -614,6 +702,7 @@ class _Probe:
             census=self.census_fn is not None and self.census_error is None,
             tracing=self.tracing,
             seconds=seconds,
+            grew_bytes=grew_bytes[:MAX_TOP],
         )
 
     def _sites(self, ignored: Callable[[str], bool]) -> list[AllocationSite]:
@@ -639,6 +728,42 @@ def _settle(opts: CheckOptions) -> None:
     for _ in range(3):
         if not gc.collect():
             break
+    if threading.active_count() > 1:
+        # other threads may still be finishing what the call started (a server thread
+        # answering, a worker exiting): let them run until two readings agree
+        seen = (sys.getallocatedblocks(), threading.active_count(), _count_fds())
+        for _ in range(_SETTLE_TRIES):
+            time.sleep(0.002)
+            gc.collect()
+            now = (sys.getallocatedblocks(), threading.active_count(), _count_fds())
+            if now == seen:
+                break
+            seen = now
+
+
+_SETTLE_TRIES = 10
+
+
+def _drop_warning(*args: object, **kwargs: object) -> None:
+    """showwarning for repeated runs: shown once already, not recorded again (see run_check)."""
+
+
+class _QuietRepeats:
+    """Context for runs after the first: warnings are not shown or recorded again.
+
+    pytest records every warning of a test in a list, so a call that warns would add a
+    WarningMessage per run and look like a leak. Filters are untouched: "error" still raises.
+    """
+
+    def __enter__(self) -> None:
+        self._saved = warnings.showwarning
+        warnings.showwarning = _drop_warning
+
+    def __exit__(self, *exc: object) -> None:
+        warnings.showwarning = self._saved
+
+
+_RUNNER_PACKAGES = ("_pytest", "pluggy", "pytest_asyncio", "anyio", "xdist")
 
 
 def _grown_sites(
@@ -650,6 +775,8 @@ def _grown_sites(
     drop = [
         tracemalloc.Filter(False, tracemalloc.__file__),
         tracemalloc.Filter(False, os.path.join(_HERE, "*")),
+        # the test runner's own bookkeeping of a rerun test is never the leak
+        *(tracemalloc.Filter(False, f"*{os.sep}{pkg}{os.sep}*") for pkg in _RUNNER_PACKAGES),
     ]
     stats = end.filter_traces(drop).compare_to(start.filter_traces(drop), "traceback")
     out: list[AllocationSite] = []
@@ -774,15 +901,22 @@ def run_check(
         tasks=tasks,
         inline_trace=opts.trace is True,
     )
+    runs = iter(range(1, opts.warmup + opts.rounds + 1))  # made before the baseline reading
+    quiet = _QuietRepeats()
     try:
         probe.begin()
-        for i in range(1, opts.warmup + opts.rounds + 1):
-            run_once(i)
+        for i in runs:
+            if i == 1:
+                run_once(i)  # the first run shows its warnings as usual
+            else:
+                with quiet:
+                    run_once(i)
             probe.read(i)
         report = probe.finish(label, time.perf_counter() - start)
     finally:
         probe.close()
-    _name_sites(report, opts, run_once)
+    with quiet:
+        _name_sites(report, opts, run_once)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -825,6 +959,7 @@ def assert_no_growth(
     clear: Callable[[], object] | Iterable[Callable[[], object]] = (),
     threads: ThreadScope = "process",
     min_growth: int = 1,
+    min_growth_bytes: int = 1,
     allow_fds: int = 0,
     allow_threads: int = 0,
     top: int = 10,
@@ -845,6 +980,7 @@ def assert_no_growth(
             clear=clear,
             threads=threads,
             min_growth=min_growth,
+            min_growth_bytes=min_growth_bytes,
             allow_fds=allow_fds,
             allow_threads=allow_threads,
             top=top,
@@ -852,10 +988,23 @@ def assert_no_growth(
         )
     )
     label = _label_of(fn)
-    if not inspect.iscoroutinefunction(fn):
-        return _raise_if_leaked(
-            run_check(lambda i: fn(*args, **kwargs), opts, label=label, census=source)
-        )
+    dunder_call = getattr(type(fn), "__call__", None)  # noqa: B004  (an async __call__)
+    if not (inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(dunder_call)):
+
+        def call(i: int) -> object:
+            result = fn(*args, **kwargs)
+            if inspect.isawaitable(result):
+                close = getattr(result, "close", None)
+                if callable(close):
+                    close()  # it will never be awaited: close it so it does not warn
+                raise TypeError(
+                    f"{label} returned an awaitable, which assert_no_growth would never "
+                    "run: pass the async function itself (with functools.partial for its "
+                    "arguments), or use assert_no_growth_async inside a running loop"
+                )
+            return result
+
+        return _raise_if_leaked(run_check(call, opts, label=label, census=source))
     import asyncio
 
     try:
@@ -871,7 +1020,7 @@ def assert_no_growth(
     loop = asyncio.new_event_loop()
     try:
         report = run_check(
-            lambda i: loop.run_until_complete(fn(*args, **kwargs)),
+            lambda i: loop.run_until_complete(cast(Awaitable[object], fn(*args, **kwargs))),
             opts,
             label=label,
             census=source,
@@ -906,13 +1055,15 @@ async def assert_no_growth_async(
     probe = _Probe(
         opts, census=source or _default_census, loop=loop, inline_trace=opts.trace is True
     )
+    runs = iter(range(1, opts.warmup + opts.rounds + 1))  # made before the baseline reading
     try:
         probe.begin()
-        for i in range(1, opts.warmup + opts.rounds + 1):
+        for i in runs:
             result = fn(*args, **kwargs)
             if inspect.isawaitable(result):
                 await result
             del result
+            await _let_loop_run()
             probe.read(i)
         report = probe.finish(_label_of(fn), time.perf_counter() - start)
     finally:
@@ -925,12 +1076,21 @@ async def assert_no_growth_async(
                 if inspect.isawaitable(result):
                     await result
                 del result
+                await _let_loop_run()
                 traced.mark(k)
             traced.apply(report)
         finally:
             traced.close()
     report.seconds = time.perf_counter() - start
     return _raise_if_leaked(report)
+
+
+async def _let_loop_run(steps: int = 3) -> None:
+    """Give tasks the code just scheduled their next steps before counting them as pending."""
+    import asyncio
+
+    for _ in range(steps):
+        await asyncio.sleep(0)
 
 
 class NoGrowthCheck:
@@ -951,6 +1111,7 @@ def no_growth(
     clear: Callable[[], object] | Iterable[Callable[[], object]] = (),
     threads: ThreadScope = "process",
     min_growth: int = 1,
+    min_growth_bytes: int = 1,
     allow_fds: int = 0,
     allow_threads: int = 0,
     top: int = 10,
@@ -972,6 +1133,7 @@ def no_growth(
             clear=clear,
             threads=threads,
             min_growth=min_growth,
+            min_growth_bytes=min_growth_bytes,
             allow_fds=allow_fds,
             allow_threads=allow_threads,
             top=top,

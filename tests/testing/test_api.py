@@ -219,3 +219,45 @@ def test_trace_false_never_traces() -> None:
         assert_no_growth(lambda: sink.keep(object()), trace=False, census=False, **FAST)
     assert not info.value.report.tracing and info.value.report.sites == []
     assert "tracing was off" in str(info.value)
+
+
+class Appender:
+    """Grows one buffer in place: no new object and (mostly) no new block per call."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.text = ""
+
+    def feed(self) -> None:
+        self.buf += b"data: partial line without a newline " * 10
+
+    def log(self) -> None:
+        self.text += "GET /items 200 " * 40
+
+
+def test_growth_in_place_is_a_leak() -> None:
+    sink = Appender()
+    for fn, kind in ((sink.feed, "bytearray"), (sink.log, "str")):
+        with pytest.raises(memscope.MemoryGrowthError, match="grew in bytes") as info:
+            assert_no_growth(fn)
+        rows = info.value.report.grew_bytes
+        assert [row.type for row in rows] == [kind]
+        assert all(step > 0 for step in rows[0].deltas)
+        assert rows[0].unit == "bytes"
+
+
+def test_a_wrapped_coroutine_is_refused_not_silently_passed() -> None:
+    async def work() -> None:
+        await asyncio.sleep(0)
+
+    with pytest.raises(TypeError, match="returned an awaitable"):
+        assert_no_growth(lambda: work())
+
+
+@pytest.mark.asyncio
+async def test_tasks_that_finish_on_the_next_step_are_not_leaks() -> None:
+    async def schedule() -> None:
+        asyncio.get_running_loop().create_task(asyncio.sleep(0))
+
+    report = await assert_no_growth_async(schedule, census=False, **FAST)
+    assert not report.leaked, report

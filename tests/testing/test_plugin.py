@@ -158,7 +158,9 @@ def test_ran_once():
     assert "memscope: tests that grew memory" not in result.stdout.str()
 
 
-def test_bad_marker_argument_is_a_usage_error(ini: pytest.Pytester) -> None:
+def test_bad_marker_fails_its_test_only_and_bad_options_stop_the_run(
+    ini: pytest.Pytester,
+) -> None:
     ini.makepyfile(
         """
 import pytest
@@ -166,11 +168,64 @@ import pytest
 @pytest.mark.no_growth(rounds=0)
 def test_x():
     pass
+
+def test_next_one_still_runs():
+    pass
 """
     )
     result = ini.runpytest_subprocess("-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR or result.ret != 0
-    result.stderr.fnmatch_lines(["*no_growth*rounds must be an int in*"])
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_x*no_growth*rounds must be an int in*"])
+    # a bad command-line value is the run's usage error, reported before any test
+    result = ini.runpytest_subprocess("-p", "no:cacheprovider", "--memscope-rounds", "many")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--memscope-rounds*must be an integer*"])
+
+
+DOCTEST_MODULE = '''
+def add(a, b):
+    """
+    >>> add(1, 2)
+    3
+    """
+    return a + b
+'''
+
+RERUN_STATE = """
+import warnings
+import pytest
+
+def old_api():
+    warnings.warn("old api", DeprecationWarning)
+    return 1
+
+@pytest.mark.no_growth
+def test_warns_every_call():
+    with pytest.warns(DeprecationWarning):
+        old_api()
+
+@pytest.mark.no_growth
+def test_property(record_property):
+    record_property("answer", 42)
+"""
+
+
+def test_rerun_state_does_not_pile_up(ini: pytest.Pytester) -> None:
+    # a warning per call, a recorded property per run, and doctests under the global flag:
+    # none of them is a leak, and the property appears once in the JUnit XML
+    ini.makepyfile(mod=DOCTEST_MODULE, test_state=RERUN_STATE)
+    result = ini.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--memscope-no-growth",
+        "--doctest-modules",
+        "--junitxml=out.xml",
+        "-o",
+        "junit_family=legacy",
+    )
+    result.assert_outcomes(passed=3)
+    xml = (ini.path / "out.xml").read_text()
+    assert xml.count('name="answer"') == 1
 
 
 def test_async_tests_pytest_asyncio_and_anyio(ini: pytest.Pytester) -> None:
