@@ -733,12 +733,12 @@ def _settle(opts: CheckOptions) -> None:
         # answering, a worker exiting): let them run until two readings agree
         seen = (sys.getallocatedblocks(), threading.active_count(), _count_fds())
         for _ in range(_SETTLE_TRIES):
-            time.sleep(0.002)
-            gc.collect()
+            time.sleep(0.001)  # hands the GIL to them
             now = (sys.getallocatedblocks(), threading.active_count(), _count_fds())
             if now == seen:
                 break
             seen = now
+            gc.collect()  # what they just dropped
 
 
 _SETTLE_TRIES = 10
