@@ -191,3 +191,15 @@ def format_value(value: float, unit: str, *, signed: bool = False) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:+.2f}" if signed else f"{value:.2f}"
     return f"{int(value):+,}" if signed else f"{int(value):,}"
+
+
+def _text(value: object, default: str) -> str:
+    # some classes have descriptors, not strings, for __module__/__qualname__
+    return value if isinstance(value, str) and value else default
+
+
+def type_name(tp: type) -> str:
+    """``module.qualname`` for a type (builtins without the module)."""
+    mod = _text(getattr(tp, "__module__", None), "?")
+    qual = _text(getattr(tp, "__qualname__", None), _text(getattr(tp, "__name__", None), "?"))
+    return qual if mod == "builtins" else f"{mod}.{qual}"

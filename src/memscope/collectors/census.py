@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .._section import Section, format_bytes
+from .._section import Section, format_bytes, type_name
 from ._heap import count_types, get_scan
 
 __all__ = ["CensusCollector", "CensusSection", "count_types", "type_name"]
 
 
-def _text(value: object, default: str) -> str:
-    # some classes have descriptors, not strings, for __module__/__qualname__
-    return value if isinstance(value, str) and value else default
-
-
-def type_name(tp: type) -> str:
-    """``module.qualname`` for a type (builtins without the module)."""
-    mod = _text(getattr(tp, "__module__", None), "?")
-    qual = _text(getattr(tp, "__qualname__", None), _text(getattr(tp, "__name__", None), "?"))
-    return qual if mod == "builtins" else f"{mod}.{qual}"
-
-
 def _module_of(tp: type) -> str:
     # group by top-level package: which package's types hold the memory
-    return _text(getattr(tp, "__module__", None), "?").split(".", 1)[0]
+    module = getattr(tp, "__module__", None)
+    return (module if isinstance(module, str) and module else "?").split(".", 1)[0]
 
 
 class CensusSection(Section):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from .._section import Section, format_bytes
+from .._section import Section, format_bytes, type_name
 
 T = TypeVar("T")
 
@@ -47,13 +47,6 @@ _by_object: dict[int, int] = {}  # id(tracked object) -> entry key, for O(1) re-
 _by_owner: dict[tuple[int, str], int] = {}  # (id(owner), name) -> entry key
 _seq = itertools.count()
 dropped_total = 0
-
-
-def _describe_type(obj: object) -> str:
-    cls = type(obj)
-    return (
-        f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else cls.__qualname__
-    )
 
 
 def _find_owner(obj: object, depth: int) -> object | None:
@@ -310,7 +303,7 @@ class TrackedCollector:
             n = names[name] = names.get(name, 0) + 1
             row: dict[str, Any] = {
                 "name": name if n == 1 else f"{name}#{n}",
-                "type": _describe_type(obj),
+                "type": type_name(type(obj)),
                 "clearable": clearable,
             }
             try:
