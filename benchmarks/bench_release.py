@@ -107,7 +107,8 @@ def collector_costs(repeats: int, n_small: int, n_malloc: int) -> tuple[list[dic
     """
     import psutil
 
-    from memscope.collectors.allocator import AllocatorCollector, _stats_via_stderr
+    from memscope._base.libc import _stats_via_stderr
+    from memscope.collectors.allocator import AllocatorCollector
 
     keep = build("pymalloc", n_small) + build("malloc", n_malloc)
     proc = psutil.Process()

@@ -15,7 +15,7 @@ import threading
 import time
 
 import memscope
-from memscope._section import format_bytes
+from memscope._base.units import format_bytes
 from memscope.guard.locks import KeyedLocks
 from memscope.guard.sampling import Reservoir
 from memscope.guard.summary import summarize

@@ -1,27 +1,21 @@
 """memscope: see, bound and prove the memory of a Python service.
 
-``import memscope`` is cheap: it starts nothing and imports no heavy module; the
-collectors, the guard objects and the front ends load when first used.
+``import memscope`` is cheap: it starts nothing and imports none of memscope's modules;
+each public name loads its module the first time it is used (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._diff import Diff, compare
-from ._errors import MemoryGrowthError
-from ._registry import (
-    Collector,
-    CollectorUnavailable,
-    register_collector,
-    registered_collectors,
-    unregister_collector,
-)
-from ._section import Change, Section
-from ._snapshot import Snapshot, iter_load, load, save, snapshot
-from .collectors.tracked import clear_caches, track, untrack
-
 if TYPE_CHECKING:
+    from ._base.collector import Collector, CollectorUnavailable
+    from ._base.errors import MemoryGrowthError
+    from ._base.section import Change, Section
+    from ._base.tracking import clear_caches, track, untrack
+    from ._diff import Diff, compare
+    from ._registry import register_collector, registered_collectors, unregister_collector
+    from ._snapshot import Snapshot, iter_load, load, save, snapshot
     from .collectors.tracing import start_tracing, stop_tracing
     from .guard.cache import BoundedCache
     from .guard.release import release_memory
@@ -58,14 +52,32 @@ __all__ = [
     "untrack",
 ]
 
-# names whose modules load on first use, so that importing memscope stays fast
+# public name -> the module that defines it, loaded on first use
 _LAZY = {
     "BoundedCache": "memscope.guard.cache",
+    "Change": "memscope._base.section",
+    "Collector": "memscope._base.collector",
+    "CollectorUnavailable": "memscope._base.collector",
+    "Diff": "memscope._diff",
+    "MemoryGrowthError": "memscope._base.errors",
+    "Monitor": "memscope.monitor",
     "SSEBuffer": "memscope.guard.sse",
+    "Section": "memscope._base.section",
+    "Snapshot": "memscope._snapshot",
+    "clear_caches": "memscope._base.tracking",
+    "compare": "memscope._diff",
+    "iter_load": "memscope._snapshot",
+    "load": "memscope._snapshot",
+    "register_collector": "memscope._registry",
+    "registered_collectors": "memscope._registry",
     "release_memory": "memscope.guard.release",
+    "save": "memscope._snapshot",
+    "snapshot": "memscope._snapshot",
     "start_tracing": "memscope.collectors.tracing",
     "stop_tracing": "memscope.collectors.tracing",
-    "Monitor": "memscope.monitor",
+    "track": "memscope._base.tracking",
+    "unregister_collector": "memscope._registry",
+    "untrack": "memscope._base.tracking",
 }
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._section import Change, format_value
+from ._base.section import Change
+from ._base.units import format_value
 from ._snapshot import Snapshot
 
 # how much one unit weighs when ranking changes of different kinds against each other
@@ -89,7 +90,7 @@ class Diff:
         for change in ranked[:top]:
             lines.append(
                 f"  {format_value(change.delta, change.unit, signed=True):>14}  "
-                f"{change.section}: {change.key}  "
+                f"{self._describe(change)}  "
                 f"({format_value(change.before, change.unit)} -> "
                 f"{format_value(change.after, change.unit)})"
             )
@@ -98,6 +99,15 @@ class Diff:
         for name, error in sorted(self.errors.items()):
             lines.append(f"  ! {name}: {error}")
         return "\n".join(lines)
+
+    def _describe(self, change: Change) -> str:
+        section = self.b.sections.get(change.section)
+        if section is not None:
+            try:
+                return section.describe(change.key)
+            except Exception:  # a third-party section's wording must not break the summary
+                pass
+        return f"{change.section}: {change.key}"
 
     def __str__(self) -> str:
         return self.summary()

@@ -1,44 +1,15 @@
-"""The collector protocol and the registry snapshot() draws from."""
+"""The collector registry snapshot() draws from: built-ins, registered ones, entry points.
+
+The vocabulary (Collector, CollectorUnavailable, costs) lives in ``memscope._base.collector``.
+"""
 
 from __future__ import annotations
 
-import contextvars
 import threading
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal, Protocol, runtime_checkable
+from collections.abc import Iterable
 
-from ._section import Section
-
-Cost = Literal["cheap", "scan", "trace"]
-COSTS: tuple[str, ...] = ("cheap", "scan", "trace")
-
-
-class CollectorUnavailable(Exception):
-    """Raised by a collector's ``collect()`` when its source is missing here; not an error."""
-
-
-@runtime_checkable
-class Collector(Protocol):
-    """What snapshot() needs of a collector: a name, a cost and ``collect()``.
-
-    Optional, found by duck typing: ``section_type`` (a :class:`Section` subclass
-    used to wrap, render and diff the data) and ``available() -> str | None``
-    (a reason the collector cannot run here, or None).
-    """
-
-    name: str
-    cost: Cost
-
-    def collect(self) -> Mapping[str, Any]:
-        """Return this collector's section (a Section or a JSON-safe mapping)."""
-        ...
-
-
-# "cheap" or "deep" while snapshot() runs its collectors, None otherwise: a collector with a
-# part whose cost grows with the heap can leave it to deep snapshots
-snapshot_depth: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "memscope_snapshot_depth", default=None
-)
+from ._base.collector import COSTS, Collector
+from ._base.section import Section
 
 _lock = threading.RLock()
 _collectors: dict[str, Collector] = {}
@@ -72,11 +43,17 @@ def register_collector(collector: Collector, *, replace: bool = False) -> Collec
                 f"a collector named {checked.name!r} is already registered; "
                 "pass replace=True to override it"
             )
-        _collectors[checked.name] = checked
-        section_type = getattr(checked, "section_type", None)
-        if isinstance(section_type, type) and issubclass(section_type, Section):
-            _section_types[checked.name] = section_type
+        _add(checked)
     return checked
+
+
+def _add(collector: Collector) -> None:
+    """Put a collector and its section type (or none: a replaced one's goes) in the registry."""
+    _collectors[collector.name] = collector
+    _section_types.pop(collector.name, None)
+    st = getattr(collector, "section_type", None)
+    if isinstance(st, type) and issubclass(st, Section):
+        _section_types[collector.name] = st
 
 
 def unregister_collector(name: str) -> None:
@@ -86,6 +63,8 @@ def unregister_collector(name: str) -> None:
         if name not in _collectors:
             raise KeyError(f"no collector named {name!r}; registered: {sorted(_collectors)}")
         del _collectors[name]
+        # its section type goes too: a later collector of this name brings its own
+        _section_types.pop(name, None)
 
 
 def registered_collectors() -> dict[str, Collector]:
@@ -147,10 +126,7 @@ def _ensure_loaded() -> None:
             from .collectors import builtin_collectors
 
             for collector in builtin_collectors():
-                _collectors[collector.name] = collector
-                st = getattr(collector, "section_type", None)
-                if isinstance(st, type) and issubclass(st, Section):
-                    _section_types[collector.name] = st
+                _add(collector)
         if not _entry_points_loaded:
             _entry_points_loaded = True
             _load_entry_points()
@@ -172,9 +148,6 @@ def _load_entry_points() -> None:
             collector = _check(obj)
             if collector.name in _collectors:
                 raise ValueError(f"name {collector.name!r} is already registered")
-            _collectors[collector.name] = collector
-            st = getattr(collector, "section_type", None)
-            if isinstance(st, type) and issubclass(st, Section):
-                _section_types[collector.name] = st
+            _add(collector)
         except Exception as exc:
             _load_errors[ep.name] = f"{type(exc).__name__}: {exc}"

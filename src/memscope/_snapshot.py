@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import json
 import os
-import platform
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from . import _registry
-from ._section import Section
+from ._base.collector import Collector, CollectorUnavailable, HeapRequest, snapshot_depth
+from ._base.section import Section
 
 SCHEMA = 1
 
 
 def _python_version() -> str:
-    return f"{platform.python_implementation()} {platform.python_version()}"
+    # what platform.python_version() says, without importing platform (slow to import)
+    v = sys.version_info
+    name = {"cpython": "CPython", "pypy": "PyPy"}.get(
+        sys.implementation.name, sys.implementation.name
+    )
+    extra = "" if v.releaselevel == "final" else f"{v.releaselevel[0]}{v.serial}"
+    return f"{name} {v.major}.{v.minor}.{v.micro}{extra}"
 
 
 class Snapshot:
@@ -145,11 +152,13 @@ def snapshot(
     from .collectors._heap import shared_scans
 
     # heap scans run first, before the other sections exist, so they count the program's
-    # objects rather than this snapshot's; they share one walk of the heap
+    # objects rather than this snapshot's; they share one walk of the heap, made once for
+    # what all of them asked for
     order = sorted(chosen, key=lambda c: c.cost != "scan")
-    depth = _registry.snapshot_depth.set("deep" if deep else "cheap")
+    request = HeapRequest.combine(_heap_requests(order))
+    depth = snapshot_depth.set("deep" if deep else "cheap")
     try:
-        with shared_scans():
+        with shared_scans(request):
             for collector in order:
                 section, error = run_collector(collector)
                 if section is not None:
@@ -157,7 +166,7 @@ def snapshot(
                 if error is not None:
                     snap.errors[collector.name] = error
     finally:
-        _registry.snapshot_depth.reset(depth)
+        snapshot_depth.reset(depth)
     if collectors is None:
         # a plugged-in collector that failed to load is reported like one that failed to run
         for name, error in _registry.entry_point_errors().items():
@@ -167,7 +176,21 @@ def snapshot(
     return snap
 
 
-def run_collector(collector: _registry.Collector) -> tuple[Section | None, str | None]:
+def _heap_requests(collectors: Iterable[Collector]) -> Iterator[HeapRequest]:
+    """What the scan collectors ask of the heap walk (a failing request is left out)."""
+    for collector in collectors:
+        ask = getattr(collector, "heap_request", None)
+        if collector.cost != "scan" or not callable(ask):
+            continue
+        try:
+            request = ask()
+        except Exception:  # its collect() will fail, or walk for itself, and say so
+            continue
+        if isinstance(request, HeapRequest):
+            yield request
+
+
+def run_collector(collector: Collector) -> tuple[Section | None, str | None]:
     """Run one collector; any failure becomes an error string, never an exception."""
     try:
         available = getattr(collector, "available", None)
@@ -187,7 +210,7 @@ def run_collector(collector: _registry.Collector) -> tuple[Section | None, str |
         # strict JSON readers refuse
         data = json.loads(json.dumps(data, allow_nan=False))
         return _registry.section_type(collector.name)(data), None
-    except _registry.CollectorUnavailable as exc:
+    except CollectorUnavailable as exc:
         return None, f"unavailable: {exc}"
     except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"

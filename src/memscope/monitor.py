@@ -76,7 +76,7 @@ class Monitor:
         self.errors_total = 0
         self.record_errors_total = 0
         _live.add(self)
-        from .collectors.tracked import track
+        from ._base.tracking import track
 
         track(self, name=f"monitor.{label}")
 

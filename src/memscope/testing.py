@@ -25,7 +25,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
-from ._errors import MemoryGrowthError
+from ._base.errors import MemoryGrowthError
 
 __all__ = [
     "AllocationSite",
@@ -66,7 +66,7 @@ class TypeGrowth:
 
     def format(self) -> str:
         """One line for the report."""
-        from ._section import format_bytes
+        from ._base.units import format_bytes
 
         steps = " ".join(f"{d:+d}" for d in self.deltas)
         unit = " bytes" if self.unit == "bytes" else ""
@@ -88,7 +88,7 @@ class AllocationSite:
 
     def format(self) -> str:
         """The site line then its traceback (most recent call last)."""
-        from ._section import format_bytes
+        from ._base.units import format_bytes
 
         head = (
             f"{format_bytes(self.size_bytes_delta)} in {self.count_delta:+d} blocks  "
@@ -298,7 +298,7 @@ def _type_name(tp: type) -> str:
 
 
 def _default_census() -> Mapping[type, tuple[int, int]]:
-    from .collectors.census import count_types
+    from .collectors._heap import count_types
 
     return count_types(complete=True)
 

@@ -13,9 +13,7 @@ import threading
 import pytest
 
 import memscope
-from memscope.collectors.allocator import (
-    AllocatorCollector,
-    AllocatorSection,
+from memscope._base.libc import (
     LibcInfo,
     _stats_via_stderr,
     libc_info,
@@ -23,6 +21,10 @@ from memscope.collectors.allocator import (
     parse_pymalloc_stats,
     pinned_arenas_advice,
     pymalloc_stats,
+)
+from memscope.collectors.allocator import (
+    AllocatorCollector,
+    AllocatorSection,
 )
 
 needs_glibc = pytest.mark.skipif(

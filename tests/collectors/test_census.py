@@ -8,6 +8,7 @@ import json
 import pytest
 
 import memscope
+from memscope._base.collector import HeapRequest
 from memscope.collectors.census import CensusCollector, count_types
 
 
@@ -123,19 +124,23 @@ def test_direct_sizeof_path_counts_exactly_like_getsizeof() -> None:
         mixed.extend((f"m{i}", (i, -i), 2.5 * i, bytes(i % 7), Planted(i), [i], {i: None}))
     HOLD.append(mixed)
     try:
+        request = HeapRequest(where=False)  # one request for both: neither walk adds it
+        # a first walk fills the ABC caches its own iterators meet (Counter(zip) asks
+        # isinstance(zip, Mapping)), so neither measured walk sees those sets appear
+        _heap.scan_heap(request).release()
         gc.collect()
-        fast = _heap.scan_heap(where=False)
+        fast = _heap.scan_heap(request)
         _heap.FAST_PATH = False  # a plain attribute write: creates no object the scan could see
-        slow = _heap.scan_heap(where=False)
+        slow = _heap.scan_heap(request)
     finally:
         _heap.FAST_PATH = True
         HOLD.clear()
-    # 'fast' itself adds its options tuple, its seconds float, one dict, one list per type and
+    # 'fast' itself adds its seconds float, one dict, one list per type and
     # the ints in them, and its keys make a few static types reachable; everything else must
     # agree to the object and the byte
     for tp in (str, bytes, Planted, set):
         assert fast.tally.get(tp) == slow.tally.get(tp), tp
-    assert slow.tally[tuple][0] - fast.tally[tuple][0] == 1
+    assert slow.tally[tuple][0] == fast.tally[tuple][0]
     assert slow.tally[float][0] - fast.tally[float][0] == 1
     assert slow.tally[list][0] - fast.tally[list][0] == len(fast.tally) + 2  # rows + 2 top lists
     assert 0 <= slow.tally[dict][0] - fast.tally[dict][0] <= 4  # the dicts the result holds

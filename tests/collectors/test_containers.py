@@ -113,9 +113,9 @@ def test_scan_collectors_share_one_walk() -> None:
     calls = []
     real = _heap.scan_heap
 
-    def counting(**kw: Any) -> Any:
-        calls.append(kw)
-        return real(**kw)
+    def counting(request: Any) -> Any:
+        calls.append(request)
+        return real(request)
 
     _heap.scan_heap = counting  # type: ignore[assignment]
     try:
@@ -124,3 +124,7 @@ def test_scan_collectors_share_one_walk() -> None:
         _heap.scan_heap = real  # type: ignore[assignment]
     assert len(calls) == 1, calls
     assert {"census", "containers", "large_objects"} <= set(snap.sections)
+    # the one walk was made for what all three asked: the union of their requests
+    collectors = memscope.registered_collectors()
+    assert calls[0].containers == collectors["containers"].top  # type: ignore[attr-defined]
+    assert calls[0].large_top == collectors["large_objects"].top  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import memscope
-from memscope.collectors import tracked as tracked_mod
+from memscope._base import tracking as tracked_mod
 
 MODULE_CACHE: dict[str, int] = {}
 

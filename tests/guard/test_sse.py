@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 import memscope
-from memscope.collectors.tracked import TrackedCollector, tracked_objects
+from memscope._base.tracking import tracked_objects
+from memscope.collectors.tracked import TrackedCollector
 from memscope.guard import sse as sse_mod
 from memscope.guard.sse import (
     LINE_OVERHEAD_BYTES,

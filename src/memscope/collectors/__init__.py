@@ -6,7 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .._registry import Collector
+    from .._base.collector import Collector
 
 # collector name -> (module, class); modules load on the first snapshot, never at import
 BUILTIN: dict[str, tuple[str, str]] = {

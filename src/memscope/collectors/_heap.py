@@ -27,9 +27,15 @@ from operator import ge, is_, lt, not_
 from types import FrameType, FunctionType, ModuleType
 from typing import Any
 
+from .._base.collector import HeapRequest
+from .._base.units import type_name
+
 CHUNK = 10_000
 # (a bytearray is a buffer, not a container of items: large_objects shows the big ones)
 CONTAINER_TYPES: tuple[type, ...] = (dict, list, set, frozenset, tuple, deque)
+
+
+_EVERYTHING_COUNTED = HeapRequest(where=False)
 
 
 @dataclass
@@ -44,7 +50,7 @@ class HeapScan:
     containers: list[tuple[int, int, object]] = field(default_factory=list)  # (len, size, obj)
     large: list[tuple[int, object]] = field(default_factory=list)  # (size, obj)
     where: dict[int, str] = field(default_factory=dict)  # id(obj) -> reachability hint
-    options: tuple[int, int | None, int, bool] = (0, None, 0, False)
+    request: HeapRequest = _EVERYTHING_COUNTED  # what the walk was asked to keep
     frozen: int = 0  # objects gc.freeze() moved out of gc.get_objects()'s sight
     sizeof_errors: int = 0  # objects whose __sizeof__ failed (counted with size 0)
 
@@ -54,57 +60,53 @@ class HeapScan:
         self.large.clear()
 
 
-# snapshot() opens a scope so that census, containers and large_objects share one walk
-_scope: contextvars.ContextVar[dict[tuple[Any, ...], HeapScan] | None] = contextvars.ContextVar(
+# snapshot() opens a scope so that census, containers and large_objects share one walk; it
+# holds the union of what the snapshot's scan collectors asked for, and the walks made
+_scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar(
     "memscope_heap_scope", default=None
 )
 
 
+class _Scope:
+    __slots__ = ("request", "scans")
+
+    def __init__(self, request: HeapRequest | None) -> None:
+        self.request = request
+        self.scans: dict[bool, HeapScan] = {}  # complete -> the walk
+
+
 class shared_scans:
-    """Context manager: heap scans requested inside it with the same options run once."""
+    """Context manager: heap scans asked for inside it run once, serving ``request`` too.
+
+    ``request`` is the union of the scan collectors' :class:`HeapRequest` (snapshot()
+    combines them), so the first walk keeps enough for every one of them.
+    """
+
+    def __init__(self, request: HeapRequest | None = None) -> None:
+        self._request = request
 
     def __enter__(self) -> None:
-        self._token = _scope.set({})
+        self._token = _scope.set(_Scope(self._request))
 
     def __exit__(self, *exc: object) -> None:
-        cache = _scope.get()
+        scope = _scope.get()
         _scope.reset(self._token)
-        for scan in (cache or {}).values():
+        for scan in (scope.scans if scope is not None else {}).values():
             scan.release()
 
 
-def get_scan(
-    *,
-    complete: bool = True,
-    containers: int = 0,
-    large_threshold: int | None = None,
-    large_top: int = 0,
-    where: bool = True,
-) -> HeapScan:
-    """A scan with at least these options, reusing one taken in the current snapshot."""
-    cache = _scope.get()
-    if cache is None:
-        return scan_heap(
-            complete=complete,
-            containers=containers,
-            large_threshold=large_threshold,
-            large_top=large_top,
-            where=where,
-        )
-    # one walk serves every scan collector of the snapshot: ask for the union of their needs
-    key = ("walk", complete)
-    found = cache.get(key)
-    if found is not None and _covers(found, containers, large_threshold, large_top, where):
+def get_scan(request: HeapRequest) -> HeapScan:
+    """A scan that answers ``request``, reusing the one taken in the current snapshot."""
+    scope = _scope.get()
+    if scope is None:
+        return scan_heap(request)
+    found = scope.scans.get(request.complete)
+    if found is not None and found.request.covers(request):
         return found
-    want = _wanted_by_registry()
-    found = scan_heap(
-        complete=complete,
-        containers=max(containers, want.get("containers", 0)),
-        large_threshold=_min_opt(large_threshold, want.get("large_threshold")),
-        large_top=max(large_top, want.get("large_top", 0)),
-        where=where,
-    )
-    cache[key] = found
+    wanted = request
+    if scope.request is not None and scope.request.complete == request.complete:
+        wanted = scope.request.union(request)
+    found = scope.scans[request.complete] = scan_heap(wanted)
     return found
 
 
@@ -145,49 +147,10 @@ def _size_or_zero(obj: object) -> int:
         return -1
 
 
-def _min_opt(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
-
-
-def _wanted_by_registry() -> dict[str, int]:
-    """What the registered containers/large_objects collectors will ask for."""
-    from .._registry import registered_collectors
-
-    want: dict[str, int] = {}
-    reg = registered_collectors()
-    c = reg.get("containers")
-    if c is not None:
-        want["containers"] = int(getattr(c, "top", 0))
-    lg = reg.get("large_objects")
-    if lg is not None:
-        want["large_threshold"] = int(getattr(lg, "threshold_bytes", 1 << 20))
-        want["large_top"] = int(getattr(lg, "top", 0))
-    return want
-
-
-def _covers(
-    scan: HeapScan, containers: int, large_threshold: int | None, large_top: int, where: bool
-) -> bool:
-    c, thr, top, w = scan.options
-    if containers > c or large_top > top or (where and not w):
-        return False
-    return not (large_threshold is not None and (thr is None or large_threshold < thr))
-
-
-def scan_heap(
-    *,
-    complete: bool = True,
-    containers: int = 0,
-    large_threshold: int | None = None,
-    large_top: int = 0,
-    where: bool = True,
-) -> HeapScan:
+def scan_heap(request: HeapRequest = _EVERYTHING_COUNTED) -> HeapScan:
     """Walk the heap once; see the module docstring for what is covered."""
     start = time.perf_counter()
+    complete, containers, large_threshold, large_top, where = request
     objs = gc.get_objects()
     # objects moved to the permanent generation by gc.freeze() are not in get_objects();
     # listing them would mean unfreezing, which writes to every one of them (and so
@@ -428,13 +391,27 @@ def scan_heap(
             result.where = {}
         del targets
     result.seconds = time.perf_counter() - start
-    result.options = (containers, large_threshold, large_top, where)
+    result.request = request
     return result
+
+
+def object_row(scan: HeapScan, obj: object, size: int, **extra: Any) -> dict[str, Any]:
+    """A section row for a kept object: identity for diffs, type, size, summary, holder."""
+    where = scan.where.get(id(obj))
+    tname = type_name(type(obj))
+    return {
+        "key": where or tname,  # a stable identity for diffs: where it lives, else its type
+        "type": tname,
+        **extra,
+        "size_bytes": size,
+        "summary": summarize_container(obj),
+        "where": where,
+    }
 
 
 def count_types(complete: bool = True) -> dict[type, tuple[int, int]]:
     """Every live type -> (count, shallow size in bytes), untracked objects included."""
-    scan = scan_heap(complete=complete, where=False)
+    scan = scan_heap(HeapRequest(complete=complete, where=False))
     return {tp: (row[0], row[1]) for tp, row in scan.tally.items()}
 
 
@@ -468,8 +445,6 @@ def _is_ours(frame: FrameType) -> bool:
 
 
 def _qualname(obj: object) -> str:
-    from .census import type_name
-
     return type_name(obj if isinstance(obj, type) else type(obj))
 
 

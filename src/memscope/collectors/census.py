@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .._section import Section, format_bytes, type_name
+from .._base.collector import HeapRequest
+from .._base.section import Section
+from .._base.units import format_bytes, type_name
+from .._base.validate import check_bool, check_int
 from ._heap import count_types, get_scan
 
-__all__ = ["CensusCollector", "CensusSection", "count_types", "type_name"]
+__all__ = ["CensusCollector", "CensusSection", "count_types"]
 
 
 def _module_of(tp: type) -> str:
@@ -57,14 +60,16 @@ class CensusCollector:
     section_type = CensusSection
 
     def __init__(self, top: int = 100, complete: bool = True) -> None:
-        if not isinstance(top, int) or top < 1:
-            raise ValueError(f"top must be an int >= 1, got {top!r}")
-        self.top = top
-        self.complete = bool(complete)
+        self.top = check_int("top", top, low=1)
+        self.complete = check_bool("complete", complete)
+
+    def heap_request(self) -> HeapRequest:
+        """What this collector needs from the shared heap walk: only the tallies."""
+        return HeapRequest(complete=self.complete, where=False)
 
     def collect(self) -> dict[str, Any]:
         """Walk the heap (or reuse this snapshot's walk) and tabulate it."""
-        scan = get_scan(complete=self.complete)
+        scan = get_scan(self.heap_request())
         rows = []
         modules: dict[str, list[int]] = {}
         total_count = 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .._section import Section, format_bytes
-from ._heap import get_scan, summarize_container
-from .census import type_name
+from .._base.collector import HeapRequest
+from .._base.section import Section
+from .._base.units import format_bytes
+from .._base.validate import check_bool, check_int
+from ._heap import get_scan, object_row
 
 
 class ContainersSection(Section):
@@ -44,26 +46,18 @@ class ContainersCollector:
     section_type = ContainersSection
 
     def __init__(self, top: int = 20, where: bool = True) -> None:
-        if not isinstance(top, int) or top < 1:
-            raise ValueError(f"top must be an int >= 1, got {top!r}")
-        self.top = top
-        self.where = bool(where)
+        self.top = check_int("top", top, low=1)
+        self.where = check_bool("where", where)
+
+    def heap_request(self) -> HeapRequest:
+        """What this collector needs from the shared heap walk."""
+        return HeapRequest(containers=self.top, where=self.where)
 
     def collect(self) -> dict[str, Any]:
         """Rows for the ``top`` longest containers."""
-        scan = get_scan(containers=self.top, where=self.where)
-        rows = []
-        for length, size, obj in scan.containers[: self.top]:
-            where = scan.where.get(id(obj))
-            rows.append(
-                {
-                    # a stable identity for diffs: where it lives, else its type
-                    "key": where or type_name(type(obj)),
-                    "type": type_name(type(obj)),
-                    "length": length,
-                    "size_bytes": size,
-                    "summary": summarize_container(obj),
-                    "where": where,
-                }
-            )
+        scan = get_scan(self.heap_request())
+        rows = [
+            object_row(scan, obj, size, length=length)
+            for length, size, obj in scan.containers[: self.top]
+        ]
         return {"top": rows, "count": len(rows)}

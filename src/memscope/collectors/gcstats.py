@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any, ClassVar
 
-from .._section import Section
+from .._base.section import Section
 
 _GENERATIONS = 3  # CPython has had three generations since gc.get_stats() exists
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .._section import Section, format_bytes
-from ._heap import get_scan, summarize_container
-from .census import type_name
+from .._base.collector import HeapRequest
+from .._base.section import Section
+from .._base.units import format_bytes
+from .._base.validate import check_bool, check_int
+from ._heap import get_scan, object_row
 
 
 class LargeObjectsSection(Section):
@@ -37,31 +39,21 @@ class LargeObjectsCollector:
     section_type = LargeObjectsSection
 
     def __init__(self, threshold_bytes: int = 1 << 20, top: int = 20, where: bool = True) -> None:
-        if not isinstance(threshold_bytes, int) or threshold_bytes < 1:
-            raise ValueError(f"threshold_bytes must be an int >= 1, got {threshold_bytes!r}")
-        if not isinstance(top, int) or top < 1:
-            raise ValueError(f"top must be an int >= 1, got {top!r}")
-        self.threshold_bytes = threshold_bytes
-        self.top = top
-        self.where = bool(where)
+        self.threshold_bytes = check_int("threshold_bytes", threshold_bytes, low=1)
+        self.top = check_int("top", top, low=1)
+        self.where = check_bool("where", where)
+
+    def heap_request(self) -> HeapRequest:
+        """What this collector needs from the shared heap walk."""
+        return HeapRequest(
+            large_threshold=self.threshold_bytes, large_top=self.top, where=self.where
+        )
 
     def collect(self) -> dict[str, Any]:
         """Rows for the largest objects over the threshold."""
-        scan = get_scan(large_threshold=self.threshold_bytes, large_top=self.top, where=self.where)
-        rows = []
-        for size, obj in scan.large:
-            if size < self.threshold_bytes:
-                continue
-            where = scan.where.get(id(obj))
-            rows.append(
-                {
-                    "key": where or type_name(type(obj)),
-                    "type": type_name(type(obj)),
-                    "size_bytes": size,
-                    "summary": summarize_container(obj),
-                    "where": where,
-                }
-            )
-            if len(rows) >= self.top:
-                break
+        scan = get_scan(self.heap_request())
+        rows = [
+            object_row(scan, obj, size) for size, obj in scan.large if size >= self.threshold_bytes
+        ]
+        del rows[self.top :]
         return {"threshold_bytes": self.threshold_bytes, "objects": rows, "count": len(rows)}

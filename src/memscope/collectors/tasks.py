@@ -1,17 +1,8 @@
 """The ``tasks`` collector: asyncio tasks of every event loop in the process, any thread.
 
-How tasks are found: asyncio registers every task it creates in a module-level weak set
-(``asyncio.tasks._all_tasks`` up to Python 3.11, ``_scheduled_tasks`` plus
-``_eager_tasks`` from 3.12). memscope reads that set directly instead of calling
-``asyncio.all_tasks()``, because that function only sees the calling thread's running
-loop and drops finished tasks. So loops running in other threads are covered, and so are
-finished tasks that something still references (a classic leak: a set of background
-tasks that is never pruned). From Python 3.14, tasks of the C implementation live in
-per-thread lists instead; memscope then adds ``asyncio.all_tasks(loop)`` for every loop
-it knows of (loops of the tasks in the sets, and the calling thread's running loop).
-
-asyncio is never imported by this module: if the program has not imported it, there
-are no tasks and the section says so.
+How tasks are found (without importing asyncio) is told in ``memscope._base.aio``: loops
+in other threads are covered, and so are finished tasks something still references.
+If the program has not imported asyncio, there are no tasks and the section says so.
 """
 
 from __future__ import annotations
@@ -19,10 +10,11 @@ from __future__ import annotations
 import sys
 from typing import Any, ClassVar
 
-from .._section import Section
+from .._base.aio import live_tasks
+from .._base.section import Section
+from .._base.validate import check_int
 
 _MAX_TOP = 1000
-_RETRIES = 100
 
 
 def _coroutine_name(task: Any) -> str:
@@ -33,42 +25,6 @@ def _coroutine_name(task: Any) -> str:
     if isinstance(name, str):
         return name
     return type(coro).__qualname__
-
-
-def _snapshot_set(source: Any) -> list[Any]:
-    # another thread may add a task while we copy: retry like asyncio.all_tasks() does
-    for _ in range(_RETRIES):
-        try:
-            return list(source)
-        except RuntimeError:
-            continue
-    return []
-
-
-def live_tasks() -> list[Any]:
-    """Every asyncio task still alive in this process, pending or done, from every loop."""
-    asyncio = sys.modules.get("asyncio")
-    tasks_mod = sys.modules.get("asyncio.tasks")
-    if asyncio is None or tasks_mod is None:
-        return []
-    found: dict[int, Any] = {}
-    for attr in ("_all_tasks", "_scheduled_tasks", "_eager_tasks"):
-        source = getattr(tasks_mod, attr, None)
-        if source is not None:
-            for task in _snapshot_set(source):
-                found[id(task)] = task
-    if sys.version_info >= (3, 14):  # pragma: no cover - C tasks left the weak set in 3.14
-        loops = {id(t.get_loop()): t.get_loop() for t in found.values()}
-        running = asyncio.events._get_running_loop()
-        if running is not None:
-            loops[id(running)] = running
-        for loop in loops.values():
-            try:
-                for task in asyncio.all_tasks(loop):
-                    found[id(task)] = task
-            except Exception:
-                continue
-    return list(found.values())
 
 
 def _unretrieved(task: Any) -> bool:
@@ -118,11 +74,7 @@ class TasksCollector:
     section_type = TasksSection
 
     def __init__(self, top: int = 20) -> None:
-        if not isinstance(top, int) or isinstance(top, bool):
-            raise TypeError(f"top must be an int, got {type(top).__name__}")
-        if not 1 <= top <= _MAX_TOP:
-            raise ValueError(f"top must be between 1 and {_MAX_TOP}, got {top}")
-        self.top = top
+        self.top = check_int("top", top, low=1, high=_MAX_TOP)
 
     def collect(self) -> dict[str, Any]:
         """Count live tasks by state and coroutine."""

@@ -12,7 +12,7 @@ import re
 import threading
 from typing import Any, ClassVar
 
-from .._section import Section
+from .._base.section import Section
 
 _MAX_ROWS = 100_000
 _MAX_GROUPS = 20

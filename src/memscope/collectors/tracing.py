@@ -12,8 +12,9 @@ import os
 import tracemalloc
 from typing import Any, ClassVar
 
-from .._registry import CollectorUnavailable
-from .._section import Section, format_bytes
+from .._base.collector import CollectorUnavailable
+from .._base.section import Section
+from .._base.units import format_bytes
 
 MAX_FRAMES = 65535  # tracemalloc's own upper bound on the traceback limit
 MAX_TOP = 1000

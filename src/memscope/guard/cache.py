@@ -23,7 +23,7 @@ from collections.abc import (
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, cast, overload
 
-from ..collectors.tracked import track
+from .._base.tracking import track
 
 if TYPE_CHECKING:
     import asyncio

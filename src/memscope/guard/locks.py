@@ -54,7 +54,7 @@ class KeyedLocks:
         self._entries: dict[Hashable, _Entry] = {}
         self._stats = _Stats()
         if name is not None:
-            from ..collectors.tracked import track
+            from .._base.tracking import track
 
             track(self, name=name)
 
@@ -181,7 +181,7 @@ class AsyncKeyedLocks:
         self._entries: dict[Hashable, _Entry] = {}
         self._stats = _Stats()
         if name is not None:
-            from ..collectors.tracked import track
+            from .._base.tracking import track
 
             track(self, name=name)
 

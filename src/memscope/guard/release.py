@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Sized
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from .._section import format_bytes
-
-if TYPE_CHECKING:
-    from ..collectors.allocator import LibcInfo
+from .._base import libc, tracking
+from .._base.libc import ReleaseMethod, release_method
+from .._base.proc import rss_bytes
+from .._base.units import format_bytes
+from .._base.validate import check_bool, check_number
 
 __all__ = [
     "MemoryReleaser",
@@ -42,8 +41,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("memscope")
-
-ReleaseMethod = Literal["malloc_trim", "malloc_zone_pressure_relief", "none"]
 
 # a change smaller than this is noise (page-cache accounting, the report itself)
 NOTICEABLE_BYTES = 1 << 20
@@ -96,86 +93,13 @@ class ReleaseReport:
         )
 
 
-def _libc() -> LibcInfo:
-    from ..collectors.allocator import libc_info
-
-    return libc_info()
-
-
-def release_method() -> ReleaseMethod:
-    """How this platform returns freed heap to the OS: the method a report will name."""
-    info = _libc()
-    if info.has_malloc_trim:
-        return "malloc_trim"
-    if info.has_pressure_relief:
-        return "malloc_zone_pressure_relief"
-    return "none"
-
-
 def malloc_trim_available() -> bool:
     """True when glibc ``malloc_trim`` can be called in this process."""
     return release_method() == "malloc_trim"
 
 
-_trim_fn: Any = None
-
-
-def _trim() -> tuple[ReleaseMethod, bool]:
-    """Run the platform's release call; (method, whether it reported releasing memory)."""
-    global _trim_fn
-    method = release_method()
-    if method == "none":
-        return method, False
-    import ctypes
-
-    handle = _libc().handle
-    if _trim_fn is None:
-        if method == "malloc_trim":
-            fn = handle.malloc_trim
-            fn.argtypes = [ctypes.c_size_t]
-            fn.restype = ctypes.c_int
-        else:
-            fn = handle.malloc_zone_pressure_relief
-            fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-            fn.restype = ctypes.c_size_t
-        _trim_fn = fn
-    # ctypes.CDLL drops the GIL for the call: other threads keep running while it trims
-    if method == "malloc_trim":
-        return method, bool(_trim_fn(0))  # 0 = keep no padding at the heap top
-    return method, bool(_trim_fn(None, 0))  # NULL zone = every zone; goal 0 = all it can
-
-
-def current_rss_bytes() -> int | None:
-    """This process's resident set size in bytes, or None when it cannot be read."""
-    try:
-        # /proc/self/statm is one read, about 100 times cheaper than a psutil call
-        with open("/proc/self/statm", "rb") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import importlib
-
-        # imported by name: psutil ships no type stubs, and this keeps mypy --strict quiet
-        psutil: Any = importlib.import_module("psutil")
-        return int(psutil.Process().memory_info().rss)
-    except Exception:
-        return None
-
-
 def _check_min_interval(min_interval: object) -> float | None:
-    if min_interval is None:
-        return None
-    if (
-        isinstance(min_interval, bool)
-        or not isinstance(min_interval, (int, float))
-        or not math.isfinite(min_interval)
-        or min_interval < 0
-    ):
-        raise ValueError(
-            f"min_interval must be None or a finite number of seconds >= 0, got {min_interval!r}"
-        )
-    return float(min_interval)
+    return check_number("min_interval", min_interval, low=0.0, optional=True, unit="seconds")  # type: ignore[no-any-return]
 
 
 def _expire_count(result: object) -> int:
@@ -196,8 +120,8 @@ class MemoryReleaser:
         self,
         *,
         clock: Callable[[], float] = time.monotonic,
-        rss: Callable[[], int | None] = current_rss_bytes,
-        trim: Callable[[], tuple[ReleaseMethod, bool]] = _trim,
+        rss: Callable[[], int | None] = rss_bytes,
+        trim: Callable[[], tuple[ReleaseMethod, bool]] = libc.trim,
     ) -> None:
         self._clock = clock
         self._rss = rss
@@ -215,9 +139,9 @@ class MemoryReleaser:
     ) -> ReleaseReport:
         """One pass (see :func:`release_memory`); never raises except on bad arguments."""
         interval = _check_min_interval(min_interval)
-        for name, value in (("collect", collect), ("expire", expire), ("trim", trim)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        check_bool("collect", collect)
+        check_bool("expire", expire)
+        check_bool("trim", trim)
         if not self._lock.acquire(blocking=False):
             return _skipped("busy", "another release_memory() pass was running; it does the work")
         try:
@@ -315,10 +239,8 @@ def _skipped(reason: str, explanation: str) -> ReleaseReport:
 
 
 def _expire_tracked(errors: list[str]) -> int:
-    from ..collectors.tracked import tracked_objects
-
     total = 0
-    for name, obj, _clearable in tracked_objects():
+    for name, obj, _clearable in tracking.tracked_objects():
         expire = getattr(obj, "expire", None)
         if not callable(expire):
             continue
@@ -333,9 +255,10 @@ def _expire_tracked(errors: list[str]) -> int:
 
 def _allocator_stats(errors: list[str]) -> dict[str, Any]:
     try:
-        from ..collectors.allocator import AllocatorCollector
-
-        return AllocatorCollector().collect()
+        info = libc.libc_info()
+        data = libc.pymalloc_fields(*libc.pymalloc_stats())
+        data["libc"] = f"{info.name} {info.version}" if info.version else info.name
+        return data
     except Exception as exc:
         _note(errors, f"allocator statistics: {type(exc).__name__}: {exc}")
         return {}
@@ -351,8 +274,6 @@ def explain(
     stats: dict[str, Any],
 ) -> str:
     """Plain words for a finished pass: what came back, and what is still held and why."""
-    from ..collectors.allocator import pinned_arenas_advice
-
     parts: list[str] = []
     if freed_bytes is None:
         parts.append("RSS could not be read here, so what came back is unknown.")
@@ -363,15 +284,15 @@ def explain(
     if not trim_requested:
         parts.append("The allocator was not asked to trim (trim=False).")
     elif method == "none":
-        libc = stats.get("libc") or sys.platform
+        libc_name = stats.get("libc") or sys.platform
         parts.append(
-            f"This platform ({libc}) has no call that hands freed heap back to the OS "
+            f"This platform ({libc_name}) has no call that hands freed heap back to the OS "
             "(malloc_trim is glibc-only, malloc_zone_pressure_relief macOS-only), so only "
             "garbage collection ran; musl's malloc unmaps large freed blocks by itself."
         )
     elif not trimmed and freed_bytes is not None and freed_bytes < NOTICEABLE_BYTES:
         parts.append(f"{method} found no free pages to release.")
-    pinned = pinned_arenas_advice(stats)
+    pinned = libc.pinned_arenas_advice(stats)
     if pinned is not None:
         parts.append(pinned)
     elif freed_bytes is not None and freed_bytes < NOTICEABLE_BYTES and rss_after_bytes:

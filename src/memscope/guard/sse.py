@@ -13,7 +13,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..collectors.tracked import track
+from .._base.tracking import track
 
 __all__ = ["Event", "SSEBuffer", "SSEOverflowError", "aiter_sse", "iter_sse"]
 

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from .._section import format_bytes
+from .._base.units import format_bytes
 
 MIN_CHARS = 40  # below this there is no room for a type, a length and a preview
 SIZE_SAMPLE = 32  # items measured to estimate a container's total bytes

@@ -84,7 +84,7 @@ class TaskTracker:
         self.cancelled_total = 0
         self.rejected_total = 0
         self.growth_warnings_total = 0
-        from ..collectors.tracked import track
+        from .._base.tracking import track
 
         track(self, name=name)
 

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-from .._section import format_bytes
+from .._base.proc import rss_bytes, total_memory_bytes
+from .._base.units import format_bytes
 
 if TYPE_CHECKING:
     import asyncio
@@ -151,26 +152,19 @@ def parse_limit(name: str, value: Limit, capacity: Callable[[], int | None]) -> 
 
 # --- measuring ----------------------------------------------------------------------
 
-_proc_cache: dict[int, Any] = {}
-
 
 def process_rss() -> int:
-    """This process's resident set size in bytes (psutil, imported on first use)."""
-    psutil = _import("psutil")
-    pid = os.getpid()
-    proc = _proc_cache.get(pid)
-    if proc is None:
-        _proc_cache.clear()  # a forked child has a new pid: drop the parent's handle
-        proc = _proc_cache[pid] = psutil.Process(pid)
-    return int(proc.memory_info().rss)
+    """This process's resident set size in bytes (RuntimeError where it cannot be read)."""
+    value = rss_bytes()
+    if value is None:
+        raise RuntimeError("this process's RSS cannot be read here")
+    return value
 
 
 def _cgroup() -> dict[str, Any] | None:
     try:
-        from ..collectors.process import cgroup_memory
-    except ImportError:  # pragma: no cover - the process collector ships with memscope
-        return None
-    try:
+        from .._base.cgroup import cgroup_memory
+
         return cgroup_memory()
     except Exception:  # an unreadable cgroup tree means "no cgroup", not a crash
         return None
@@ -189,10 +183,7 @@ def default_capacity() -> int | None:
     info = _cgroup()
     if info is not None and info.get("limit_bytes"):
         return int(info["limit_bytes"])
-    try:
-        return int(_import("psutil").virtual_memory().total)
-    except Exception:
-        return None
+    return total_memory_bytes()
 
 
 # --- the guard ----------------------------------------------------------------------
@@ -547,7 +538,7 @@ class MemoryGuard:
                     return "", f"unavailable: {exc}"
                 return _release_detail(release.release_memory()), None
             if action == "clear_caches":
-                from ..collectors.tracked import clear_caches
+                from .._base.tracking import clear_caches
 
                 return _cleared_detail(clear_caches()), None
             assert callable(action)
@@ -668,7 +659,7 @@ class MemoryGuard:
         return None
 
     def _track(self) -> None:
-        from ..collectors.tracked import track
+        from .._base.tracking import track
 
         track(self, name=f"memory_guard.{self.name}")
 

@@ -6,6 +6,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .units import format_value, unit_of
+
 
 @dataclass(frozen=True)
 class Change:
@@ -43,16 +45,6 @@ class Change:
             after=data["after"],
             unit=str(data.get("unit", "")),
         )
-
-
-def unit_of(key: str) -> str:
-    """The unit a key's name carries (units live in names: ``rss_bytes``)."""
-    leaf = key.rsplit(".", 1)[-1].split("[", 1)[0]
-    if leaf.endswith("bytes") or leaf.startswith("size"):
-        return "bytes"
-    if leaf.endswith("seconds"):
-        return "seconds"
-    return "count"
 
 
 def _is_number(value: object) -> bool:
@@ -110,6 +102,10 @@ class Section(Mapping[str, Any]):
         """How much a change of ``key`` matters when ranking a diff (context keys weigh less)."""
         return 1.0
 
+    def describe(self, key: str) -> str:
+        """How a change of ``key`` is named in a diff's summary (``section: key`` by default)."""
+        return f"{self.name}: {key}"
+
     def to_dict(self) -> dict[str, Any]:
         """The section's data as plain JSON-safe values."""
         return dict(self._data)
@@ -166,40 +162,3 @@ class Section(Mapping[str, Any]):
             if len(lines) >= top:
                 break
         return lines
-
-
-def format_bytes(n: float) -> str:
-    """``1536`` -> ``'1.5 KiB'``; signs are kept."""
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            if unit == "B":
-                return f"{sign}{int(n)} B"
-            return f"{sign}{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def format_value(value: float, unit: str, *, signed: bool = False) -> str:
-    """Render a number in its unit for humans."""
-    if unit == "bytes":
-        text = format_bytes(value)
-        return f"+{text}" if signed and value > 0 else text
-    if unit == "seconds":
-        return f"{value:+.4f} s" if signed else f"{value:.4f} s"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:+.2f}" if signed else f"{value:.2f}"
-    return f"{int(value):+,}" if signed else f"{int(value):,}"
-
-
-def _text(value: object, default: str) -> str:
-    # some classes have descriptors, not strings, for __module__/__qualname__
-    return value if isinstance(value, str) and value else default
-
-
-def type_name(tp: type) -> str:
-    """``module.qualname`` for a type (builtins without the module)."""
-    mod = _text(getattr(tp, "__module__", None), "?")
-    qual = _text(getattr(tp, "__qualname__", None), _text(getattr(tp, "__name__", None), "?"))
-    return qual if mod == "builtins" else f"{mod}.{qual}"
