@@ -103,7 +103,7 @@ def test_shows_in_the_tracked_section_and_dies_quietly() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"interval": 0}, "interval must be a number of seconds > 0"),
+        ({"interval": 0}, "interval must be a finite number of seconds > 0"),
         ({"history": 0}, "history must be an int >= 1"),
         ({"deep_every": -1}, "deep_every must be an int >= 0"),
         ({"collectors": ["nope"]}, r"collectors: unknown name"),
@@ -112,6 +112,22 @@ def test_shows_in_the_tracked_section_and_dies_quietly() -> None:
 def test_bad_arguments(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         memscope.Monitor(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"interval": "5"}, "interval must be a finite number of seconds, got str"),
+        ({"history": 2.0}, "history must be an int, got float"),
+        ({"on_snapshot": 3}, "on_snapshot must be callable or None"),
+        ({"label": ""}, "label must be a non-empty str"),
+    ],
+)
+def test_wrong_types_are_type_errors(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=message) as info:
+        memscope.Monitor(**kwargs)  # type: ignore[arg-type]
+    # the one rule: a wrong type is a TypeError, a value out of range a ValueError
+    assert info.type is (ValueError if kwargs.get("label") == "" else TypeError)
 
 
 def test_start_after_a_stop_that_timed_out_really_runs() -> None:

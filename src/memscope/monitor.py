@@ -6,27 +6,17 @@ import collections
 import logging
 import os
 import threading
-import time
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ._base.loop import BackgroundLoop
+from ._base.tracking import track
+from ._base.validate import check_callable, check_int, check_number, check_str
 from ._diff import Diff, compare
+from ._registry import select
 from ._snapshot import Snapshot, save, snapshot
 
 log = logging.getLogger("memscope.monitor")
-
-_live: weakref.WeakSet[Monitor] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    # threads do not survive fork: a child's monitors are stopped, their history kept
-    for monitor in list(_live):
-        monitor._reset_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Monitor:
@@ -48,36 +38,31 @@ class Monitor:
         label: str = "monitor",
         on_snapshot: Callable[[Snapshot], object] | None = None,
     ) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-            raise ValueError(f"interval must be a number of seconds > 0, got {interval!r}")
-        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
-            raise ValueError(f"history must be an int >= 1, got {history!r}")
-        if isinstance(deep_every, bool) or not isinstance(deep_every, int) or deep_every < 0:
-            raise ValueError(f"deep_every must be an int >= 0 (0: never), got {deep_every!r}")
+        self.interval = check_number("interval", interval, low=0.0, low_open=True, unit="seconds")
+        check_int("history", history, low=1)
+        self.deep_every = check_int("deep_every", deep_every, low=0)  # 0: never
         if record is not None and not isinstance(record, (str, os.PathLike)):
             raise TypeError(f"record must be a path or None, got {type(record).__name__}")
-        if on_snapshot is not None and not callable(on_snapshot):
-            raise TypeError("on_snapshot must be callable or None")
-        self.interval = float(interval)
+        self.on_snapshot = check_callable("on_snapshot", on_snapshot, optional=True)
+        self.label = check_str("label", label)
         self.record = record
-        self.deep_every = deep_every
         self.collectors = None if collectors is None else list(collectors)
         if self.collectors is not None:
-            from ._registry import select
-
             select(self.collectors, deep=False, tracing=False)  # unknown names fail here, not later
-        self.label = label
-        self.on_snapshot = on_snapshot
         self._history: collections.deque[Snapshot] = collections.deque(maxlen=history)
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         self._taken = 0
-        self.errors_total = 0
+        self._hook_errors = 0
         self.record_errors_total = 0
-        _live.add(self)
-        from ._base.tracking import track
-
+        # snapshots start ``interval`` apart; the loop logs and counts a failed one
+        self._loop = BackgroundLoop(
+            self.take,
+            interval=self.interval,
+            name=f"memscope-monitor-{label}",
+            logger=log,
+            fixed_rate=True,
+            after_fork=self._reset_after_fork,
+        )
         track(self, name=f"monitor.{label}")
 
     def __len__(self) -> int:
@@ -91,8 +76,16 @@ class Monitor:
     @property
     def running(self) -> bool:
         """Whether the background thread is alive and not asked to stop."""
-        thread = self._thread
-        return thread is not None and thread.is_alive() and not self._wake.is_set()
+        return self._loop.running
+
+    @property
+    def errors_total(self) -> int:
+        """Snapshots and on_snapshot calls that failed (each logged, none stopped the loop)."""
+        return self._hook_errors + self._loop.errors_total
+
+    def _reset_after_fork(self) -> None:
+        # in a forked child the thread is gone and a lock it held would stay held
+        self._lock = threading.Lock()
 
     @property
     def latest(self) -> Snapshot | None:
@@ -125,7 +118,7 @@ class Monitor:
             try:
                 self.on_snapshot(snap)
             except Exception:
-                self.errors_total += 1
+                self._hook_errors += 1
                 log.exception("memscope monitor: on_snapshot failed")
         return snap
 
@@ -146,37 +139,13 @@ class Monitor:
 
     def start(self) -> Monitor:
         """Start the background thread (a second call while running does nothing)."""
-        with self._lock:
-            thread = self._thread
-            if thread is not None and thread.is_alive() and not self._wake.is_set():
-                return self
-            # each thread gets its own stop event: a thread still finishing after a
-            # stop() that timed out must not take the new thread's event with it
-            self._wake = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run,
-                args=(self._wake,),
-                name=f"memscope-monitor-{self.label}",
-                daemon=True,
-            )
-            self._thread.start()
+        self._loop.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop and join the thread; returns whether it ended within ``timeout``."""
-        with self._lock:
-            thread = self._thread
-            self._wake.set()
-        if thread is None:
-            return True
-        if thread is not threading.current_thread():
-            thread.join(timeout)
-        ended = not thread.is_alive()
-        if ended:
-            with self._lock:
-                if self._thread is thread:
-                    self._thread = None
-        return ended
+        check_number("timeout", timeout, low=0.0, unit="seconds")
+        return self._loop.stop(timeout)
 
     def __enter__(self) -> Monitor:
         return self.start()
@@ -189,22 +158,6 @@ class Monitor:
             f"<Monitor {self.label!r} interval={self.interval} kept={len(self._history)}/"
             f"{self.history} running={self.running}>"
         )
-
-    def _run(self, wake: threading.Event) -> None:
-        while not wake.is_set():
-            started = time.monotonic()
-            try:
-                self.take()
-            except Exception:  # never let the thread die on a bad snapshot
-                self.errors_total += 1
-                log.exception("memscope monitor: snapshot failed")
-            wait = self.interval - (time.monotonic() - started)
-            wake.wait(max(wait, 0.0))
-
-    def _reset_after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread = None
 
     def memscope_stats(self) -> dict[str, Any]:
         """Counters for the tracked section."""

@@ -34,7 +34,8 @@ class BackgroundLoop:
     """Calls ``step()`` every ``interval`` seconds in a daemon thread until :meth:`stop`.
 
     ``fixed_rate=True`` starts steps ``interval`` apart (a slow step shortens the wait);
-    otherwise the loop waits ``interval`` after each step. Thread-safe.
+    otherwise the loop waits ``interval`` after each step. ``after_fork`` runs in a forked
+    child once the loop is reset there (the owner resets its own locks). Thread-safe.
     """
 
     def __init__(
@@ -45,12 +46,14 @@ class BackgroundLoop:
         name: str,
         logger: logging.Logger,
         fixed_rate: bool = False,
+        after_fork: Callable[[], object] | None = None,
     ) -> None:
         self._step = step
         self.interval = interval
         self.name = name
         self._log = logger
         self._fixed_rate = fixed_rate
+        self._after_fork = after_fork
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -109,3 +112,8 @@ class BackgroundLoop:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
+        if self._after_fork is not None:
+            try:
+                self._after_fork()
+            except Exception:  # a fork handler must never take the child down
+                self._log.exception("memscope %s: after-fork reset failed", self.name)
