@@ -16,11 +16,11 @@ import time
 
 import memscope
 from memscope._base.units import format_bytes
-from memscope.guard.locks import KeyedLocks
+from memscope.guard.keyed_locks import KeyedLocks
 from memscope.guard.sampling import Reservoir
 from memscope.guard.summary import summarize
-from memscope.guard.tasks import TaskTracker
-from memscope.guard.watchdog import MemoryGuard, process_rss
+from memscope.guard.task_tracker import TaskTracker
+from memscope.guard.memory_guard import MemoryGuard, process_rss
 
 MiB = 1 << 20
 

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .cache import BoundedCache, bounded_cache
-    from .locks import AsyncKeyedLocks, KeyedLocks
+    from .keyed_locks import AsyncKeyedLocks, KeyedLocks
     from .release import release_memory, release_memory_async
     from .sampling import Reservoir, Samples, sample, sample_by
     from .sse import Event, SSEBuffer, SSEOverflowError, aiter_sse, iter_sse
     from .summary import summarize
-    from .tasks import TaskLimitError, TaskTracker
-    from .watchdog import MemoryGuard, running_guards
+    from .task_tracker import TaskLimitError, TaskTracker
+    from .memory_guard import MemoryGuard, running_guards
 
 __all__ = [
     "AsyncKeyedLocks",
@@ -47,12 +47,12 @@ _LAZY = {
     "iter_sse": ".sse",
     "release_memory": ".release",
     "release_memory_async": ".release",
-    "MemoryGuard": ".watchdog",
-    "running_guards": ".watchdog",
-    "TaskTracker": ".tasks",
-    "TaskLimitError": ".tasks",
-    "KeyedLocks": ".locks",
-    "AsyncKeyedLocks": ".locks",
+    "MemoryGuard": ".memory_guard",
+    "running_guards": ".memory_guard",
+    "TaskTracker": ".task_tracker",
+    "TaskLimitError": ".task_tracker",
+    "KeyedLocks": ".keyed_locks",
+    "AsyncKeyedLocks": ".keyed_locks",
     "summarize": ".summary",
     "sample": ".sampling",
     "sample_by": ".sampling",

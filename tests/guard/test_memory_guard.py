@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import memscope
-from memscope.guard.watchdog import (
+from memscope.guard.memory_guard import (
     MemoryGuard,
     MemoryReading,
     parse_limit,

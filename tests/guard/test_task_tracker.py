@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import memscope
-from memscope.guard.tasks import TaskLimitError, TaskTracker
+from memscope.guard.task_tracker import TaskLimitError, TaskTracker
 
 
 class TaskSet(set[asyncio.Task[Any]]):

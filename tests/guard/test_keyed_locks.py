@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import memscope
-from memscope.guard.locks import AsyncKeyedLocks, KeyedLocks
+from memscope.guard.keyed_locks import AsyncKeyedLocks, KeyedLocks
 
 
 class LockTable(collections.defaultdict[str, threading.Lock]):
