@@ -46,6 +46,17 @@ def test_report_of_a_saved_file_and_compare(tmp_path: Path) -> None:
     del keep
 
 
+def test_compare_json_is_json(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    memscope.save(memscope.snapshot(label="one", collectors=["gc"]), path)
+    memscope.save(memscope.snapshot(label="two", collectors=["gc"]), path)
+    out = run("report", str(path), "--compare", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)  # not a Python repr
+    assert data["a"]["label"] == "one" and data["b"]["label"] == "two"
+    assert set(data["sections"]) == {"gc"}
+
+
 def test_errors_are_one_line_with_exit_code(tmp_path: Path) -> None:
     out = run("report", str(tmp_path / "missing.jsonl"))
     assert out.returncode == 2

@@ -78,3 +78,76 @@ def test_generic_section_diffs_nested_numbers_and_tables() -> None:
     assert changes["nested.count"].delta == 3
     assert changes["items[x].n"].delta == 4
     assert changes["items[y].n"].before == 0 and changes["items[y].n"].after == 2
+
+
+def test_gc_pauses_are_seconds_and_error_counts_are_counts() -> None:
+    before = memscope.snapshot(collectors=["gc"])
+    junk = []
+    for _ in range(200):
+        junk.append([[] for _ in range(50)])
+        junk[-1].append(junk[-1])  # cycles, so collections have work
+    del junk
+    gc.collect()
+    after = memscope.snapshot(collectors=["gc"])
+    diff = memscope.compare(before, after)
+    total = diff.get("gc", "pause_seconds_total")
+    assert total is not None and total.delta > 0
+    assert total.unit == "seconds"  # the _total suffix qualifies seconds, it is no count
+    rows = [c for c in diff["gc"] if ".pause_seconds_" in c.key]
+    assert rows and all(c.unit == "seconds" for c in rows)
+    assert "s  gc: pause_seconds_total" in diff.summary(top=200)
+    deep = memscope.snapshot(collectors=["census"])
+    assert memscope.compare(deep, deep).changes["census"] == []
+    from memscope._base.units import unit_of
+
+    assert unit_of("census.sizeof_errors") == "count"  # not bytes because it starts "size"
+
+
+def test_unregister_takes_the_section_type_with_it() -> None:
+    from memscope import _registry
+
+    class ColourSection(Section):
+        name = "colour"
+
+    class Colour:
+        name = "colour"
+        cost = "cheap"
+        section_type = ColourSection
+
+        def collect(self) -> dict[str, int]:
+            return {"n": 1}
+
+    memscope.register_collector(Colour())
+    assert _registry.section_type("colour") is ColourSection
+    memscope.unregister_collector("colour")
+    assert _registry.section_type("colour") is not ColourSection
+    # a replacement without a section type does not inherit the old one either
+    memscope.register_collector(Colour())
+    plain = Colour()
+    plain.section_type = None  # type: ignore[assignment]
+    memscope.register_collector(plain, replace=True)
+    try:
+        assert _registry.section_type("colour") is not ColourSection
+    finally:
+        memscope.unregister_collector("colour")
+
+
+def test_guard_statistics_show_in_compare() -> None:
+    from memscope.guard import BoundedCache
+
+    cache: BoundedCache[int, int] = BoundedCache(maxsize=10, name="models")
+    for i in range(10):
+        cache[i] = i
+    before = memscope.snapshot(collectors=["tracked"])
+    for i in range(10, 100):
+        cache[i] = i
+    for i in range(95, 100):
+        assert cache[i] == i
+    after = memscope.snapshot(collectors=["tracked"])
+    diff = memscope.compare(before, after)
+    evictions = diff.get("tracked", "objects[models].stats.evictions")
+    assert evictions is not None and evictions.delta == 90
+    assert diff.delta("tracked", "objects[models].stats.hits") == 5
+    text = diff.summary(top=50)
+    assert "+90  cache models: evictions" in text
+    del cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(snaps) < 2:
             raise CLIError(f"--compare needs two snapshots; {ns.file} holds one")
         diff = memscope.compare(snaps[0], snaps[-1])
-        print(diff.to_dict() if ns.json else diff.summary(top=ns.top))
+        print(json.dumps(diff.to_dict(), indent=2) if ns.json else diff.summary(top=ns.top))
         return 0
     last = snaps[-1]
     print(last.to_json(indent=2) if ns.json else last.report(top=ns.top))
