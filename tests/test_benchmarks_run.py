@@ -16,6 +16,7 @@ SMOKE = {
     "bench_cache.py": ["--quick"],
     "bench_sse.py": ["--mb", "1", "--rss-mb", "40", "--repeat", "1"],
     "bench_release.py": ["--quick"],
+    "bench_import.py": ["--runs", "1"],
 }
 
 
