@@ -174,27 +174,23 @@ def _locate(root: str, cgroup_text: str) -> _CgroupLocation | None:
     if v2_mount is None and os.path.exists(_under(root, "/sys/fs/cgroup/cgroup.controllers")):
         v2_mount = ("/", "/sys/fs/cgroup")
     # in a hybrid setup the memory controller sits in v1, so v1 wins when both exist
-    if v1_path is not None and v1_mount is not None:
-        directory, top = _cgroup_dir(root, v1_path, v1_mount)
-        usage = os.path.join(directory, "memory.usage_in_bytes")
+    candidates = (
+        (1, v1_path, v1_mount, "memory.usage_in_bytes", "memory.limit_in_bytes"),
+        (2, v2_path, v2_mount, "memory.current", "memory.max"),
+    )
+    for version, path, mount, usage_name, limit_name in candidates:
+        if path is None or mount is None:
+            continue
+        directory, top = _cgroup_dir(root, path, mount)
+        usage = os.path.join(directory, usage_name)
+        # no usage file: the memory controller is not enabled for this cgroup
         if os.path.exists(usage):
             limits = [
                 p
                 for d in _ancestors(directory, top)
-                if os.path.exists(p := os.path.join(d, "memory.limit_in_bytes"))
+                if os.path.exists(p := os.path.join(d, limit_name))
             ]
-            return _CgroupLocation(1, directory, limits, usage)
-    if v2_path is not None and v2_mount is not None:
-        directory, top = _cgroup_dir(root, v2_path, v2_mount)
-        usage = os.path.join(directory, "memory.current")
-        # no memory.current: the memory controller is not enabled for this cgroup
-        if os.path.exists(usage):
-            limits = [
-                p
-                for d in _ancestors(directory, top)
-                if os.path.exists(p := os.path.join(d, "memory.max"))
-            ]
-            return _CgroupLocation(2, directory, limits, usage)
+            return _CgroupLocation(version, directory, limits, usage)
     return None
 
 
