@@ -22,7 +22,8 @@ from typing import Any
 
 import cachetools
 
-from memscope.guard.cache import BoundedCache, bounded_cache
+from memscope.guard.cache import BoundedCache
+from memscope.guard.cache_decorator import bounded_cache
 
 # targets from the issue: memscope / peer (higher is better; for bytes, lower is better)
 TARGETS = {

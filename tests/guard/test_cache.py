@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import memscope
 from memscope.guard import cache as cache_mod
+from memscope.guard import cache_decorator
 from memscope.guard.cache import (
     ENTRY_OVERHEAD_BYTES,
     TTL_OVERHEAD_BYTES,
@@ -59,41 +60,34 @@ def check_invariants(cache: BoundedCache[Any, Any]) -> None:
 # -- construction ----------------------------------------------------------------------------
 
 
+# one rule: a wrong type is a TypeError, a value out of range a ValueError; both name the argument
 @pytest.mark.parametrize(
-    ("kwargs", "arg"),
+    ("kwargs", "error", "arg"),
     [
-        ({"maxsize": 0}, "maxsize"),
-        ({"maxsize": -3}, "maxsize"),
-        ({"maxsize": 2.5}, "maxsize"),
-        ({"maxsize": True}, "maxsize"),
-        ({"maxsize": "10"}, "maxsize"),
-        ({"ttl": 0}, "ttl"),
-        ({"ttl": -1.0}, "ttl"),
-        ({"ttl": float("nan")}, "ttl"),
-        ({"ttl": float("inf")}, "ttl"),
-        ({"ttl": "60"}, "ttl"),
-        ({"max_bytes": 0}, "max_bytes"),
-        ({"max_bytes": 1.5}, "max_bytes"),
-        ({"max_bytes": False}, "max_bytes"),
+        ({"maxsize": 0}, ValueError, "maxsize"),
+        ({"maxsize": -3}, ValueError, "maxsize"),
+        ({"maxsize": 2.5}, TypeError, "maxsize"),
+        ({"maxsize": True}, TypeError, "maxsize"),
+        ({"maxsize": "10"}, TypeError, "maxsize"),
+        ({"ttl": 0}, ValueError, "ttl"),
+        ({"ttl": -1.0}, ValueError, "ttl"),
+        ({"ttl": float("nan")}, ValueError, "ttl"),
+        ({"ttl": float("inf")}, ValueError, "ttl"),
+        ({"ttl": "60"}, TypeError, "ttl"),
+        ({"max_bytes": 0}, ValueError, "max_bytes"),
+        ({"max_bytes": 1.5}, TypeError, "max_bytes"),
+        ({"max_bytes": False}, TypeError, "max_bytes"),
+        ({"getsizeof": 3}, TypeError, "getsizeof"),
+        ({"timer": None}, TypeError, "timer"),
+        ({"on_evict": "log"}, TypeError, "on_evict"),
+        ({"name": ""}, ValueError, "name"),
+        ({"name": 5}, TypeError, "name"),
     ],
 )
-def test_bad_arguments_name_the_argument(kwargs: dict[str, Any], arg: str) -> None:
-    with pytest.raises(ValueError, match=arg):
-        BoundedCache(**kwargs)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "arg"),
-    [
-        ({"getsizeof": 3}, "getsizeof"),
-        ({"timer": None}, "timer"),
-        ({"on_evict": "log"}, "on_evict"),
-        ({"name": ""}, "name"),
-        ({"name": 5}, "name"),
-    ],
-)
-def test_bad_callables_and_names(kwargs: dict[str, Any], arg: str) -> None:
-    with pytest.raises(TypeError, match=arg):
+def test_bad_arguments_name_the_argument(
+    kwargs: dict[str, Any], error: type[Exception], arg: str
+) -> None:
+    with pytest.raises(error, match=rf"^{arg} must be "):
         BoundedCache(**kwargs)
 
 
@@ -111,7 +105,7 @@ def test_exported_from_both_packages() -> None:
 
     assert memscope.BoundedCache is BoundedCache
     assert memscope.guard.BoundedCache is BoundedCache
-    assert memscope.guard.bounded_cache is cache_mod.bounded_cache
+    assert memscope.guard.bounded_cache is cache_decorator.bounded_cache
 
 
 # -- the mapping and LRU -----------------------------------------------------------------------
@@ -444,11 +438,13 @@ def test_registers_weakly_with_tracked(collected: None) -> None:
     assert "test-weak-cache" not in _tracked_rows()
 
 
-def test_unnamed_cache_shows_as_boundedcache(collected: None) -> None:
+def test_unnamed_cache_is_named_where_it_was_made(collected: None) -> None:
     cache: BoundedCache[int, int] = BoundedCache(4)
     cache[1] = 1
-    names = [n for n, row in _tracked_rows().items() if row["type"].endswith("BoundedCache")]
-    assert any(n.startswith("BoundedCache") for n in names)
+    expected = f"{__name__}.test_unnamed_cache_is_named_where_it_was_made.cache"
+    assert cache.name == expected
+    row = _tracked_rows()[expected]
+    assert row["type"].endswith("BoundedCache") and row["stats"]["entries"] == 1
     del cache
 
 

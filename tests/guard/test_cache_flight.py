@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from memscope.guard.cache import BoundedCache, CacheInfo, bounded_cache
+from memscope.guard.cache import BoundedCache
+from memscope.guard.cache_decorator import CacheInfo, bounded_cache
 
 THREADS = 8
 
@@ -468,7 +469,7 @@ def test_decorator_accepts_callable_objects_and_refuses_to_cache_coroutines() ->
     import asyncio
     import functools
 
-    from memscope.guard.cache import bounded_cache
+    from memscope.guard.cache_decorator import bounded_cache
 
     class Loader:
         def __init__(self) -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .cache import BoundedCache, bounded_cache
+    from .cache import BoundedCache
+    from .cache_decorator import bounded_cache
     from .keyed_locks import AsyncKeyedLocks, KeyedLocks
+    from .memory_guard import MemoryGuard, running_guards
     from .release import release_memory, release_memory_async
     from .sampling import Reservoir, Samples, sample, sample_by
     from .sse import Event, SSEBuffer, SSEOverflowError, aiter_sse, iter_sse
     from .summary import summarize
     from .task_tracker import TaskLimitError, TaskTracker
-    from .memory_guard import MemoryGuard, running_guards
 
 __all__ = [
     "AsyncKeyedLocks",
@@ -39,7 +40,7 @@ __all__ = [
 
 _LAZY = {
     "BoundedCache": ".cache",
-    "bounded_cache": ".cache",
+    "bounded_cache": ".cache_decorator",
     "Event": ".sse",
     "SSEBuffer": ".sse",
     "SSEOverflowError": ".sse",

@@ -1,11 +1,13 @@
-"""BoundedCache: a thread-safe LRU mapping bounded by entries, bytes and time; @bounded_cache."""
+"""BoundedCache: a thread-safe LRU mapping bounded by entries, bytes and time.
+
+Single flight lives in ``_cache_flight``, entry sizing in ``_cache_sizing`` and the
+``@bounded_cache`` decorator in ``cache_decorator``.
+"""
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
-import math
 import sys
 import threading
 import time
@@ -13,7 +15,6 @@ from collections import OrderedDict
 from collections.abc import (
     Awaitable,
     Callable,
-    Hashable,
     ItemsView,
     Iterator,
     KeysView,
@@ -21,28 +22,32 @@ from collections.abc import (
     ValuesView,
 )
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from .._base.tracking import track
+from .._base.validate import check_callable, check_int, check_number, check_str
+from . import _cache_flight
+from ._cache_flight import _AsyncFlight, _Flight
+from ._cache_sizing import ENTRY_OVERHEAD_BYTES, TTL_OVERHEAD_BYTES, default_getsizeof, short_repr
+from ._naming import register
 
 if TYPE_CHECKING:
     import asyncio
 
+__all__ = [
+    "ENTRY_OVERHEAD_BYTES",
+    "TTL_OVERHEAD_BYTES",
+    "BoundedCache",
+    "CacheStats",
+    "EvictReason",
+    "default_getsizeof",
+]
+
 K = TypeVar("K")
 V = TypeVar("V")
-R = TypeVar("R")
-F = TypeVar("F", bound=Callable[..., Any])
 
 EvictReason = Literal["size", "bytes", "ttl"]
 
 log = logging.getLogger("memscope")
-
-#: Bytes counted per entry on top of ``getsizeof(key, value)`` when bytes are accounted:
-#: what the cache's own bookkeeping (ordered-dict slot and link, size record) spends per
-#: entry on 64-bit CPython, measured with tracemalloc over 100k entries.
-ENTRY_OVERHEAD_BYTES = 192
-#: Added to ENTRY_OVERHEAD_BYTES when ``ttl`` is set (expiry record and its float).
-TTL_OVERHEAD_BYTES = 128
 
 # Expired entries removed (at most) per write, so a write stays O(1) amortised.
 _SWEEP_PER_WRITE = 4
@@ -59,73 +64,24 @@ def _count_value(counter: itertools.count[int]) -> int:
     return int(repr(counter)[6:-1])  # "count(N)"
 
 
-_SCALARS = (int, float, str, bytes, bool, type(None), complex)
-
-
-def default_getsizeof(key: object, value: object) -> int:
-    """Shallow size of key and value, one level into builtin containers (see docs)."""
-    return _estimate(key) + _estimate(value)
-
-
-def _shallow(obj: object) -> int:
-    size = sys.getsizeof(obj)
-    if type(obj) in _SCALARS:
-        return size
-    # arrays, tensors and memoryviews report their buffer in ``nbytes``; getsizeof may not
-    try:
-        nbytes = getattr(obj, "nbytes", None)
-    except Exception:
-        return size
-    return nbytes if type(nbytes) is int and nbytes > size else size
-
-
-def _estimate(obj: object) -> int:
-    size = _shallow(obj)
-    if type(obj) in _SCALARS:
-        return size
-    if isinstance(obj, dict):
-        return size + sum(_shallow(k) + _shallow(v) for k, v in obj.items())
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return size + sum(_shallow(item) for item in obj)
-    return size
-
-
-def _short(obj: object, limit: int = 80) -> str:
-    """A repr bounded to ``limit`` characters, for error messages."""
-    try:
-        text = repr(obj)
-    except Exception:
-        text = f"<{type(obj).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _check_int(arg: str, value: object, *, optional: bool) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        accepted = "an int >= 1" + (" or None" if optional else "")
-        raise ValueError(f"{arg} must be {accepted}, got {value!r}")
-    return value
-
-
-def _check_ttl(ttl: object) -> float | None:
-    if ttl is None:
-        return None
-    if (
-        isinstance(ttl, bool)
-        or not isinstance(ttl, (int, float))
-        or not math.isfinite(ttl)
-        or ttl <= 0
-    ):
-        raise ValueError(f"ttl must be a finite number of seconds > 0 or None, got {ttl!r}")
-    return float(ttl)
-
-
-def _check_callable(arg: str, value: object, *, optional: bool) -> None:
-    if value is None and optional:
-        return
-    if not callable(value):
-        raise TypeError(f"{arg} must be callable{' or None' if optional else ''}, got {value!r}")
+def _check_config(
+    maxsize: object,
+    ttl: object,
+    max_bytes: object,
+    getsizeof: object,
+    timer: object,
+    on_evict: object,
+) -> tuple[int, float | None, int | None]:
+    """Validate a cache's configuration (BoundedCache and @bounded_cache share the rules)."""
+    size: int = check_int("maxsize", maxsize, low=1)
+    seconds: float | None = check_number(
+        "ttl", ttl, low=0.0, low_open=True, optional=True, unit="seconds"
+    )
+    nbytes: int | None = check_int("max_bytes", max_bytes, low=1, optional=True, unit="bytes")
+    check_callable("getsizeof", getsizeof, optional=True)
+    check_callable("timer", timer)
+    check_callable("on_evict", on_evict, optional=True)
+    return size, seconds, nbytes
 
 
 @dataclass(frozen=True)
@@ -148,38 +104,6 @@ class CacheStats:
     def to_dict(self) -> dict[str, int | None]:
         """JSON-safe form."""
         return asdict(self)
-
-
-class CacheInfo(NamedTuple):
-    """Like ``functools._CacheInfo``: what a @bounded_cache function's ``cache_info()`` returns."""
-
-    hits: int
-    misses: int
-    maxsize: int
-    currsize: int
-
-
-class _Flight:
-    """One factory call that other threads missing the same key wait for."""
-
-    __slots__ = ("done", "error", "owner", "retry", "value")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.owner = threading.get_ident()
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.retry = False
-
-
-class _AsyncFlight:
-    """One awaited factory call shared by the coroutines of one event loop."""
-
-    __slots__ = ("task", "waiters")
-
-    def __init__(self) -> None:
-        self.task: asyncio.Task[Any] | None = None
-        self.waiters = 0
 
 
 class BoundedCache(MutableMapping[K, V]):
@@ -224,14 +148,10 @@ class BoundedCache(MutableMapping[K, V]):
         on_evict: Callable[[K, V, EvictReason], object] | None = None,
         name: str | None = None,
     ) -> None:
-        self._maxsize = cast(int, _check_int("maxsize", maxsize, optional=False))
-        self._ttl = _check_ttl(ttl)
-        self._max_bytes = _check_int("max_bytes", max_bytes, optional=True)
-        _check_callable("getsizeof", getsizeof, optional=True)
-        _check_callable("timer", timer, optional=False)
-        _check_callable("on_evict", on_evict, optional=True)
-        if name is not None and (not isinstance(name, str) or not name):
-            raise TypeError(f"name must be a non-empty str or None, got {name!r}")
+        self._maxsize, self._ttl, self._max_bytes = _check_config(
+            maxsize, ttl, max_bytes, getsizeof, timer, on_evict
+        )
+        check_str("name", name, optional=True)
         if getsizeof is None and self._max_bytes is not None:
             getsizeof = default_getsizeof
         # bytes are accounted when bounded by max_bytes or when a getsizeof is given
@@ -241,7 +161,6 @@ class BoundedCache(MutableMapping[K, V]):
         self._overhead = ENTRY_OVERHEAD_BYTES + (TTL_OVERHEAD_BYTES if ttl is not None else 0)
         self._timer = timer
         self._on_evict = on_evict
-        self._name = name
         self._lock = threading.Lock()
         # LRU order: least recently used first
         self._data: OrderedDict[K, V] = OrderedDict()
@@ -255,7 +174,8 @@ class BoundedCache(MutableMapping[K, V]):
         self._ev_ttl = 0
         self._flights: dict[K, _Flight] = {}
         self._aflights: dict[tuple[K, asyncio.AbstractEventLoop], _AsyncFlight] = {}
-        track(self, name=name or "BoundedCache", clear=True)
+        # unnamed, it is named after the line that made it: stable across processes
+        self._name = register(self, "BoundedCache", name, clear=True)
 
     # -- read-only configuration and occupancy ------------------------------------------
 
@@ -275,8 +195,8 @@ class BoundedCache(MutableMapping[K, V]):
         return self._max_bytes
 
     @property
-    def name(self) -> str | None:
-        """The name shown in snapshots."""
+    def name(self) -> str:
+        """The name shown in snapshots (given, or where the cache was made)."""
         return self._name
 
     @property
@@ -514,74 +434,8 @@ class BoundedCache(MutableMapping[K, V]):
                     next(self._hits)
                     return value
             except KeyError:
-                pass  # a miss: counted below, under the lock
-        count = True
-        while True:
-            expired = None
-            with self._lock:
-                value = self._data.get(key, _MISSING)
-                if value is not _MISSING:
-                    expires = self._expires
-                    if expires is None or expires[key] > self._timer():
-                        self._data.move_to_end(key)
-                        if count:
-                            next(self._hits)
-                        return cast(V, value)
-                    expired = self._drop_locked(key)
-                if count:
-                    next(self._misses)
-                    count = False
-                flight = self._flights.get(key)
-                leader = flight is None
-                if flight is None:
-                    flight = self._flights[key] = _Flight()
-            if leader:
-                # the eviction callback runs inside _lead's try, so whatever it raises
-                # (KeyboardInterrupt included) cannot leave the flight record behind
-                return self._lead(key, flight, func, args, kwargs, expired)
-            if expired is not None:
-                self._notify(expired)
-            if flight.owner == threading.get_ident():
-                raise RuntimeError(
-                    f"get_or_set({_short(key)}) called again from inside its own factory; "
-                    "it would wait for itself forever"
-                )
-            flight.done.wait()
-            if flight.retry:
-                continue  # the leader was interrupted (not failed): try again
-            if flight.error is not None:
-                raise flight.error
-            return cast(V, flight.value)
-
-    def _lead(
-        self,
-        key: K,
-        flight: _Flight,
-        func: Callable[..., V],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        expired: list[tuple[K, V, EvictReason]] | None = None,
-    ) -> V:
-        try:
-            if expired is not None:
-                self._notify(expired)
-            value = func(*args, **kwargs)
-            self[key] = value
-        except Exception as exc:
-            flight.error = exc
-            raise
-        except BaseException:
-            # KeyboardInterrupt and the like belong to this thread only; the others retry
-            flight.retry = True
-            raise
-        else:
-            flight.value = value
-            return value
-        finally:
-            with self._lock:
-                if self._flights.get(key) is flight:
-                    del self._flights[key]
-            flight.done.set()
+                pass  # a miss: counted in load, under the lock
+        return _cache_flight.load(self, key, func, args, kwargs)
 
     async def aget_or_set(self, key: K, factory: Callable[[], Awaitable[V]]) -> V:
         """Async get_or_set: on a miss await ``factory()`` once per event loop, store the result.
@@ -590,58 +444,17 @@ class BoundedCache(MutableMapping[K, V]):
         failure is not cached. Cancelling one awaiter leaves the call running for the
         others; when the last awaiter is cancelled the call is cancelled too.
         """
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        fkey = (key, loop)
-        expired = None
-        with self._lock:
-            value = self._data.get(key, _MISSING)
-            if value is not _MISSING:
-                expires = self._expires
+        if _LOCK_FREE_READS:
+            expires = self._expires
+            try:
                 if expires is None or expires[key] > self._timer():
+                    value = self._data[key]
                     self._data.move_to_end(key)
                     next(self._hits)
-                    return cast(V, value)
-                expired = self._drop_locked(key)
-            next(self._misses)
-            flight = self._aflights.get(fkey)
-            if flight is None:
-                flight = self._aflights[fkey] = _AsyncFlight()
-                flight.task = loop.create_task(self._arun(key, fkey, flight, factory))
-        if expired is not None:
-            self._notify(expired)
-        task = cast("asyncio.Task[V]", flight.task)
-        flight.waiters += 1
-        try:
-            return await asyncio.shield(task)
-        finally:
-            flight.waiters -= 1
-            if flight.waiters == 0 and not task.done():
-                # every awaiter was cancelled: stop the call nobody waits for, cache nothing
-                self._forget_aflight(fkey, flight)
-                task.cancel()
-
-    async def _arun(
-        self,
-        key: K,
-        fkey: tuple[K, asyncio.AbstractEventLoop],
-        flight: _AsyncFlight,
-        factory: Callable[[], Awaitable[V]],
-    ) -> V:
-        try:
-            value = await factory()
-            self[key] = value
-            return value
-        finally:
-            self._forget_aflight(fkey, flight)
-
-    def _forget_aflight(
-        self, fkey: tuple[K, asyncio.AbstractEventLoop], flight: _AsyncFlight
-    ) -> None:
-        with self._lock:
-            if self._aflights.get(fkey) is flight:
-                del self._aflights[fkey]
+                    return value
+            except KeyError:
+                pass  # a miss: counted in aload, under the lock
+        return await _cache_flight.aload(self, key, factory)
 
     # -- statistics ---------------------------------------------------------------------------
 
@@ -703,12 +516,12 @@ class BoundedCache(MutableMapping[K, V]):
         size = getsizeof(key, value)
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise TypeError(
-                f"getsizeof must return an int >= 0, returned {size!r} for {_short(key)}"
+                f"getsizeof must return an int >= 0, returned {size!r} for {short_repr(key)}"
             )
         total = size + self._overhead
         if self._max_bytes is not None and total > self._max_bytes:
             raise ValueError(
-                f"item {_short(key)} is {total} bytes ({size} + {self._overhead} per-entry "
+                f"item {short_repr(key)} is {total} bytes ({size} + {self._overhead} per-entry "
                 f"overhead), larger than max_bytes={self._max_bytes}; not stored"
             )
         return total
@@ -796,7 +609,7 @@ class BoundedCache(MutableMapping[K, V]):
                 on_evict(key, value, reason)
             except Exception:  # a broken callback must not break the cache or its caller
                 log.exception(
-                    "memscope: on_evict of cache %r failed for key %s", self._name, _short(key)
+                    "memscope: on_evict of cache %r failed for key %s", self._name, short_repr(key)
                 )
 
     def _copy(self, *, keys: bool) -> list[Any]:
@@ -829,156 +642,3 @@ class _ValuesView(ValuesView[V]):
 
     def __iter__(self) -> Iterator[V]:
         return iter([v for _k, v in self._mapping._copy(keys=False)])
-
-
-# -- the decorator ---------------------------------------------------------------------------
-
-_KWARGS_MARK = object()
-_FAST_TYPES = frozenset({int, str})
-
-
-def _make_key(args: tuple[Any, ...], kwargs: dict[str, Any], typed: bool) -> Hashable:
-    if not kwargs and len(args) == 1 and type(args[0]) in _FAST_TYPES and not typed:
-        return cast(Hashable, args[0])
-    key: tuple[Any, ...] = args
-    if kwargs:
-        key += (_KWARGS_MARK, *kwargs.items())
-    if typed:
-        key += tuple(type(a) for a in args)
-        if kwargs:
-            key += tuple(type(v) for v in kwargs.values())
-    return key
-
-
-@overload
-def bounded_cache(maxsize: F, /) -> F: ...
-
-
-@overload
-def bounded_cache(
-    maxsize: int = 128,
-    ttl: float | None = None,
-    max_bytes: int | None = None,
-    *,
-    typed: bool = False,
-    getsizeof: Callable[[Any, Any], int] | None = None,
-    timer: Callable[[], float] = time.monotonic,
-    on_evict: Callable[[Any, Any, EvictReason], object] | None = None,
-    name: str | None = None,
-) -> Callable[[F], F]: ...
-
-
-def bounded_cache(
-    maxsize: int | Callable[..., Any] = 128,
-    ttl: float | None = None,
-    max_bytes: int | None = None,
-    *,
-    typed: bool = False,
-    getsizeof: Callable[[Any, Any], int] | None = None,
-    timer: Callable[[], float] = time.monotonic,
-    on_evict: Callable[[Any, Any, EvictReason], object] | None = None,
-    name: str | None = None,
-) -> Any:
-    """Memoise a sync or async function in a BoundedCache (``fn.cache``), single flight per key."""
-    if callable(maxsize) and not isinstance(maxsize, int):
-        # used bare: @bounded_cache
-        return bounded_cache()(maxsize)
-    if not isinstance(typed, bool):
-        raise TypeError(f"typed must be a bool, got {typed!r}")
-    # validate now, at decoration time, rather than at the first call
-    _check_int("maxsize", maxsize, optional=False)
-    _check_ttl(ttl)
-    _check_int("max_bytes", max_bytes, optional=True)
-    _check_callable("getsizeof", getsizeof, optional=True)
-    _check_callable("timer", timer, optional=False)
-    _check_callable("on_evict", on_evict, optional=True)
-
-    def decorate(func: F) -> F:
-        if not callable(func):
-            raise TypeError(f"bounded_cache decorates a callable, got {func!r}")
-        cache: BoundedCache[Any, Any] = BoundedCache(
-            maxsize,
-            ttl,
-            max_bytes,
-            getsizeof=getsizeof,
-            timer=timer,
-            on_evict=on_evict,
-            name=name or _callable_name(func),
-        )
-        return _wrap(func, cache, typed)
-
-    return decorate
-
-
-def _callable_name(func: Any) -> str:
-    """module.qualname for functions; something readable for partials and callable objects."""
-    target = getattr(func, "func", func)  # functools.partial
-    qual = getattr(target, "__qualname__", None) or type(target).__qualname__
-    return f"{getattr(target, '__module__', None) or type(target).__module__}.{qual}"
-
-
-def _is_async(func: Any) -> bool:
-    import inspect
-
-    # an instance whose class has an async __call__ is an async callable too
-    dunder_call = getattr(type(func), "__call__", None)  # noqa: B004
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(dunder_call)
-
-
-def _wrap(func: F, cache: BoundedCache[Any, Any], typed: bool) -> F:
-    import inspect
-
-    wrapper: Any
-    if _is_async(func):
-
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            key = _make_key(args, kwargs, typed)
-            return await cache.aget_or_set(key, functools.partial(func, *args, **kwargs))
-
-    else:
-        get_or_call = cache._get_or_call
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            value = func(*args, **kwargs)
-            if inspect.isawaitable(value):
-                close = getattr(value, "close", None)
-                if callable(close):
-                    close()  # never awaited: close it so it does not warn
-                raise TypeError(
-                    f"{_callable_name(func)} returned an awaitable; @bounded_cache caches "
-                    "results, never coroutines: make it an async def so results are awaited"
-                )
-            return value
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return get_or_call(_make_key(args, kwargs, typed), call, args, kwargs)
-
-    def cache_info() -> CacheInfo:
-        s = cache.stats()
-        return CacheInfo(s.hits, s.misses, cache.maxsize, s.entries)
-
-    def cache_clear() -> None:
-        cache.clear()
-        cache._reset_stats()
-
-    functools.update_wrapper(wrapper, func)
-    wrapper.cache = cache
-    wrapper.cache_info = cache_info
-    wrapper.cache_clear = cache_clear
-    wrapper.cache_parameters = lambda: {
-        "maxsize": cache.maxsize,
-        "ttl": cache.ttl,
-        "max_bytes": cache.max_bytes,
-        "typed": typed,
-    }
-    return cast(F, wrapper)
-
-
-__all__ = [
-    "ENTRY_OVERHEAD_BYTES",
-    "TTL_OVERHEAD_BYTES",
-    "BoundedCache",
-    "CacheInfo",
-    "CacheStats",
-    "bounded_cache",
-]
