@@ -1,0 +1,238 @@
+"""Where objects live and what they are, in words, without running user code.
+
+``describe_owners`` names who holds an object ("module app attribute _cache",
+"instance of app.Store attribute cache <- module app attribute store") from one
+``gc.get_referrers`` pass and one more hop; ``summarize_container`` and ``safe_repr``
+describe an object by its type and plain scalars only. The heap walk uses them for the
+containers and large objects it keeps.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import sys
+from collections import deque
+from collections.abc import Iterator
+from types import FrameType, FunctionType, ModuleType
+
+from .._base.units import type_name
+
+
+def _find_referrers(
+    targets: list[object], ignore: set[int], per_target: int = 4
+) -> dict[int, list[object]]:
+    """id(target) -> up to ``per_target`` gc-tracked objects that refer to it directly."""
+    found: dict[int, list[object]] = {id(t): [] for t in targets}
+    if not targets:
+        return found
+    skip = ignore | {id(targets), id(found)}
+    # one C-level pass over the heap for all targets together
+    referrers = gc.get_referrers(*targets)
+    skip.add(id(referrers))
+    for owner in referrers:
+        if id(owner) in skip or (isinstance(owner, FrameType) and _is_ours(owner)):
+            continue
+        for ref in gc.get_referents(owner):
+            lst = found.get(id(ref))
+            if lst is not None and len(lst) < per_target and not any(o is owner for o in lst):
+                lst.append(owner)
+    return found
+
+
+def _is_ours(frame: FrameType) -> bool:
+    name = frame.f_globals.get("__name__")
+    return isinstance(name, str) and name.startswith("memscope.")
+
+
+def _qualname(obj: object) -> str:
+    return type_name(obj if isinstance(obj, type) else type(obj))
+
+
+def _key_in(container: object, target: object) -> str | None:
+    """Where ``target`` sits inside ``container`` (a key, index or attribute), bounded effort."""
+    if isinstance(container, dict):
+        for k, v in itertools.islice(container.items(), 200_000):
+            if v is target:
+                return safe_repr(k, 60)
+            if k is target:
+                return f"key {safe_repr(k, 30)}"
+        return None
+    if isinstance(container, (list, tuple)):
+        for idx, v in enumerate(itertools.islice(container, 200_000)):
+            if v is target:
+                return f"[{idx}]"
+        return None
+    attrs = getattr(container, "__dict__", None)
+    if isinstance(attrs, dict):
+        for k, v in attrs.items():
+            if v is target:
+                return str(k)
+    for slot in _slots(type(container)):
+        try:
+            if getattr(container, slot) is target:
+                return slot
+        except AttributeError:
+            continue
+    return None
+
+
+def _slots(cls: type) -> Iterator[str]:
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        if isinstance(slots, str):
+            slots = (slots,)
+        yield from (s for s in slots if s not in ("__dict__", "__weakref__"))
+
+
+def describe_owners(targets: list[object], ignore: set[int] | None = None) -> dict[int, str]:
+    """id(target) -> a short hint like ``module app.cache attribute _models``."""
+    modules = {
+        id(vars(m)): name for name, m in list(sys.modules.items()) if isinstance(m, ModuleType)
+    }
+    hints: dict[int, str] = {}
+    for t in targets:
+        if id(t) in modules:
+            hints[id(t)] = f"namespace of module {modules[id(t)]}"
+    skip = set(ignore or ()) | {id(targets), id(hints), id(modules)}
+    # the gc lists young objects first, so temporary lists would crowd out the module dict
+    # or instance that really holds a target: take many referrers, keep the best few
+    first = _find_referrers([t for t in targets if id(t) not in hints], skip, per_target=64)
+    for owners in first.values():
+        owners.sort(key=_owner_rank)
+        del owners[4:]
+    # an anonymous holder (a dict that is no module's namespace, a list, an instance) is named
+    # by one more hop: who holds the holder
+    holders = [
+        owner
+        for owners in first.values()
+        for owner in owners
+        if not isinstance(owner, (ModuleType, FrameType, type)) and id(owner) not in modules
+    ]
+    skip.add(id(holders))
+    skip.add(id(first))
+    skip.update(id(v) for v in first.values())
+    second = _find_referrers(holders, skip, per_target=3) if holders else {}
+    by_id = {id(t): t for t in targets}
+    for tid, owners in first.items():
+        target = by_id[tid]
+        parts: list[str] = []
+        for owner in sorted(owners, key=_owner_rank):
+            text = _describe(owner, target, modules, second)
+            if text and text not in parts:
+                parts.append(text)
+            if len(parts) >= 2:
+                break
+        if parts:
+            hints[tid] = "; ".join(parts)
+    return hints
+
+
+def _owner_rank(owner: object) -> int:
+    if isinstance(owner, dict):
+        return 0
+    if isinstance(owner, FrameType):
+        return 3
+    if isinstance(owner, (list, tuple, set, frozenset, deque)):
+        return 2
+    return 1
+
+
+def _describe(
+    owner: object,
+    target: object,
+    modules: dict[int, str],
+    second: dict[int, list[object]],
+    depth: int = 0,
+) -> str | None:
+    """How ``owner`` holds ``target``, then (one hop up) how ``owner`` is held."""
+    if isinstance(owner, ModuleType) or (
+        isinstance(owner, FunctionType) and owner.__globals__ is target
+    ):
+        return None  # a module or function pointing at a namespace dict says nothing new
+    key = _key_in(owner, target)
+    attr = key.strip("'") if key else "?"
+    if isinstance(owner, dict):
+        mod = modules.get(id(owner))
+        if mod is not None:
+            return f"module {mod} attribute {attr}"
+        for up in second.get(id(owner), ()):
+            if isinstance(up, type) and any(v is target for v in vars(up).values()):
+                return f"class {_qualname(up)} attribute {attr}"
+            if getattr(up, "__dict__", None) is owner:
+                return f"instance of {_qualname(up)} attribute {attr}" + _above(
+                    up, modules, second, depth
+                )
+        return f"dict key {key}" + _above(owner, modules, second, depth) if key else "a dict"
+    if isinstance(owner, FrameType):
+        code = owner.f_code
+        name = next((k for k, v in owner.f_locals.items() if v is target), "?")
+        return f"local {name} in {code.co_name}() at {code.co_filename}:{owner.f_lineno}"
+    if isinstance(owner, FunctionType):
+        return f"function {owner.__module__}.{owner.__qualname__} closure/defaults"
+    if isinstance(owner, (list, tuple, set, frozenset, deque)):
+        where = f"item {key} of" if key else "item of"
+        return f"{where} a {type(owner).__name__} of {len(owner):,}" + _above(
+            owner, modules, second, depth
+        )
+    if isinstance(owner, type):
+        return f"class {_qualname(owner)} attribute {attr}"
+    if key is not None:
+        return f"instance of {_qualname(owner)} attribute {key}" + _above(
+            owner, modules, second, depth
+        )
+    return f"referenced by a {_qualname(owner)}"
+
+
+def _above(
+    holder: object, modules: dict[int, str], second: dict[int, list[object]], depth: int
+) -> str:
+    if depth >= 1:
+        return ""
+    for up in sorted(second.get(id(holder), ()), key=_owner_rank):
+        text = _describe(up, holder, modules, {}, depth + 1)
+        if text:
+            return f" <- {text}"
+    return ""
+
+
+_SAFE_SCALARS = (str, bytes, int, float, bool, type(None))
+
+
+def safe_repr(obj: object, limit: int = 40) -> str:
+    """repr() only for plain scalars, truncated; other objects by type name (no user code runs)."""
+    if isinstance(obj, _SAFE_SCALARS) and type(obj) in _SAFE_SCALARS:
+        if isinstance(obj, (str, bytes)) and len(obj) > limit:
+            text = repr(obj[:limit])
+            return f"{text}... ({len(obj):,} {'chars' if isinstance(obj, str) else 'bytes'})"
+        if isinstance(obj, int) and not isinstance(obj, bool) and obj.bit_length() > 128:
+            return f"<int of {obj.bit_length()} bits>"
+        return repr(obj)
+    return f"<{_qualname(obj)}>"
+
+
+def summarize_container(obj: object, sample: int = 3) -> str:
+    """``dict of 50,000 items; keys like 'a', 'b'; values bytes`` without running user code."""
+    try:
+        n = len(obj)  # type: ignore[arg-type]
+    except Exception:
+        n = -1
+    kind = _qualname(obj)
+    head = f"{kind} of {n:,} items" if n >= 0 else kind
+    if isinstance(obj, (str, bytes, bytearray)):
+        return (
+            f"{kind} of {n:,} {'chars' if isinstance(obj, str) else 'bytes'}: {safe_repr(obj[:30])}"
+        )
+    try:
+        if isinstance(obj, dict):
+            items = list(itertools.islice(dict.items(obj), sample))
+            keys = ", ".join(safe_repr(k, 24) for k, _ in items)
+            vtypes = sorted({_qualname(v) for _, v in items})
+            return f"{head}; keys like {keys}; values {'/'.join(vtypes)}" if items else head
+        if isinstance(obj, (list, tuple, deque, set, frozenset)):
+            items = list(itertools.islice(iter(obj), sample))
+            shown = ", ".join(safe_repr(x, 24) for x in items)
+            return f"{head}: {shown}" if items else head
+    except Exception:  # changed size during iteration: the head is still true
+        return head
+    return head
