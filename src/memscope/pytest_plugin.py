@@ -3,7 +3,8 @@
 ``@pytest.mark.no_growth(...)`` (or ``--memscope-no-growth`` for every test) reruns the
 whole test, function-scoped fixtures included, ``warmup + rounds`` times and fails it
 when it leaks. Loading this module is cheap: ``memscope.testing`` is imported only
-when a test is checked.
+when a test is checked, and then only through its front-end seam,
+:mod:`memscope.testing.harness`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from _pytest.reports import TestReport
 
     from memscope import Diff, Snapshot
-    from memscope.testing import CheckOptions, GrowthReport
+    from memscope.testing.harness import CheckOptions, GrowthReport
 
 PROPERTY = "memscope_no_growth"  # user_properties key: survives xdist and lands in junitxml
 # pytest < 7 has no stash: loading must still not break such a run (the check needs pytest 7+)
@@ -121,7 +122,7 @@ def _options_for(item: pytest.Item) -> CheckOptions | None:
         # --memscope-no-growth checks what can be rerun: a doctest, for one, empties its
         # globals after a run, and other plugins' items may not run twice at all
         return None
-    from memscope.testing import CheckOptions
+    from memscope.testing.harness import CheckOptions
 
     kwargs = _config_defaults(item.config)
     if marker is not None:
@@ -172,12 +173,12 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, None]:
     if left is None:
         yield
         return
-    from memscope.testing import _pending_tasks
+    from memscope.testing.harness import pending_tasks
 
-    before = _pending_tasks()
+    before = pending_tasks()
     yield  # the outcome (and any exception of the test) stays with pytest
     # each run gets a fresh loop that cancels leftovers at teardown: count them now
-    left[0] += max(0, _pending_tasks() - before)
+    left[0] += max(0, pending_tasks() - before)
 
 
 def _run_checked(
@@ -185,7 +186,7 @@ def _run_checked(
 ) -> list[TestReport]:
     from _pytest.runner import CallInfo, runtestprotocol
 
-    from memscope.testing import run_check
+    from memscope.testing.harness import run_check
 
     # tearing down to the parent drops exactly the function-scoped fixtures, so each
     # run sets them up and tears them down again while wider scopes stay up

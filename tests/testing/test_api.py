@@ -132,8 +132,8 @@ def test_thread_scopes() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"rounds": 0}, "rounds must be an int in"),
-        ({"warmup": -1}, "warmup must be an int in"),
+        ({"rounds": 0}, "rounds must be an int between 1 and 1000, got 0"),
+        ({"warmup": -1}, "warmup must be an int between 0 and 1000, got -1"),
         ({"threads": "mine"}, "threads must be one of"),
         ({"ignore": [3]}, r"ignore\[0\] must be a str pattern"),
         ({"clear": [None]}, r"clear\[0\] must be callable"),

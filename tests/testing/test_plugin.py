@@ -175,7 +175,7 @@ def test_next_one_still_runs():
     )
     result = ini.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*test_x*no_growth*rounds must be an int in*"])
+    result.stdout.fnmatch_lines(["*test_x*no_growth*rounds must be an int between 1 and 1000*"])
     # a bad command-line value is the run's usage error, reported before any test
     result = ini.runpytest_subprocess("-p", "no:cacheprovider", "--memscope-rounds", "many")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -1,0 +1,156 @@
+"""The one driver of every check: a step generator that asks for runs, and the sync and
+async loops that answer it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, cast
+
+from ._options import Census, CheckOptions
+from ._probe import Probe
+from ._report import GrowthReport
+from ._settle import QuietRepeats
+from ._sites import TracedPass
+from ._verdict import verdict
+
+__all__ = ["Steps", "check_steps", "run_check", "run_check_async"]
+
+#: yields the number of the run to do now, receives None once it is done (or the run's
+#: exception, thrown in), and returns the report
+Steps = Generator[int, None, GrowthReport]
+
+
+def check_steps(
+    opts: CheckOptions,
+    *,
+    label: str,
+    census: Census | None = None,
+    loop: Any = None,
+    tasks: Callable[[], int] | None = None,
+    inline_trace: bool | None = None,
+    rerun: bool = True,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Steps:
+    """The check as steps: readings between the runs it yields, then the verdict.
+
+    ``inline_trace`` (default: ``opts.trace is True``) traces the measured runs; ``rerun``
+    allows the traced pass of ``rounds + 1`` more runs that names the sites of a leak.
+    A run's exception thrown in ends the check with it, except in the traced pass, where
+    it only costs the sites. ``tasks`` replaces the pending-task reading.
+    """
+    start = clock()
+    probe = Probe(
+        opts,
+        census=census,
+        loop=loop,
+        tasks=tasks,
+        inline_trace=opts.trace is True if inline_trace is None else inline_trace,
+    )
+    runs = iter(range(1, opts.warmup + opts.rounds + 1))  # made before the baseline reading
+    try:
+        probe.begin()
+        for i in runs:
+            yield i
+            probe.read(i)
+        readings = probe.readings()
+    finally:
+        probe.close()
+    report = verdict(readings, opts, label=label, seconds=clock() - start)
+    del readings
+    if rerun and report.leaked and opts.trace is not False and not report.sites:
+        yield from _traced_pass(report, opts)
+    report.seconds = clock() - start
+    return report
+
+
+def _traced_pass(report: GrowthReport, opts: CheckOptions) -> Generator[int, None, None]:
+    traced = TracedPass(opts)
+    try:
+        base = opts.warmup + opts.rounds
+        # one unmeasured run first: tracing's own first-use allocations settle in it
+        for k in range(opts.rounds + 1):
+            yield base + 1 + k
+            traced.mark(k)
+        traced.apply(report)
+    except Exception as exc:  # naming sites is a courtesy: the verdict stands without it
+        report.noise.append(f"traced pass failed: {type(exc).__name__}: {exc}")
+    finally:
+        traced.close()
+
+
+def _report_of(stop: StopIteration) -> GrowthReport:
+    return cast(GrowthReport, stop.value)
+
+
+def run_check(
+    run_once: Callable[[int], object],
+    opts: CheckOptions,
+    *,
+    label: str,
+    census: Census | None = None,
+    loop: Any = None,
+    tasks: Callable[[], int] | None = None,
+) -> GrowthReport:
+    """Run ``run_once(i)`` for every run :func:`check_steps` asks for; return the report."""
+    gen = check_steps(opts, label=label, census=census, loop=loop, tasks=tasks)
+    quiet = QuietRepeats()
+    try:
+        i = next(gen)
+        while True:
+            try:
+                if i == 1:
+                    run_once(i)  # the first run shows its warnings as usual
+                else:
+                    with quiet:
+                        run_once(i)
+            except BaseException as exc:
+                i = gen.throw(exc)
+            else:
+                i = gen.send(None)
+    except StopIteration as stop:
+        return _report_of(stop)
+
+
+async def run_check_async(
+    run_once: Callable[[int], Awaitable[object] | object],
+    opts: CheckOptions,
+    *,
+    label: str,
+    census: Census | None = None,
+    tasks: Callable[[], int] | None = None,
+) -> GrowthReport:
+    """On the running loop: like :func:`run_check`, awaiting what ``run_once(i)`` returns."""
+    import asyncio
+
+    gen = check_steps(
+        opts, label=label, census=census, loop=asyncio.get_running_loop(), tasks=tasks
+    )
+    quiet = QuietRepeats()
+    try:
+        i = next(gen)
+        while True:
+            try:
+                if i == 1:
+                    await _run_async(run_once, i)
+                else:
+                    with quiet:
+                        await _run_async(run_once, i)
+                # give tasks the code just scheduled their next steps before counting them
+                for _ in range(3):
+                    await asyncio.sleep(0)
+            except BaseException as exc:
+                i = gen.throw(exc)
+            else:
+                i = gen.send(None)
+    except StopIteration as stop:
+        return _report_of(stop)
+
+
+async def _run_async(run_once: Callable[[int], Awaitable[object] | object], i: int) -> None:
+    import inspect
+
+    result = run_once(i)
+    if inspect.isawaitable(result):
+        await result
+    del result

@@ -1,0 +1,288 @@
+"""The probe: takes a check's readings without growing itself and hands them over as Readings."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from array import array
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from memscope._base.aio import pending_tasks
+from memscope._base.proc import fd_count
+from memscope._base.units import type_name
+
+from ._options import Census, CheckOptions, ignore_predicate
+from ._readings import Readings, TypeReadings
+from ._report import AllocationSite
+from ._settle import settle
+from ._sites import grown_sites
+
+__all__ = ["Probe", "default_census"]
+
+
+def default_census() -> Mapping[type, tuple[int, int]]:
+    """The complete census: every live type -> (count, shallow bytes), untracked objects too."""
+    from memscope.collectors._heap import count_types
+
+    return count_types(complete=True)
+
+
+class Probe:
+    """Takes the readings; everything it keeps is pre-allocated, so it does not grow itself.
+
+    Per-round memory deltas are ``blocks before the next reading`` minus ``blocks after
+    this reading's bookkeeping`` (both right after a full collection), so whatever the
+    probe allocates for itself falls outside every measured interval.
+    """
+
+    def __init__(
+        self,
+        opts: CheckOptions,
+        *,
+        census: Census | None,
+        loop: Any = None,
+        tasks: Callable[[], int] | None = None,
+        inline_trace: bool = False,
+    ) -> None:
+        n = opts.warmup + opts.rounds + 1
+        self.opts = opts
+        self.n = n
+        self.loop = loop
+        self.tasks_source = tasks
+        self.inline_trace = inline_trace
+        self.census_fn = (census or default_census) if opts.census else None
+        zeros = bytes(8 * n)
+        self.blocks_before = array("q", zeros)  # read first thing, after collecting
+        self.blocks_after = array("q", zeros)  # read after the probe's own bookkeeping
+        self.fds = array("q", zeros)  # -1 where the OS cannot say
+        self.threads = array("q", zeros)
+        self.tasks = array("q", zeros)
+        self.traced = array("q", zeros)
+        self.thread_base: set[int] = set()
+        # census state: type -> slot, then counts/sizes by slot; per-round deltas by slot
+        self.index: dict[type, int] = {}
+        self.prev = array("q")
+        self.cur = array("q")
+        self.base_sizes = array("q")
+        self.last_sizes = array("q")
+        self.hist = [array("q") for _ in range(opts.rounds)]
+        self.prev_sizes = array("q")
+        self.cur_sizes = array("q")
+        self.hist_sizes = [array("q") for _ in range(opts.rounds)]
+        self.base_counts = array("q")
+        self.started_tracing = False
+        self.tracing = False
+        self.trace_start: Any = None
+        self.census_error: str | None = None
+
+    def _thread_count(self) -> int:
+        mode = self.opts.threads
+        if mode == "ignore":
+            return 0
+        if mode == "started":
+            return sum(1 for t in threading.enumerate() if t.ident not in self.thread_base)
+        return threading.active_count()
+
+    def begin(self) -> None:
+        """Called once before the first run: takes reading 0."""
+        self.thread_base.update(t.ident for t in threading.enumerate() if t.ident is not None)
+        if self.census_fn is not None and self.opts.warmup == 0:
+            # no warmup reading to settle the census (its first import, the probe's type
+            # index) before the baseline: a priming census does it
+            self._census(-1)
+        self.read(0)
+
+    def read(self, i: int) -> None:
+        """Reading ``i`` (0 before the first run, ``i`` after run ``i``)."""
+        opts = self.opts
+        settle(opts)
+        self.blocks_before[i] = sys.getallocatedblocks()
+        fds = fd_count()
+        self.fds[i] = -1 if fds is None else fds
+        self.threads[i] = self._thread_count()
+        self.tasks[i] = (
+            self.tasks_source() if self.tasks_source is not None else pending_tasks(self.loop)
+        )
+        if i == opts.warmup and self.inline_trace:
+            # the start snapshot is taken before the census so every census sees it
+            if not self.tracing:
+                self._start_tracing()
+            if self.tracing:
+                import tracemalloc
+
+                self.trace_start = tracemalloc.take_snapshot()
+        if self.tracing:
+            import tracemalloc
+
+            self.traced[i] = tracemalloc.get_traced_memory()[0]
+        # the census is the slow reading: from the last warmup reading on is all the verdict
+        # needs (that one only settles the probe's own index before the baseline)
+        if self.census_fn is not None and self.census_error is None and i >= opts.warmup - 1:
+            self._census(i)
+        if self.inline_trace and i == opts.warmup - 1:
+            # trace the last warmup run too, so the first measured round starts steady
+            self._start_tracing()
+        settle(opts)
+        self.blocks_after[i] = sys.getallocatedblocks()
+
+    def _start_tracing(self) -> None:
+        import tracemalloc
+
+        if tracemalloc.is_tracing():
+            self.tracing = True
+        elif self.opts.trace:
+            tracemalloc.start(self.opts.trace_frames)
+            self.started_tracing = True
+            self.tracing = True
+
+    def _census(self, i: int) -> None:
+        assert self.census_fn is not None
+        try:
+            now = self.census_fn()
+        except Exception as exc:  # the census is evidence, not a requirement
+            self.census_error = f"{type(exc).__name__}: {exc}"
+            return
+        # the probe's own arrays are in the census too: take them out, so that filling
+        # its rows (or a new type's slot) never reads as the code under test growing
+        own = self._own_arrays()
+        counted = now.get(array)
+        if counted is not None:
+            now = dict(now)
+            now[array] = (
+                counted[0] - len(own),
+                counted[1] - sum(map(sys.getsizeof, own)),
+            )
+        index = self.index
+        cur = self.cur
+        cur_sizes = self.cur_sizes
+        size_now: dict[int, int] = {}
+        del cur[:]
+        cur.frombytes(bytes(8 * len(index)))
+        del cur_sizes[:]
+        cur_sizes.frombytes(bytes(8 * len(index)))
+        for tp, (count, size) in now.items():
+            slot = index.get(tp)
+            if slot is None:
+                slot = len(index)
+                index[tp] = slot
+                cur.append(0)
+                cur_sizes.append(0)
+                for arr in (
+                    self.prev,
+                    self.prev_sizes,
+                    self.base_counts,
+                    self.base_sizes,
+                    self.last_sizes,
+                ):
+                    arr.append(0)
+                for hist in (self.hist, self.hist_sizes):
+                    for arr in hist:
+                        if len(arr):
+                            arr.append(0)
+            cur[slot] = count
+            cur_sizes[slot] = size
+            size_now[slot] = size
+        del now
+        warmup = self.opts.warmup
+        if i == warmup:
+            self.base_counts[:] = cur
+            for slot, size in size_now.items():
+                self.base_sizes[slot] = size
+        if i >= warmup:
+            # every round's rows are sized at the baseline and then filled in place, so
+            # the probe's own arrays do not grow round by round (they would read as a leak)
+            for hist in (self.hist, self.hist_sizes):
+                for arr in hist:
+                    if len(arr) < len(index):
+                        arr.frombytes(bytes(8 * (len(index) - len(arr))))
+        if i > warmup:
+            k = i - warmup - 1
+            for row, now_, before in (
+                (self.hist[k], cur, self.prev),
+                (self.hist_sizes[k], cur_sizes, self.prev_sizes),
+            ):
+                for slot in range(len(now_)):
+                    row[slot] = now_[slot] - before[slot]
+            if i == self.n - 1:
+                for slot in range(len(self.last_sizes)):
+                    self.last_sizes[slot] = size_now.get(slot, 0)
+        del size_now
+        self.prev, self.cur = cur, self.prev
+        self.prev_sizes, self.cur_sizes = cur_sizes, self.prev_sizes
+
+    def _own_arrays(self) -> list[array[int]]:
+        return [
+            self.blocks_before,
+            self.blocks_after,
+            self.fds,
+            self.threads,
+            self.tasks,
+            self.traced,
+            self.prev,
+            self.cur,
+            self.prev_sizes,
+            self.cur_sizes,
+            self.base_counts,
+            self.base_sizes,
+            self.last_sizes,
+            *self.hist,
+            *self.hist_sizes,
+        ]
+
+    def _types(self) -> list[TypeReadings]:
+        rounds = range(self.opts.rounds)
+        out: list[TypeReadings] = []
+        for tp, slot in self.index.items():
+            steps = [int(self.hist[k][slot]) if slot < len(self.hist[k]) else 0 for k in rounds]
+            sizes = [
+                int(self.hist_sizes[k][slot]) if slot < len(self.hist_sizes[k]) else 0
+                for k in rounds
+            ]
+            if not any(steps) and not any(sizes):
+                continue  # no rule can fire on a type that never changed
+            out.append(
+                TypeReadings(
+                    type=type_name(tp),
+                    count=int(self.prev[slot]),  # counts at the last reading
+                    deltas=steps,
+                    size_deltas=sizes,
+                    size_bytes_delta=int(self.last_sizes[slot] - self.base_sizes[slot]),
+                )
+            )
+        return out
+
+    def readings(self) -> Readings:
+        """Everything read so far, as plain data (call after the last reading)."""
+        sites: list[AllocationSite] = []
+        if self.tracing and self.trace_start is not None:
+            import tracemalloc
+
+            end = tracemalloc.take_snapshot()
+            sites = grown_sites(
+                self.trace_start, end, self.opts, ignore_predicate(self.opts.ignore)
+            )
+        return Readings(
+            warmup=self.opts.warmup,
+            rounds=self.opts.rounds,
+            blocks_before=list(self.blocks_before),
+            blocks_after=list(self.blocks_after),
+            tasks=list(self.tasks),
+            fds=None if min(self.fds) < 0 else list(self.fds),
+            threads=None if self.opts.threads == "ignore" else list(self.threads),
+            traced=list(self.traced) if self.tracing else None,
+            types=self._types(),
+            census=self.census_fn is not None,
+            census_error=self.census_error,
+            sites=sites,
+        )
+
+    def close(self) -> None:
+        """Stop tracing if the probe started it and drop its state."""
+        if self.started_tracing:
+            import tracemalloc
+
+            tracemalloc.stop()
+            self.started_tracing = False
+        self.trace_start = None
+        self.index.clear()

@@ -1,0 +1,123 @@
+"""Allocation sites of a leak: tracemalloc snapshots compared, and the traced pass taking them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ._options import CheckOptions, ignore_predicate
+from ._report import AllocationSite, GrowthReport
+from ._settle import settle
+
+__all__ = ["HARNESS_DIR", "TracedPass", "grown_sites", "is_harness_file"]
+
+#: memscope's own package directory: frames there belong to the harness (this package,
+#: the census, the bottom layer), never to the code under test
+HARNESS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the test runner's own bookkeeping of a rerun test is never the leak
+_RUNNER_PACKAGES = ("_pytest", "pluggy", "pytest_asyncio", "anyio", "xdist")
+
+
+def is_harness_file(filename: str) -> bool:
+    """True for a file of memscope itself."""
+    return filename.startswith(HARNESS_DIR + os.sep)
+
+
+def _format_traceback(traceback: Iterable[Any], limit: int) -> list[str]:
+    """Frames oldest first, the harness's own frames left out, each with its source line."""
+    import linecache
+
+    frames = [f for f in traceback if not is_harness_file(f.filename)]
+    lines: list[str] = []
+    for frame in frames[-limit:]:
+        lines.append(f'File "{frame.filename}", line {frame.lineno}')
+        source = linecache.getline(frame.filename, frame.lineno).strip()
+        if source:
+            lines.append(f"  {source}")
+    return lines
+
+
+def grown_sites(
+    start: Any, end: Any, opts: CheckOptions, ignored: Callable[[str], bool]
+) -> list[AllocationSite]:
+    """Allocation sites that hold more memory in ``end`` than in ``start``, largest first."""
+    import tracemalloc
+
+    drop = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, os.path.join(HARNESS_DIR, "*")),
+        *(tracemalloc.Filter(False, f"*{os.sep}{pkg}{os.sep}*") for pkg in _RUNNER_PACKAGES),
+    ]
+    stats = end.filter_traces(drop).compare_to(start.filter_traces(drop), "traceback")
+    out: list[AllocationSite] = []
+    for stat in stats:
+        if stat.size_diff <= 0 or stat.count_diff < 1:
+            continue
+        frame = stat.traceback[-1] if len(stat.traceback) else None
+        if frame is None or ignored(frame.filename):
+            continue
+        out.append(
+            AllocationSite(
+                filename=frame.filename,
+                lineno=frame.lineno,
+                size_bytes_delta=stat.size_diff,
+                count_delta=stat.count_diff,
+                traceback=_format_traceback(stat.traceback, opts.trace_frames),
+            )
+        )
+    # the sites that grew at least once per round first: those are the leak's
+    out.sort(key=lambda site: (site.count_delta < opts.rounds, -site.size_bytes_delta))
+    del stats
+    return out[: opts.top]
+
+
+class TracedPass:
+    """After a leak verdict: ``rounds`` more runs under tracemalloc to name the sites.
+
+    Tracing is kept out of the measured rounds, where it would slow the census several
+    times over; the extra runs happen only when there is a leak to explain.
+    """
+
+    def __init__(self, opts: CheckOptions) -> None:
+        import tracemalloc
+
+        self.opts = opts
+        self.started = not tracemalloc.is_tracing()
+        if self.started:
+            tracemalloc.start(opts.trace_frames)
+        self.start: Any = None
+        self.last = 0
+        self.traced: list[int] = []
+
+    def mark(self, i: int) -> None:
+        """Reading ``i`` of the pass: 0 after the unmeasured run, then one per round."""
+        import tracemalloc
+
+        settle(self.opts)
+        if i == 0:
+            self.start = tracemalloc.take_snapshot()
+        else:
+            now = tracemalloc.get_traced_memory()[0]
+            self.traced.append(now - self.last)
+        self.last = tracemalloc.get_traced_memory()[0]
+
+    def apply(self, report: GrowthReport) -> None:
+        """Put the sites and per-round traced bytes into ``report``."""
+        import tracemalloc
+
+        if self.start is None:
+            return
+        end = tracemalloc.take_snapshot()
+        report.sites = grown_sites(self.start, end, self.opts, ignore_predicate(self.opts.ignore))
+        report.deltas["traced_bytes"] = list(self.traced)
+        report.tracing = True
+
+    def close(self) -> None:
+        """Stop tracemalloc if the pass started it."""
+        import tracemalloc
+
+        self.start = None
+        if self.started:
+            tracemalloc.stop()
+            self.started = False
