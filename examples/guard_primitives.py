@@ -15,12 +15,13 @@ import threading
 import time
 
 import memscope
+from memscope._base.proc import rss_bytes
 from memscope._base.units import format_bytes
 from memscope.guard.keyed_locks import KeyedLocks
+from memscope.guard.memory_guard import MemoryGuard
 from memscope.guard.sampling import Reservoir
 from memscope.guard.summary import summarize
 from memscope.guard.task_tracker import TaskTracker
-from memscope.guard.memory_guard import MemoryGuard, process_rss
 
 MiB = 1 << 20
 
@@ -139,7 +140,10 @@ class ModelCache(dict):  # type: ignore[type-arg]
 def memory_guard() -> None:
     cache = memscope.track(ModelCache(), name="model_cache", clear=True)
     gc.collect()
-    base = process_rss()
+    base = rss_bytes()
+    if base is None:
+        print("MemoryGuard: this platform's RSS cannot be read; skipped")
+        return
     before = memscope.snapshot(collectors=["process"])
     for i in range(4):
         cache[f"model-{i}"] = b"x" * (50 * MiB)

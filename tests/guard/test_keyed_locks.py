@@ -123,14 +123,19 @@ def test_bad_input_is_rejected_without_changing_state() -> None:
     locks = KeyedLocks()
     with pytest.raises(TypeError, match="unhashable"):
         locks(["a"])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="timeout must be None or a number >= 0"):
+    # one rule: a value out of range is a ValueError, a wrong type a TypeError
+    with pytest.raises(ValueError, match=r"timeout must be a finite number of seconds >= 0"):
         locks("a", timeout=-1)
+    with pytest.raises(TypeError, match="timeout must be a finite number of seconds or None"):
+        locks("a", timeout="1")  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="not held"):
         locks.release("never")
-    with pytest.raises(TypeError, match="reentrant must be a bool"):
+    with pytest.raises(TypeError, match="reentrant must be True or False"):
         KeyedLocks(reentrant=1)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="name must be a non-empty str"):
+    with pytest.raises(ValueError, match="name must be a non-empty str"):
         KeyedLocks(name="")
+    with pytest.raises(TypeError, match="name must be a non-empty str or None"):
+        KeyedLocks(name=3)  # type: ignore[arg-type]
     assert len(locks) == 0
 
 

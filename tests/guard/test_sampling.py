@@ -85,7 +85,7 @@ def test_reservoir_counts_everything_it_was_offered() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"k": -1}, ValueError, "k must be >= 0"),
+        ({"k": -1}, ValueError, "k must be an int >= 0"),
         ({"k": 2.0}, TypeError, "k must be an int"),
         ({"k": True}, TypeError, "k must be an int"),
         ({"k": 2, "seed": "abc"}, TypeError, "seed must be"),
@@ -121,10 +121,11 @@ def test_sample_by_caps_the_number_of_labels() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"key": 3}, TypeError, "key must be a callable"),
-        ({"k_per_key": -2}, ValueError, "k_per_key must be >= 0"),
-        ({"max_keys": 0}, ValueError, "max_keys must be >= 1"),
-        ({"on_overflow": "ignore"}, ValueError, "on_overflow must be"),
+        ({"key": 3}, TypeError, "key must be callable"),
+        ({"k_per_key": -2}, ValueError, "k_per_key must be an int >= 0"),
+        ({"k_per_key": 1.5}, TypeError, "k_per_key must be an int"),
+        ({"max_keys": 0}, ValueError, "max_keys must be an int >= 1"),
+        ({"on_overflow": "ignore"}, ValueError, "on_overflow must be one of 'raise', 'drop'"),
     ],
 )
 def test_sample_by_rejects_bad_arguments(kwargs: dict[str, Any], error: type, match: str) -> None:

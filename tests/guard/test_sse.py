@@ -209,17 +209,17 @@ def test_feed_rejects_other_types(bad: Any) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"max_event_bytes": 0}, ValueError, "max_event_bytes must be >= 1"),
-        ({"max_event_bytes": -3}, ValueError, "max_event_bytes must be >= 1"),
+        ({"max_event_bytes": 0}, ValueError, r"max_event_bytes must be an int \(bytes\) >= 1"),
+        ({"max_event_bytes": -3}, ValueError, r"max_event_bytes must be an int \(bytes\) >= 1"),
         ({"max_event_bytes": 1.5}, TypeError, "max_event_bytes must be an int"),
         ({"max_event_bytes": True}, TypeError, "max_event_bytes must be an int"),
         ({"max_event_bytes": "1"}, TypeError, "max_event_bytes must be an int"),
-        ({"max_line_bytes": 0}, ValueError, "max_line_bytes must be >= 1"),
+        ({"max_line_bytes": 0}, ValueError, r"max_line_bytes must be an int \(bytes\) >= 1"),
         ({"max_event_bytes": 10, "max_line_bytes": 11}, ValueError, "max_line_bytes"),
-        ({"on_overflow": "drop"}, ValueError, "on_overflow must be 'raise' or 'skip'"),
-        ({"keep_raw": 1}, TypeError, "keep_raw must be a bool"),
-        ({"name": ""}, TypeError, "name must be a non-empty str"),
-        ({"name": 3}, TypeError, "name must be a non-empty str"),
+        ({"on_overflow": "drop"}, ValueError, "on_overflow must be one of 'raise', 'skip'"),
+        ({"keep_raw": 1}, TypeError, "keep_raw must be True or False"),
+        ({"name": ""}, ValueError, "name must be a non-empty str"),
+        ({"name": 3}, TypeError, "name must be a non-empty str or None"),
     ],
 )
 def test_constructor_validation(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:

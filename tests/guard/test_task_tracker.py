@@ -215,12 +215,14 @@ async def test_naive_task_set_grows_tracker_does_not() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"limit": 0}, ValueError, "limit must be >= 1"),
-        ({"limit": 2.5}, TypeError, "limit must be an int"),
-        ({"name": ""}, TypeError, "name must be a non-empty str"),
+        ({"limit": 0}, ValueError, "limit must be an int >= 1"),
+        ({"limit": 2.5}, TypeError, "limit must be an int or None"),
+        ({"name": ""}, ValueError, "name must be a non-empty str"),
+        ({"name": 3}, TypeError, "name must be a non-empty str or None"),
         ({"on_error": 3}, TypeError, "on_error must be callable"),
         ({"growth_interval": -1}, ValueError, "growth_interval"),
-        ({"growth_window": 1}, ValueError, "growth_window must be >= 2"),
+        ({"growth_interval": "60"}, TypeError, "growth_interval"),
+        ({"growth_window": 1}, ValueError, "growth_window must be an int >= 2"),
     ],
 )
 def test_bad_arguments_are_rejected(kwargs: dict[str, Any], error: type, match: str) -> None:

@@ -13,6 +13,9 @@ from collections.abc import Hashable
 from types import TracebackType
 from typing import Any
 
+from .._base.validate import check_bool, check_number, check_str
+from ._naming import register
+
 
 class _Entry:
     __slots__ = ("lock", "users")
@@ -20,12 +23,6 @@ class _Entry:
     def __init__(self, lock: Any) -> None:
         self.lock = lock
         self.users = 0  # holders + waiters; the entry goes when this reaches zero
-
-
-def _check_name(name: object) -> str | None:
-    if name is not None and (not isinstance(name, str) or not name):
-        raise TypeError(f"name must be a non-empty str or None, got {name!r}")
-    return name
 
 
 class _Stats:
@@ -46,17 +43,13 @@ class KeyedLocks:
     """
 
     def __init__(self, *, reentrant: bool = False, name: str | None = None) -> None:
-        if not isinstance(reentrant, bool):
-            raise TypeError(f"reentrant must be a bool, got {type(reentrant).__name__}")
-        self.reentrant = reentrant
-        self.name = _check_name(name)
+        self.reentrant = check_bool("reentrant", reentrant)
+        check_str("name", name, optional=True)
         self._mutex = threading.Lock()
         self._entries: dict[Hashable, _Entry] = {}
         self._stats = _Stats()
-        if name is not None:
-            from .._base.tracking import track
-
-            track(self, name=name)
+        # named or not, the table shows in snapshots; unnamed, after the line that made it
+        self.name: str = register(self, "KeyedLocks", name)
 
     def __len__(self) -> int:
         """Keys currently held or waited on."""
@@ -71,8 +64,7 @@ class KeyedLocks:
     def __call__(self, key: Hashable, timeout: float | None = None) -> _LockContext:
         """A context manager holding the lock of ``key``; ``timeout`` raises TimeoutError."""
         hash(key)  # an unhashable key fails here, before any state changes
-        if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
-            raise ValueError(f"timeout must be None or a number >= 0, got {timeout!r}")
+        check_number("timeout", timeout, low=0.0, optional=True, unit="seconds")
         return _LockContext(self, key, timeout)
 
     def _enter(self, key: Hashable) -> _Entry:
@@ -177,13 +169,10 @@ class AsyncKeyedLocks:
     """
 
     def __init__(self, *, name: str | None = None) -> None:
-        self.name = _check_name(name)
+        check_str("name", name, optional=True)
         self._entries: dict[Hashable, _Entry] = {}
         self._stats = _Stats()
-        if name is not None:
-            from .._base.tracking import track
-
-            track(self, name=name)
+        self.name: str = register(self, "AsyncKeyedLocks", name)
 
     def __len__(self) -> int:
         """Keys currently held or waited on."""
@@ -198,8 +187,7 @@ class AsyncKeyedLocks:
     def __call__(self, key: Hashable, timeout: float | None = None) -> _AsyncLockContext:
         """An async context manager holding the lock of ``key``; ``timeout`` raises TimeoutError."""
         hash(key)
-        if timeout is not None and (isinstance(timeout, bool) or timeout < 0):
-            raise ValueError(f"timeout must be None or a number >= 0, got {timeout!r}")
+        check_number("timeout", timeout, low=0.0, optional=True, unit="seconds")
         return _AsyncLockContext(self, key, timeout)
 
     def _leave(self, key: Hashable, entry: _Entry) -> None:

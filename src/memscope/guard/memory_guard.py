@@ -18,9 +18,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-import math
 import os
-import re
 import threading
 import time
 import weakref
@@ -30,8 +28,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Union
 
+from .._base.cgroup import cgroup_memory
+from .._base.loop import BackgroundLoop
 from .._base.proc import rss_bytes, total_memory_bytes
-from .._base.units import format_bytes
+from .._base.units import format_bytes, parse_limit
+from .._base.validate import check_callable, check_choice, check_int, check_number, check_str
+from ._naming import register
 
 if TYPE_CHECKING:
     import asyncio
@@ -46,24 +48,6 @@ BUILTIN_ACTIONS = ("release_memory", "clear_caches")
 DEFAULT_ACTIONS: tuple[str, ...] = ("release_memory", "clear_caches")
 MAX_GUARDS = 32  # named guards running at once: each is a thread, a small bound is plenty
 HISTORY = 100  # action records kept per guard
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "kib": 1 << 10,
-    "mib": 1 << 20,
-    "gib": 1 << 30,
-    "tib": 1 << 40,
-}
-_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*|%)\s*$")
 
 
 @dataclass(frozen=True)
@@ -105,80 +89,24 @@ class CheckResult:
     recovered: bool = False
 
 
-# --- limits -------------------------------------------------------------------------
-
-
-def parse_limit(name: str, value: Limit, capacity: Callable[[], int | None]) -> int | None:
-    """A limit as bytes: int bytes, a float fraction in (0, 1], or a string ("512MiB", "80%")."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError(
-            f"{name} must be bytes (int), a fraction (float) or a size string, not bool"
-        )
-    if isinstance(value, str):
-        match = _SIZE_RE.match(value)
-        unit = match.group(2).lower() if match else ""
-        if match is None or (unit not in _UNITS and unit != "%"):
-            raise ValueError(
-                f"{name}={value!r} is not a size: use e.g. '512MiB', '2GB', '1.5GiB' or '80%'"
-            )
-        number = float(match.group(1))
-        if unit == "%":
-            return parse_limit(name, number / 100.0, capacity)
-        value = int(number * _UNITS[unit])
-    if isinstance(value, int):
-        if value <= 0:
-            raise ValueError(f"{name} must be > 0 bytes, got {value}")
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value) or not 0.0 < value <= 1.0:
-            raise ValueError(
-                f"{name}={value!r}: a float is a fraction of the memory limit and must be in "
-                "(0, 1]; pass a number of bytes as an int (or a string like '512MiB')"
-            )
-        total = capacity()
-        if not total:
-            raise ValueError(
-                f"{name}={value!r} is a fraction, but the memory capacity is unknown here; "
-                "pass bytes, or capacity=<bytes>"
-            )
-        return max(1, int(total * value))
-    raise TypeError(
-        f"{name} must be bytes (int), a fraction (float) or a size string, "
-        f"got {type(value).__name__}"
-    )
-
-
 # --- measuring ----------------------------------------------------------------------
-
-
-def process_rss() -> int:
-    """This process's resident set size in bytes (RuntimeError where it cannot be read)."""
-    value = rss_bytes()
-    if value is None:
-        raise RuntimeError("this process's RSS cannot be read here")
-    return value
 
 
 def _cgroup() -> dict[str, Any] | None:
     try:
-        from .._base.cgroup import cgroup_memory
-
         return cgroup_memory()
     except Exception:  # an unreadable cgroup tree means "no cgroup", not a crash
         return None
 
 
-def cgroup_usage() -> int:
-    """The memory cgroup's usage in bytes (RuntimeError when not in a memory cgroup)."""
+def _cgroup_usage() -> int | None:
+    # _base.cgroup reads the whole cgroup record; the guard needs its usage alone
     info = _cgroup()
-    if info is None or info.get("usage_bytes") is None:
-        raise RuntimeError("not in a memory cgroup with readable usage")
-    return int(info["usage_bytes"])
+    usage = None if info is None else info.get("usage_bytes")
+    return None if usage is None else int(usage)
 
 
-def default_capacity() -> int | None:
+def _default_capacity() -> int | None:
     """The cgroup memory limit when there is one, else total RAM."""
     info = _cgroup()
     if info is not None and info.get("limit_bytes"):
@@ -210,15 +138,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _check_number(name: str, value: object, *, low: float, high: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or not low <= value <= high:
-        bound = f"between {low} and {high}" if math.isfinite(high) else f">= {low}"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
-    return float(value)
 
 
 def _action_name(action: Action) -> str:
@@ -254,21 +173,20 @@ class MemoryGuard:
         on_recovered: Callable[[MemoryReading], object] | None = None,
         hysteresis: float = 0.05,
         cooldown: float = 30.0,
-        name: str = "default",
+        name: str | None = None,
         source: Source = "auto",
         usage: Callable[[], int] | None = None,
         capacity: int | Callable[[], int | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty str, got {name!r}")
-        self.interval = _check_number("interval", interval, low=0.001)
-        self.hysteresis = _check_number("hysteresis", hysteresis, low=0.0, high=0.5)
-        self.cooldown = _check_number("cooldown", cooldown, low=0.0)
-        for cb_name, cb in (("on_hard_limit", on_hard_limit), ("on_recovered", on_recovered)):
-            if cb is not None and not callable(cb):
-                raise TypeError(f"{cb_name} must be callable or None, got {type(cb).__name__}")
+        check_str("name", name, optional=True)
+        interval = check_number("interval", interval, low=0.001, unit="seconds")
+        self.hysteresis: float = check_number("hysteresis", hysteresis, low=0.0, high=0.5)
+        self.cooldown: float = check_number("cooldown", cooldown, low=0.0, unit="seconds")
+        check_callable("on_hard_limit", on_hard_limit, optional=True)
+        check_callable("on_recovered", on_recovered, optional=True)
+        check_callable("clock", clock)
         chosen = list(DEFAULT_ACTIONS if actions is None else actions)
         if isinstance(actions, (str, bytes)):
             raise TypeError("actions must be a list of actions, not a single string")
@@ -284,21 +202,22 @@ class MemoryGuard:
                     f"actions[{i}] must be a built-in action name or a callable, "
                     f"got {type(action).__name__}"
                 )
-        if source not in ("auto", "rss", "cgroup"):
-            raise ValueError(f"source must be 'auto', 'rss' or 'cgroup', got {source!r}")
-        if usage is not None and not callable(usage):
-            raise TypeError(f"usage must be a callable returning bytes, got {type(usage).__name__}")
+        check_choice("source", source, ("auto", "rss", "cgroup"))
+        check_callable("usage", usage, optional=True)
 
         capacity_fn: Callable[[], int | None]
         if capacity is None:
-            capacity_fn = default_capacity
+            capacity_fn = _default_capacity
         elif callable(capacity):
             capacity_fn = capacity
-        elif isinstance(capacity, int) and not isinstance(capacity, bool) and capacity > 0:
-            fixed = capacity
+        elif isinstance(capacity, int) and not isinstance(capacity, bool):
+            fixed: int = check_int("capacity", capacity, low=1, unit="bytes")
             capacity_fn = lambda: fixed  # noqa: E731
         else:
-            raise TypeError(f"capacity must be bytes > 0, a callable or None, got {capacity!r}")
+            raise TypeError(
+                "capacity must be bytes (an int), a callable or None, "
+                f"got {type(capacity).__name__}"
+            )
 
         soft = parse_limit("soft_limit", soft_limit, capacity_fn)
         hard = parse_limit("hard_limit", hard_limit, capacity_fn)
@@ -309,9 +228,10 @@ class MemoryGuard:
                 f"soft_limit ({format_bytes(soft)}) must be below hard_limit ({format_bytes(hard)})"
             )
 
+        # the platform readers return None when they cannot read: _measure makes that an error
         if usage is not None:
             self.source = "custom"
-            self._usage: Callable[[], int] = usage
+            self._usage: Callable[[], int | None] = usage
         else:
             info = _cgroup() if source in ("auto", "cgroup") else None
             in_limited_cgroup = info is not None and bool(info.get("limit_bytes"))
@@ -319,12 +239,13 @@ class MemoryGuard:
                 raise ValueError("source='cgroup' but this process is in no readable memory cgroup")
             if source == "cgroup" or (source == "auto" and in_limited_cgroup):
                 self.source = "cgroup"
-                self._usage = cgroup_usage
+                self._usage = _cgroup_usage
             else:
                 self.source = "rss"
-                self._usage = process_rss
+                self._usage = rss_bytes
 
-        self.name = name
+        # the name is the key of "one guard per name per process"; unnamed guards share it
+        self.name: str = name if name is not None else "default"
         self.soft_limit_bytes = soft
         self.hard_limit_bytes = hard
         self.actions: tuple[Action, ...] = tuple(chosen)
@@ -335,8 +256,9 @@ class MemoryGuard:
         self._history: deque[ActionRecord] = deque(maxlen=HISTORY)
         self._reset_state()
         self._busy = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
+        self._loop = BackgroundLoop(
+            self._loop_step, interval=interval, name=f"memscope-guard-{self.name}", logger=self._log
+        )
         self._task: asyncio.Task[None] | None = None
         self.checks_total = 0
         self.action_rounds_total = 0
@@ -347,6 +269,8 @@ class MemoryGuard:
         self.last_usage_bytes: int | None = None
         self._last_error: str | None = None
         _every_guard.add(self)
+        # in snapshots from construction on, running or not; unnamed, under the line that made it
+        register(self, "MemoryGuard", None if name is None else f"memory_guard.{name}")
 
     def _reset_state(self) -> None:
         self._armed = True  # the soft limit may trigger an action round without cooldown
@@ -355,10 +279,9 @@ class MemoryGuard:
         self._state = "ok"
 
     def _reset_after_fork(self) -> None:
-        self._thread = None
+        # the BackgroundLoop resets itself in the child; the task flavour and the lock are ours
         self._task = None
         self._busy = threading.Lock()
-        self._stop_event = threading.Event()
         self._reset_state()
 
     def __repr__(self) -> str:
@@ -371,12 +294,21 @@ class MemoryGuard:
     # --- state ------------------------------------------------------------------
 
     @property
+    def interval(self) -> float:
+        """Seconds between checks."""
+        return self._loop.interval
+
+    @interval.setter
+    def interval(self, value: float) -> None:
+        self._loop.interval = check_number("interval", value, low=0.001, unit="seconds")
+
+    @property
     def running(self) -> bool:
         """Whether this guard's thread or task is alive and not asked to stop."""
-        if self._thread is not None and self._thread.is_alive():
-            # a thread still finishing a check after a stop() that timed out is stopping,
-            # not running: start() must then start a new one
-            return not self._stop_event.is_set()
+        # a thread still finishing a check after a stop() that timed out is stopping, not
+        # running (BackgroundLoop.running says so): start() then starts a new one
+        if self._loop.running:
+            return True
         task = self._task
         return task is not None and not task.done() and not task.get_loop().is_closed()
 
@@ -420,6 +352,9 @@ class MemoryGuard:
 
     def _measure(self) -> int:
         value = self._usage()
+        if value is None and self.source != "custom":
+            what = "RSS" if self.source == "rss" else "memory cgroup usage"
+            raise RuntimeError(f"this process's {what} cannot be read here")
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise TypeError(f"usage() must return bytes as an int >= 0, got {value!r}")
         return value
@@ -658,11 +593,6 @@ class MemoryGuard:
         _running[self.name] = self
         return None
 
-    def _track(self) -> None:
-        from .._base.tracking import track
-
-        track(self, name=f"memory_guard.{self.name}")
-
     def start(self) -> MemoryGuard:
         """Start the background thread; returns the guard now running under this name."""
         with _registry_lock:
@@ -671,12 +601,7 @@ class MemoryGuard:
             other = self._claim()
             if other is not None:
                 return other
-            self._stop_event = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run_thread, name=f"memscope-guard-{self.name}", daemon=True
-            )
-            self._thread.start()
-        self._track()
+            self._loop.start()
         self._log.info(
             "memscope guard %r started: %s, soft %s, hard %s, every %.3g s",
             self.name,
@@ -687,15 +612,11 @@ class MemoryGuard:
         )
         return self
 
-    def _run_thread(self) -> None:
-        stop = self._stop_event
-        while not stop.is_set():
-            try:
-                self.check()
-            except Exception:  # the watchdog must outlive any bug of its own
-                self._log.exception("memscope guard %r: check failed", self.name)
-            if stop.wait(self.interval):
-                break
+    def _loop_step(self) -> None:
+        try:
+            self.check()
+        except Exception:  # the watchdog must outlive any bug of its own (logged as ours)
+            self._log.exception("memscope guard %r: check failed", self.name)
 
     async def start_async(self) -> MemoryGuard:
         """Start as a task of the running event loop; returns the guard running under this name."""
@@ -709,7 +630,6 @@ class MemoryGuard:
             if other is not None:
                 return other
             self._task = loop.create_task(self._run_task(), name=f"memscope-guard-{self.name}")
-        self._track()
         return self
 
     async def _run_task(self) -> None:
@@ -729,31 +649,23 @@ class MemoryGuard:
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the loop and wait up to ``timeout`` s for it; True once it has stopped."""
-        _check_number("timeout", timeout, low=0.0)
+        check_number("timeout", timeout, low=0.0, unit="seconds")
         self._release_name()
-        thread = self._thread
-        if thread is not None:
-            self._stop_event.set()
-            if thread is not threading.current_thread():
-                thread.join(timeout)
-            if not thread.is_alive():
-                self._thread = None
-            return not thread.is_alive()
+        stopped = self._loop.stop(timeout)  # True at once when no thread runs
         task = self._task
-        if task is not None:
+        if task is not None and not task.done():
             loop = task.get_loop()
-            if not task.done():
-                if loop.is_closed():
-                    return True
-                loop.call_soon_threadsafe(task.cancel)
-            return task.done()
-        return True
+            if loop.is_closed():
+                return stopped
+            loop.call_soon_threadsafe(task.cancel)
+            return stopped and task.done()
+        return stopped
 
     async def stop_async(self, timeout: float = 5.0) -> bool:
         """Stop and wait (without blocking the event loop); True once it has stopped."""
         import asyncio
 
-        _check_number("timeout", timeout, low=0.0)
+        check_number("timeout", timeout, low=0.0, unit="seconds")
         task = self._task
         if task is not None and task.get_loop() is asyncio.get_running_loop():
             self._release_name()

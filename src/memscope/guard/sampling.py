@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, Generic, Literal, TypeVar
 
+from .._base.validate import check_callable, check_choice, check_int
+
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 
@@ -37,14 +39,6 @@ def _rng(seed: Seed) -> random.Random:
     raise TypeError(f"seed must be an int, a random.Random or None, got {type(seed).__name__}")
 
 
-def _check_count(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 class Reservoir(Generic[T]):
     """A uniform random sample of at most ``k`` of the items added so far (not thread-safe).
 
@@ -55,7 +49,7 @@ class Reservoir(Generic[T]):
     __slots__ = ("__weakref__", "_next", "_rng", "_slots", "_w", "k", "seen")
 
     def __init__(self, k: int, seed: Seed = None) -> None:
-        self.k = _check_count("k", k, 0)
+        self.k: int = check_int("k", k, low=0)
         self.seen = 0
         self._rng = _rng(seed)
         # (arrival index, item): the index restores stream order at the end
@@ -173,12 +167,10 @@ def sample_by(
     The result maps each label to its sample (arrival order); ``.seen`` holds how
     many items each label had, to reweight per-label samples into frequencies.
     """
-    if not callable(key):
-        raise TypeError(f"key must be a callable item -> label, got {type(key).__name__}")
-    _check_count("k_per_key", k_per_key, 0)
-    _check_count("max_keys", max_keys, 1)
-    if on_overflow not in ("raise", "drop"):
-        raise ValueError(f"on_overflow must be 'raise' or 'drop', got {on_overflow!r}")
+    check_callable("key", key)  # item -> label
+    check_int("k_per_key", k_per_key, low=0)
+    check_int("max_keys", max_keys, low=1)
+    check_choice("on_overflow", on_overflow, ("raise", "drop"))
     rng = _rng(seed)
     reservoirs: dict[K, Reservoir[T]] = {}
     dropped_keys: list[K] = []

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .._base.tracking import track
+from .._base.validate import check_bool, check_choice, check_int, check_str
+from ._naming import register
 
 __all__ = ["Event", "SSEBuffer", "SSEOverflowError", "aiter_sse", "iter_sse"]
 
@@ -44,6 +45,8 @@ def _total_size(pieces: list[str], size: Any) -> int:
 
 
 def _clip(text: str | None) -> str:
+    # not units.clip: a field is shown as its repr and says how much was cut, which
+    # matters when the cut part is megabytes of event data
     if text is None or len(text) <= _REPR_CHARS:
         return repr(text)
     return f"{text[:_REPR_CHARS]!r}...(+{len(text) - _REPR_CHARS} chars)"
@@ -122,14 +125,6 @@ class SSEOverflowError(Exception):
         self.overflows = overflows
 
 
-def _check_limit(argname: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{argname} must be an int (bytes), got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{argname} must be >= 1 (bytes), got {value}")
-    return value
-
-
 class SSEBuffer:
     """Incremental SSE decoder whose pending memory never passes ``max_event_bytes``.
 
@@ -176,26 +171,22 @@ class SSEBuffer:
         keep_raw: bool = False,
         name: str | None = None,
     ) -> None:
-        max_event_bytes = _check_limit("max_event_bytes", max_event_bytes)
+        max_event_bytes = check_int("max_event_bytes", max_event_bytes, low=1, unit="bytes")
         if max_line_bytes is None:
             max_line_bytes = max_event_bytes
-        max_line_bytes = _check_limit("max_line_bytes", max_line_bytes)
+        max_line_bytes = check_int("max_line_bytes", max_line_bytes, low=1, unit="bytes")
         if max_line_bytes > max_event_bytes:
             raise ValueError(
                 f"max_line_bytes ({max_line_bytes}) must be <= max_event_bytes "
                 f"({max_event_bytes}): a line is part of an event"
             )
-        if on_overflow not in ("raise", "skip"):
-            raise ValueError(f"on_overflow must be 'raise' or 'skip', got {on_overflow!r}")
-        if not isinstance(keep_raw, bool):
-            raise TypeError(f"keep_raw must be a bool, got {type(keep_raw).__name__}")
-        if name is not None and (not isinstance(name, str) or not name):
-            raise TypeError(f"name must be a non-empty str or None, got {name!r}")
+        check_choice("on_overflow", on_overflow, ("raise", "skip"))
+        check_bool("keep_raw", keep_raw)
+        check_str("name", name, optional=True)
         self.max_event_bytes = max_event_bytes
         self.max_line_bytes = max_line_bytes
         self.on_overflow: OverflowPolicy = on_overflow
         self.keep_raw = keep_raw
-        self.name = name or "SSEBuffer"
         #: the last event ID seen (persists across events and close(), as for a reconnect)
         self.last_event_id = ""
         #: the last reconnection time in milliseconds a ``retry`` field set, or None
@@ -206,7 +197,9 @@ class SSEBuffer:
         self.comments_total = 0
         self._first_overflow: tuple[str, int, int] | None = None
         self._reset_stream()
-        track(self, name=self.name)
+        # unnamed, it is named after the line that made it (iter_sse's caller's, for one
+        # iter_sse makes): stable across processes
+        self.name = register(self, "SSEBuffer", name)
 
     # -- state -----------------------------------------------------------------
 

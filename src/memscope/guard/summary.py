@@ -15,7 +15,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from .._base.units import format_bytes
+from .._base.units import clip, format_bytes, type_name
+from .._base.validate import check_int
 
 MIN_CHARS = 40  # below this there is no room for a type, a length and a preview
 SIZE_SAMPLE = 32  # items measured to estimate a container's total bytes
@@ -26,10 +27,7 @@ _SCALARS = (bool, float, complex, type(None))
 
 def summarize(obj: object, max_chars: int = 200) -> str:
     """Type, length, total bytes and a head/tail preview of ``obj``, at most ``max_chars`` long."""
-    if isinstance(max_chars, bool) or not isinstance(max_chars, int):
-        raise TypeError(f"max_chars must be an int, got {type(max_chars).__name__}")
-    if max_chars < MIN_CHARS:
-        raise ValueError(f"max_chars must be >= {MIN_CHARS}, got {max_chars}")
+    check_int("max_chars", max_chars, low=MIN_CHARS)
     try:
         text = _summarize(obj, max_chars)
     except Exception as exc:  # a summary is for an error path: it must never raise itself
@@ -54,16 +52,12 @@ def _summarize(obj: object, max_chars: int) -> str:
 
 
 def _type_name(obj: object) -> str:
-    cls = type(obj)
-    if cls.__module__ in ("builtins", "collections"):
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
+    # units.type_name, but deque and OrderedDict read as themselves: a summary is short
+    return type_name(type(obj)).removeprefix("collections.")
 
 
 def _clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: max(limit - 1, 0)] + _ELLIPSIS
+    return clip(text, limit, _ELLIPSIS)  # one character of marker: the budget is tight
 
 
 def _int_text(value: int, limit: int) -> str:

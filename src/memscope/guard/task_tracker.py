@@ -18,6 +18,9 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._base.validate import check_callable, check_int, check_number, check_str
+from ._naming import register
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -36,7 +39,8 @@ class TaskTracker:
     ``spawn(coro)`` starts a task now (TaskLimitError when ``limit`` tasks run);
     ``await submit(coro)`` waits for a free slot first (back-pressure).
     ``await close(timeout)`` cancels what is left. The tracker registers itself with
-    :func:`memscope.track` under ``name``, so its live count shows in snapshots, and
+    :func:`memscope.track` under ``name`` (unnamed, under where it was made), so its
+    live count shows in snapshots, and
     logs a warning when the live count has only grown over ``growth_window``
     checks taken at most every ``growth_interval`` seconds.
     """
@@ -45,32 +49,23 @@ class TaskTracker:
         self,
         *,
         limit: int | None = None,
-        name: str = "task_tracker",
+        name: str | None = None,
         on_error: Callable[[asyncio.Task[Any], BaseException], object] | None = None,
         growth_interval: float = 60.0,
         growth_window: int = 5,
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
     ) -> None:
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise TypeError(f"limit must be an int or None, got {type(limit).__name__}")
-        if limit is not None and limit < 1:
-            raise ValueError(f"limit must be >= 1 or None (unbounded), got {limit}")
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty str, got {name!r}")
-        if on_error is not None and not callable(on_error):
-            raise TypeError(f"on_error must be callable or None, got {type(on_error).__name__}")
-        if isinstance(growth_interval, bool) or not growth_interval >= 0:
-            raise ValueError(f"growth_interval must be a number >= 0, got {growth_interval!r}")
-        if isinstance(growth_window, bool) or not isinstance(growth_window, int):
-            raise TypeError(f"growth_window must be an int, got {type(growth_window).__name__}")
-        if growth_window < 2:
-            raise ValueError(f"growth_window must be >= 2, got {growth_window}")
-        self.limit = limit
-        self.name = name
-        self.on_error = on_error
-        self.growth_interval = float(growth_interval)
-        self.growth_window = growth_window
+        # limit=None is unbounded
+        self.limit: int | None = check_int("limit", limit, low=1, optional=True)
+        check_str("name", name, optional=True)
+        self.on_error: Callable[[asyncio.Task[Any], BaseException], object] | None = check_callable(
+            "on_error", on_error, optional=True
+        )
+        self.growth_interval: float = check_number(
+            "growth_interval", growth_interval, low=0.0, unit="seconds"
+        )
+        self.growth_window: int = check_int("growth_window", growth_window, low=2)
         self._clock = clock
         self._log = logger if logger is not None else log
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -84,9 +79,7 @@ class TaskTracker:
         self.cancelled_total = 0
         self.rejected_total = 0
         self.growth_warnings_total = 0
-        from .._base.tracking import track
-
-        track(self, name=name)
+        self.name: str = register(self, "TaskTracker", name)
 
     def __len__(self) -> int:
         """Tasks still running."""
@@ -256,8 +249,7 @@ class TaskTracker:
         """Refuse new tasks, cancel the running ones and await them; returns how many hung."""
         import asyncio
 
-        if isinstance(timeout, bool) or not timeout >= 0:
-            raise ValueError(f"timeout must be a number >= 0, got {timeout!r}")
+        check_number("timeout", timeout, low=0.0, unit="seconds")
         self._closed = True
         for waiter in self._slot_waiters:
             if not waiter.done():
