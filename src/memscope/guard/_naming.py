@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from types import FrameType
 
 from .._base.tracking import default_name, track
 
@@ -11,6 +12,29 @@ def _is_ours(module: object) -> bool:
     return isinstance(module, str) and (
         module == "memscope.guard" or module.startswith("memscope.guard.")
     )
+
+
+def _user_frame(depth: int) -> tuple[FrameType, int]:
+    """The first frame, from ``depth`` above our caller up, outside memscope.guard."""
+    frame = sys._getframe(depth + 1)
+    while frame.f_back is not None and _is_ours(frame.f_globals.get("__name__")):
+        frame = frame.f_back
+        depth += 1
+    return frame, depth
+
+
+def site_name(kind: str) -> str:
+    """``Kind@module:line`` of the user's line that had memscope make an object for it.
+
+    For objects the user's line did not assign (iter_sse's buffer): naming it after
+    the assignment on that line, as :func:`default_name` would, names the wrong thing.
+    """
+    frame, _ = _user_frame(1)
+    try:
+        module = frame.f_globals.get("__name__")
+        return f"{kind}@{module if isinstance(module, str) else '?'}:{frame.f_lineno}"
+    finally:
+        del frame
 
 
 def name_for(obj: object, kind: str, name: str | None) -> str:

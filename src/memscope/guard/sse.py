@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._base.validate import check_bool, check_choice, check_int, check_str
-from ._naming import register
+from ._naming import register, site_name
 
 __all__ = ["Event", "SSEBuffer", "SSEOverflowError", "aiter_sse", "iter_sse"]
 
@@ -662,6 +662,9 @@ async def aiter_sse(
 
 def _make_buffer(buffer: SSEBuffer | None, kwargs: dict[str, Any]) -> SSEBuffer:
     if buffer is None:
+        if kwargs.get("name") is None:
+            # the user's line drives the stream but assigns no buffer: name it by the line
+            kwargs = {**kwargs, "name": site_name("SSEBuffer")}
         return SSEBuffer(**kwargs)
     if not isinstance(buffer, SSEBuffer):
         raise TypeError(f"buffer must be an SSEBuffer or None, got {type(buffer).__name__}")
