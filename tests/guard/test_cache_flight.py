@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,33 +35,53 @@ def _wait_for_waiters(flight_cache: BoundedCache[Any, Any], key: Any, timeout: f
 # -- get_or_set ---------------------------------------------------------------------------------
 
 
-def test_get_or_set_runs_factory_once_for_concurrent_misses() -> None:
+def _until(condition: Any, what: str, timeout: float = 5.0) -> None:
+    """Poll ``condition()`` until true; fail (never hang) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.001)
+
+
+def test_get_or_set_runs_factory_once_per_key_while_every_thread_waits() -> None:
     cache: BoundedCache[str, object] = BoundedCache(10)
-    release = threading.Event()
-    calls = 0
-    results: list[object] = []
+    keys = ("model-a", "model-b")
+    calls: Counter[str] = Counter()
+    overlapped: dict[str, bool] = {}
+    results: dict[str, list[object]] = {key: [] for key in keys}
 
-    def factory() -> object:
-        nonlocal calls
-        calls += 1
-        release.wait(5)
-        return object()
+    def factory(key: str) -> Callable[[], object]:
+        def load() -> object:
+            calls[key] += 1
+            # every thread of every key has missed while this load runs: each miss is
+            # counted under the lock, where the thread finds this flight and then waits
+            # on it. So the threads really overlap, they are not served one after another.
+            try:
+                _until(lambda: cache.stats().misses == THREADS * len(keys), "every thread")
+                overlapped[key] = True
+            except AssertionError:
+                overlapped[key] = False
+            return object()
 
-    def worker() -> None:
-        results.append(cache.get_or_set("model", factory))
+        return load
 
-    threads = _start_all(worker)
-    _wait_for_waiters(cache, "model")
-    time.sleep(0.05)  # let the others reach the wait
-    release.set()
+    def worker(key: str) -> None:
+        results[key].append(cache.get_or_set(key, factory(key)))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in keys for _ in range(THREADS)]
     for t in threads:
-        t.join()
-    assert calls == 1
-    assert len(results) == THREADS and all(r is results[0] for r in results)
-    assert cache["model"] is results[0]
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not [t for t in threads if t.is_alive()], "a thread hung"
+    assert overlapped == {key: True for key in keys}, "the threads did not overlap"
+    assert calls == {key: 1 for key in keys}  # exactly one load per key
+    for key in keys:
+        assert len(results[key]) == THREADS and all(r is results[key][0] for r in results[key])
+        assert cache[key] is results[key][0]
     assert cache._flights == {}
-    s = cache.stats()
-    assert s.hits + s.misses == THREADS + 1
+    assert cache.stats().misses == THREADS * len(keys)  # one miss per caller, none counted twice
 
 
 def test_factory_exception_reaches_every_waiter_and_is_not_cached() -> None:
@@ -230,24 +252,23 @@ def test_decorated_method_caches_per_instance_and_keeps_self() -> None:
 
 
 def test_decorator_single_flight_across_threads() -> None:
-    release = threading.Event()
     calls = 0
+    overlapped = False
 
     @bounded_cache(maxsize=4)
     def load(name: str) -> str:
-        nonlocal calls
+        nonlocal calls, overlapped
         calls += 1
-        release.wait(5)
+        # as above: every caller has missed (and so waits on this call) before it returns
+        _until(lambda: load.cache.stats().misses == THREADS, "every thread")  # type: ignore[attr-defined]
+        overlapped = True
         return name.upper()
 
     results: list[str] = []
     threads = _start_all(lambda: results.append(load("m")))
-    _wait_for_waiters(load.cache, "m")  # type: ignore[attr-defined]
-    time.sleep(0.05)
-    release.set()
     for t in threads:
-        t.join()
-    assert calls == 1 and results == ["M"] * THREADS
+        t.join(10)
+    assert overlapped and calls == 1 and results == ["M"] * THREADS
 
 
 def test_decorator_name_defaults_to_qualname() -> None:
