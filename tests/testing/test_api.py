@@ -261,3 +261,153 @@ async def test_tasks_that_finish_on_the_next_step_are_not_leaks() -> None:
 
     report = await assert_no_growth_async(schedule, census=False, **FAST)
     assert not report.leaked, report
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"rounds": "5"}, TypeError, "rounds must be an int, got str"),
+        ({"warmup": 2.0}, TypeError, "warmup must be an int, got float"),
+        ({"top": 0}, ValueError, "top must be an int between 1 and 1000, got 0"),
+        ({"census": 1}, TypeError, "census must be True or False, got int"),
+        ({"threads": 3}, TypeError, "threads must be a non-empty str, got int"),
+        ({"clear": 3}, TypeError, "clear must be a callable or an iterable of callables"),
+        ({"ignore": 3}, TypeError, "ignore must be a glob pattern, a list of them"),
+        ({"census_source": "heap"}, TypeError, "census_source must be callable or None"),
+        ({"bogus": 1}, TypeError, "unknown no-growth option 'bogus'"),
+    ],
+)
+def test_wrong_type_is_type_error_out_of_range_is_value_error(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    from memscope.testing.harness import CheckOptions
+
+    calls: list[int] = []
+    options = {k: v for k, v in kwargs.items() if k != "bogus"}
+    if options:
+        with pytest.raises(error, match=message) as info:
+            assert_no_growth(lambda: calls.append(1), **options)
+        assert type(info.value) is error
+    if "census_source" not in kwargs:
+        with pytest.raises(error, match=message) as info:
+            CheckOptions.build(**kwargs)
+        assert type(info.value) is error
+    assert calls == []
+
+
+def test_ignore_patterns_are_read_once() -> None:
+    sink = Sink()
+
+    class Entry:
+        pass
+
+    # a generator is used up by one pass: the verdict must still see the pattern
+    patterns = (p for p in ["*.Entry"])
+    report = assert_no_growth(lambda: sink.keep(Entry()), ignore=patterns, **FAST)
+    assert not report.leaked and [row.type.rsplit(".", 1)[-1] for row in report.ignored] == [
+        "Entry"
+    ]
+
+
+# ----------------------------------------------------------------- options vs fn's arguments
+
+
+def test_an_option_that_is_also_a_parameter_of_fn_is_refused() -> None:
+    seen: list[object] = []
+
+    def handler(threads: int = 1) -> None:
+        seen.append(threads)
+
+    with pytest.raises(TypeError, match=r"'threads' is both an option.*functools\.partial"):
+        assert_no_growth(handler, threads="ignore", **FAST)
+    assert seen == []  # refused before the first run
+
+
+@pytest.mark.asyncio
+async def test_async_check_refuses_a_colliding_option_instead_of_taking_it_from_fn() -> None:
+    seen: list[object] = []
+
+    async def handler(top: int, clear: bool = False) -> None:
+        seen.append((top, clear))
+
+    with pytest.raises(TypeError, match=r"'clear', 'top' is both an option"):
+        await assert_no_growth_async(handler, top=3, clear=True, **FAST)
+    assert seen == []
+
+
+def test_partial_gives_fn_its_argument_and_the_option_stays_the_checks() -> None:
+    import functools
+
+    seen: list[object] = []
+
+    def handler(top: int) -> None:
+        seen[:] = [top]
+
+    report = assert_no_growth(functools.partial(handler, top=3), top=2, **FAST)
+    assert seen == [3]
+    assert not report.leaked
+
+
+def test_other_keywords_reach_fn_and_fn_may_take_a_keyword_named_fn() -> None:
+    seen: list[object] = []
+
+    def handler(fn: str, **extra: object) -> None:
+        seen[:] = [fn, sorted(extra)]
+
+    # a **kwargs catch-all names nothing: options go to the check, the rest to fn
+    assert not assert_no_growth(handler, fn="x", other=1, top=3, **FAST).leaked
+    assert seen == ["x", ["other"]]
+
+
+@pytest.mark.asyncio
+async def test_async_passes_fns_own_keywords_through() -> None:
+    seen: list[object] = []
+
+    async def handler(*, name: str) -> None:
+        seen[:] = [name]
+
+    assert not (await assert_no_growth_async(handler, name="n", census=False, **FAST)).leaked
+    assert seen == ["n"]
+
+
+def test_sync_and_async_checks_take_the_same_options() -> None:
+    import inspect
+
+    sync = inspect.signature(assert_no_growth).parameters
+    async_ = inspect.signature(assert_no_growth_async).parameters
+    assert [(p.name, p.kind, p.default) for p in sync.values()] == [
+        (p.name, p.kind, p.default) for p in async_.values()
+    ]
+    assert inspect.iscoroutinefunction(assert_no_growth_async)
+    keyword_only = {n for n, p in sync.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    from memscope.testing._options import OPTION_NAMES
+
+    assert keyword_only == OPTION_NAMES
+
+
+# ----------------------------------------------------------------- the harness stays out of sites
+
+
+def test_harness_filter_covers_the_package_and_memscope() -> None:
+    import memscope._base.aio
+    import memscope.collectors._heap
+    import memscope.testing._driver
+    from memscope.testing._sites import is_harness_file
+
+    for module in (memscope.testing._driver, memscope._base.aio, memscope.collectors._heap):
+        assert is_harness_file(str(module.__file__)), module.__file__
+    assert not is_harness_file(__file__)
+
+
+def test_sites_name_no_frame_of_memscope() -> None:
+    import os
+
+    sink = Sink()
+    with pytest.raises(memscope.MemoryGrowthError) as info:
+        assert_no_growth(lambda: sink.keep(bytearray(1024)), census=False, **FAST)
+    sites = info.value.report.sites
+    assert sites
+    ours = os.path.dirname(str(memscope.__file__)) + os.sep
+    for site in sites:
+        assert not site.filename.startswith(ours)
+        assert not any(ours in line for line in site.traceback), site.traceback

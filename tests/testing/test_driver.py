@@ -1,0 +1,122 @@
+"""The one driver: the runs it asks for, sync and async alike, and how a run's failure ends it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import memscope
+from memscope.testing import assert_no_growth, assert_no_growth_async
+from memscope.testing._driver import check_steps
+from memscope.testing.harness import CheckOptions, run_check
+
+FAST: dict[str, Any] = {"warmup": 1, "rounds": 3, "census": False}
+MEASURED = [1, 2, 3, 4]  # warmup 1 + rounds 3
+TRACED = [5, 6, 7, 8]  # rounds + 1 more under tracemalloc, after a leak verdict
+
+
+def test_steps_ask_for_each_run_in_order() -> None:
+    opts = CheckOptions.build(warmup=2, rounds=2, census=False)
+    steps = check_steps(opts, label="x")
+    asked = [next(steps)]
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            asked.append(steps.send(None))
+    assert asked == [1, 2, 3, 4]
+    assert stop.value.value.label == "x" and not stop.value.value.leaked
+
+
+def test_sync_and_async_drivers_ask_for_the_same_runs() -> None:
+    runs_sync: list[int] = []
+    runs_async: list[int] = []
+    kept: list[object] = []
+
+    def leak_sync(i: int) -> None:
+        runs_sync.append(i)
+        kept.append(bytearray(64))
+
+    async def leak_async(i: int) -> None:
+        runs_async.append(i)
+        kept.append(bytearray(64))
+
+    report = run_check(leak_sync, CheckOptions.build(**FAST), label="sync")
+    assert report.leaked and report.sites
+    assert runs_sync == MEASURED + TRACED
+
+    from memscope.testing._driver import run_check_async
+
+    async def main() -> Any:
+        return await run_check_async(leak_async, CheckOptions.build(**FAST), label="async")
+
+    report = asyncio.run(main())
+    assert report.leaked and report.sites
+    assert runs_async == MEASURED + TRACED
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_failing_measured_run_ends_the_check_with_its_error(kind: str) -> None:
+    runs: list[int] = []
+
+    def boom() -> None:
+        runs.append(1)
+        if len(runs) == 2:
+            raise KeyError("run 2")
+
+    async def aboom() -> None:
+        boom()
+
+    with pytest.raises(KeyError, match="run 2"):
+        if kind == "sync":
+            assert_no_growth(boom, **FAST)
+        else:
+            asyncio.run(assert_no_growth_async(aboom, **FAST))
+    assert len(runs) == 2
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_failing_traced_run_costs_only_the_sites(kind: str) -> None:
+    kept: list[object] = []
+
+    def leak() -> None:
+        kept.append(object())
+        if len(kept) == 6:  # the second run of the traced pass
+            raise RuntimeError("traced run")
+
+    async def aleak() -> None:
+        leak()
+
+    with pytest.raises(memscope.MemoryGrowthError) as info:
+        if kind == "sync":
+            assert_no_growth(leak, **FAST)
+        else:
+            asyncio.run(assert_no_growth_async(aleak, **FAST))
+    report = info.value.report
+    assert report.sites == []
+    assert "traced pass failed: RuntimeError: traced run" in report.noise
+    assert len(kept) == 6
+
+
+def test_async_warnings_are_shown_for_the_first_run_only() -> None:
+    import warnings
+
+    async def warns() -> None:
+        warnings.warn("once", UserWarning, stacklevel=1)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(assert_no_growth_async(warns, **FAST))
+    assert [str(w.message) for w in caught] == ["once"]
+
+
+def test_no_growth_uses_the_steps_with_one_run_and_no_traced_pass() -> None:
+    kept: list[object] = []
+    with (
+        pytest.raises(memscope.MemoryGrowthError) as info,
+        memscope.testing.no_growth(trace=False, census=False),
+    ):
+        kept.append(bytearray(10_000))
+    report = info.value.report
+    assert (report.warmup, report.rounds) == (0, 1)
+    assert not report.tracing and report.sites == []
