@@ -99,7 +99,11 @@ def malloc_trim_available() -> bool:
 
 
 def _check_min_interval(min_interval: object) -> float | None:
-    return check_number("min_interval", min_interval, low=0.0, optional=True, unit="seconds")  # type: ignore[no-any-return]
+    # checked both in release_memory and, before the thread hop, in release_memory_async
+    seconds: float | None = check_number(
+        "min_interval", min_interval, low=0.0, optional=True, unit="seconds"
+    )
+    return seconds
 
 
 def _expire_count(result: object) -> int:
