@@ -391,6 +391,7 @@ def test_stats_and_memscope_stats() -> None:
     assert s.to_dict() == {
         "hits": 1,
         "misses": 1,
+        "evictions": 1,
         "evictions_size": 1,
         "evictions_bytes": 0,
         "evictions_ttl": 0,
@@ -403,6 +404,7 @@ def test_stats_and_memscope_stats() -> None:
         "maxsize": 2,
         "hits": 1,
         "misses": 1,
+        "evictions": 1,
         "evictions_size": 1,
         "evictions_bytes": 0,
         "evictions_ttl": 0,

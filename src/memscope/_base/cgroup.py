@@ -234,3 +234,26 @@ def cgroup_memory(root: str = "/") -> dict[str, Any] | None:
         with _cache_lock:
             _locations.pop(key, None)
     return result
+
+
+def cgroup_usage_bytes() -> int | None:
+    """The memory cgroup's usage in bytes, or None outside one (or when it cannot be read)."""
+    try:
+        info = cgroup_memory()
+    except Exception:  # an unreadable cgroup tree means "no cgroup", not a crash
+        return None
+    usage = None if info is None else info.get("usage_bytes")
+    return None if usage is None else int(usage)
+
+
+def memory_capacity_bytes() -> int | None:
+    """What "80%" of memory means here: the cgroup's limit when it has one, else total RAM."""
+    try:
+        info = cgroup_memory()
+    except Exception:
+        info = None
+    if info is not None and info.get("limit_bytes"):
+        return int(info["limit_bytes"])
+    from .proc import total_memory_bytes
+
+    return total_memory_bytes()

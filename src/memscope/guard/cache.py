@@ -480,6 +480,7 @@ class BoundedCache(MutableMapping[K, V]):
             "maxsize": self._maxsize,
             "hits": s.hits,
             "misses": s.misses,
+            "evictions": s.evictions,  # all reasons: what a diff leads with
             "evictions_size": s.evictions_size,
             "evictions_bytes": s.evictions_bytes,
             "evictions_ttl": s.evictions_ttl,

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-from .._base.cgroup import cgroup_memory
+from .._base.cgroup import cgroup_memory, cgroup_usage_bytes, memory_capacity_bytes
 from .._base.loop import BackgroundLoop
-from .._base.proc import rss_bytes, total_memory_bytes
+from .._base.proc import rss_bytes
 from .._base.units import format_bytes, parse_limit
 from .._base.validate import check_callable, check_choice, check_int, check_number, check_str
 from ._naming import register
@@ -97,21 +97,6 @@ def _cgroup() -> dict[str, Any] | None:
         return cgroup_memory()
     except Exception:  # an unreadable cgroup tree means "no cgroup", not a crash
         return None
-
-
-def _cgroup_usage() -> int | None:
-    # _base.cgroup reads the whole cgroup record; the guard needs its usage alone
-    info = _cgroup()
-    usage = None if info is None else info.get("usage_bytes")
-    return None if usage is None else int(usage)
-
-
-def _default_capacity() -> int | None:
-    """The cgroup memory limit when there is one, else total RAM."""
-    info = _cgroup()
-    if info is not None and info.get("limit_bytes"):
-        return int(info["limit_bytes"])
-    return total_memory_bytes()
 
 
 # --- the guard ----------------------------------------------------------------------
@@ -207,7 +192,7 @@ class MemoryGuard:
 
         capacity_fn: Callable[[], int | None]
         if capacity is None:
-            capacity_fn = _default_capacity
+            capacity_fn = memory_capacity_bytes
         elif callable(capacity):
             capacity_fn = capacity
         elif isinstance(capacity, int) and not isinstance(capacity, bool):
@@ -239,7 +224,7 @@ class MemoryGuard:
                 raise ValueError("source='cgroup' but this process is in no readable memory cgroup")
             if source == "cgroup" or (source == "auto" and in_limited_cgroup):
                 self.source = "cgroup"
-                self._usage = _cgroup_usage
+                self._usage = cgroup_usage_bytes
             else:
                 self.source = "rss"
                 self._usage = rss_bytes
