@@ -102,8 +102,10 @@ class CacheStats:
         return self.evictions_size + self.evictions_bytes + self.evictions_ttl
 
     def to_dict(self) -> dict[str, int | None]:
-        """JSON-safe form."""
-        return asdict(self)
+        """JSON-safe form, the total of evictions included."""
+        data: dict[str, int | None] = asdict(self)
+        data["evictions"] = self.evictions
+        return data
 
 
 class BoundedCache(MutableMapping[K, V]):
