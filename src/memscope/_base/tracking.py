@@ -20,6 +20,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
@@ -51,26 +52,16 @@ class ReportsStats(Protocol):
         ...
 
 
+@dataclass(slots=True)
 class _Entry:
-    __slots__ = ("clear", "finalizer", "get", "key", "name", "obj_id", "owned", "registered")
-
-    def __init__(
-        self,
-        name: str,
-        key: int,
-        clear: bool,
-        get: Callable[[], Any],  # returns the object, or None once it is gone
-        obj_id: int,
-        owned: tuple[int, str] | None,  # (id(owner), name) for owner-held containers
-    ) -> None:
-        self.name = name
-        self.key = key
-        self.clear = clear
-        self.get = get
-        self.obj_id = obj_id
-        self.owned = owned
-        self.finalizer: weakref.finalize[Any, Any] | None = None
-        self.registered = time.time()
+    name: str
+    key: int
+    clear: bool
+    get: Callable[[], Any]  # returns the object, or None once it is gone
+    obj_id: int
+    owned: tuple[int, str] | None  # (id(owner), name) for owner-held containers
+    finalizer: weakref.finalize[Any, Any] | None = None
+    registered: float = field(default_factory=time.time)
 
 
 _lock = threading.RLock()

@@ -31,14 +31,8 @@ def check_int(
     unit: str = "",
 ) -> Any:
     """``value`` if it is an int in [low, high] (None too when ``optional``)."""
-    if value is None and optional:
-        return None
     what = f"an int{f' ({unit})' if unit else ''}"
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be {_or_none(what, optional)}, got {type(value).__name__}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ValueError(f"{name} must be {what} {_range(low, high)}, got {value!r}")
-    return value
+    return _check_numeric(name, value, (int,), what, low, high, False, optional)
 
 
 def check_number(
@@ -52,16 +46,33 @@ def check_number(
     unit: str = "",
 ) -> Any:
     """``value`` as a float if it is a finite number in range (``low_open``: strictly above low)."""
+    what = f"a finite number{f' of {unit}' if unit else ''}"
+    found = _check_numeric(name, value, (int, float), what, low, high, low_open, optional)
+    return None if found is None else float(found)
+
+
+def _check_numeric(
+    name: str,
+    value: object,
+    types: tuple[type, ...],
+    what: str,
+    low: float | None,
+    high: float | None,
+    low_open: bool,
+    optional: bool,
+) -> Any:
     if value is None and optional:
         return None
-    what = f"a finite number{f' of {unit}' if unit else ''}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # bool is an int to Python, but True passed as a size is always a mistake
+    if isinstance(value, bool) or not isinstance(value, types):
         raise TypeError(f"{name} must be {_or_none(what, optional)}, got {type(value).__name__}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    if not math.isfinite(value) or too_low or (high is not None and value > high):
-        bound = _range(low, high, low_open=low_open)
-        raise ValueError(f"{name} must be {what} {bound}, got {value!r}")
-    return float(value)
+    number: float = value  # type: ignore[assignment]
+    too_low = low is not None and (number <= low if low_open else number < low)
+    if not math.isfinite(number) or too_low or (high is not None and number > high):
+        raise ValueError(
+            f"{name} must be {what} {_range(low, high, low_open=low_open)}, got {value!r}"
+        )
+    return value
 
 
 def _range(low: float | None, high: float | None, *, low_open: bool = False) -> str:

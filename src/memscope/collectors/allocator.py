@@ -52,28 +52,28 @@ class AllocatorSection(Section):
 
     def summary_lines(self, top: int = 10) -> list[str]:
         """What malloc and pymalloc hold and use; says when arenas are pinned and what helps."""
-        lines: list[str] = []
         libc = self.get("libc") or "unknown libc"
+        malloc = self.get("malloc_note") or "no statistics"
         if self.get("heap_in_use_bytes") is not None:
-            lines.append(
-                f"{libc} malloc: {format_bytes(self['heap_in_use_bytes'])} in use, "
-                # fordblks still counts free pages malloc_trim already gave back (madvise)
-                f"{format_bytes(self['heap_free_bytes'])} free inside its heap, "
-                f"{format_bytes(self['mmap_bytes'])} in mmap'd blocks, "
-                f"{format_bytes(self['trimmable_bytes'])} trimmable at the heap top"
+            # fordblks still counts free pages malloc_trim already gave back (madvise)
+            malloc = ", ".join(
+                f"{format_bytes(self[key])} {what}"
+                for key, what in (
+                    ("heap_in_use_bytes", "in use"),
+                    ("heap_free_bytes", "free inside its heap"),
+                    ("mmap_bytes", "in mmap'd blocks"),
+                    ("trimmable_bytes", "trimmable at the heap top"),
+                )
             )
-        else:
-            lines.append(f"{libc} malloc: {self.get('malloc_note') or 'no statistics'}")
+        pymalloc = self.get("pymalloc_note") or "no statistics"
         if self.get("pymalloc_arenas") is not None:
             util = self.get("pymalloc_utilisation")
-            util_text = f"{util:.0%}" if isinstance(util, float) else "n/a"
-            lines.append(
-                f"pymalloc: {self['pymalloc_arenas']} arenas = "
-                f"{format_bytes(self['pymalloc_arena_bytes'])}, "
-                f"{format_bytes(self['pymalloc_used_bytes'])} in use ({util_text})"
+            pymalloc = (
+                f"{self['pymalloc_arenas']} arenas = {format_bytes(self['pymalloc_arena_bytes'])}, "
+                f"{format_bytes(self['pymalloc_used_bytes'])} in use "
+                f"({f'{util:.0%}' if isinstance(util, float) else 'n/a'})"
             )
-        else:
-            lines.append(f"pymalloc: {self.get('pymalloc_note') or 'no statistics'}")
+        lines = [f"{libc} malloc: {malloc}", f"pymalloc: {pymalloc}"]
         if self.get("allocated_blocks") is not None:
             lines.append(f"allocated blocks: {self['allocated_blocks']:,}")
         advice = pinned_arenas_advice(self)
