@@ -10,9 +10,9 @@ from __future__ import annotations
 # the name TYPE_CHECKING whatever its origin)
 TYPE_CHECKING = False
 
-if TYPE_CHECKING:
-    from typing import Any
+from ._base.lazy import lazy_exports as _lazy_exports
 
+if TYPE_CHECKING:
     from ._base.collector import Collector, CollectorUnavailable
     from ._base.errors import MemoryGrowthError
     from ._base.section import Change, Section
@@ -85,16 +85,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'memscope' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_exports(__name__, globals(), _LAZY)
