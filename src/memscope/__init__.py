@@ -6,11 +6,11 @@ each public name loads its module the first time it is used (see docs/architectu
 
 from __future__ import annotations
 
+from ._base.lazy import lazy_exports as _lazy_exports
+
 # not from typing: importing typing costs a fresh interpreter ~10 ms (type checkers know
 # the name TYPE_CHECKING whatever its origin)
 TYPE_CHECKING = False
-
-from ._base.lazy import lazy_exports as _lazy_exports
 
 if TYPE_CHECKING:
     from ._base.collector import Collector, CollectorUnavailable
