@@ -60,7 +60,7 @@ def test_no_change_says_so() -> None:
     a = memscope.snapshot(label="a", collectors=["threads"])
     diff = memscope.compare(a, a)
     assert "no changes" in str(diff)
-    with pytest.raises(ValueError, match="top must be >= 1"):
+    with pytest.raises(ValueError, match="top must be an int >= 1"):
         diff.summary(top=0)
 
 

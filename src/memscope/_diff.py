@@ -7,6 +7,7 @@ from typing import Any
 
 from ._base.section import Change
 from ._base.units import format_value
+from ._base.validate import check_int
 from ._snapshot import Snapshot
 
 # how much one unit weighs when ranking changes of different kinds against each other
@@ -76,8 +77,7 @@ class Diff:
 
     def summary(self, top: int = 15) -> str:
         """A short human summary, largest changes first."""
-        if top < 1:
-            raise ValueError(f"top must be >= 1, got {top}")
+        check_int("top", top, low=1)
         a = self.a.label or "a"
         b = self.b.label or "b"
         head = f"memscope diff {a!r} -> {b!r} over {self.seconds:.2f} s"

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from ._base.collector import COSTS, Collector
 from ._base.section import Section
+from ._base.validate import check_choice, check_str
 
 _lock = threading.RLock()
 _collectors: dict[str, Collector] = {}
@@ -22,12 +23,10 @@ ENTRY_POINT_GROUP = "memscope.collectors"
 
 
 def _check(collector: object) -> Collector:
-    name = getattr(collector, "name", None)
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"collector.name must be a Python identifier string, got {name!r}")
-    cost = getattr(collector, "cost", None)
-    if cost not in COSTS:
-        raise ValueError(f"collector.cost must be one of {COSTS}, got {cost!r}")
+    name = check_str("collector.name", getattr(collector, "name", None))
+    if not name.isidentifier():
+        raise ValueError(f"collector.name must be a Python identifier, got {name!r}")
+    check_choice("collector.cost", getattr(collector, "cost", None), COSTS)
     if not callable(getattr(collector, "collect", None)):
         raise TypeError(f"collector {name!r} has no callable collect()")
     return collector  # type: ignore[return-value]

@@ -130,8 +130,7 @@ class Monitor:
         latest = snaps[-1]
         first = snaps[0]
         if seconds is not None:
-            if seconds <= 0:
-                raise ValueError(f"seconds must be > 0, got {seconds!r}")
+            check_number("seconds", seconds, low=0.0, low_open=True)
             first = next(s for s in snaps if latest.timestamp - s.timestamp <= seconds)
             if first is latest:
                 return None

@@ -105,8 +105,10 @@ def test_stats_protocol_and_bad_input() -> None:
     assert row["stats"] == {"hits": 3}
     with pytest.raises(TypeError, match="clear=True needs an object with a clear"):
         memscope.track(Guarded(), name="x", clear=True)
-    with pytest.raises(TypeError, match="name must be a non-empty str"):
+    with pytest.raises(ValueError, match="name must be a non-empty str"):
         memscope.track(Cache(), name="")
+    with pytest.raises(TypeError, match="name must be a non-empty str"):
+        memscope.track(Cache(), name=3)  # type: ignore[arg-type]
     del g
 
 

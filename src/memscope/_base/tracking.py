@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from .validate import check_bool, check_str
+
 __all__ = [
     "ReportsStats",
     "clear_caches",
@@ -106,10 +108,8 @@ def track(
     global dropped_total
     if name is None:
         name = type(obj).__qualname__
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"name must be a non-empty str, got {name!r}")
-    if not isinstance(clear, bool):
-        raise TypeError(f"clear must be a bool, got {type(clear).__name__}")
+    check_str("name", name)
+    check_bool("clear", clear)
     if clear and not callable(getattr(obj, "clear", None)):
         raise TypeError(
             f"clear=True needs an object with a clear() method; {type(obj).__name__} has none"

@@ -13,6 +13,7 @@ import threading
 from typing import Any, ClassVar
 
 from .._base.section import Section
+from .._base.validate import check_int
 
 _MAX_ROWS = 100_000
 _MAX_GROUPS = 20
@@ -59,11 +60,7 @@ class ThreadsCollector:
     section_type = ThreadsSection
 
     def __init__(self, max_rows: int = 100) -> None:
-        if not isinstance(max_rows, int) or isinstance(max_rows, bool):
-            raise TypeError(f"max_rows must be an int, got {type(max_rows).__name__}")
-        if not 0 <= max_rows <= _MAX_ROWS:
-            raise ValueError(f"max_rows must be between 0 and {_MAX_ROWS}, got {max_rows}")
-        self.max_rows = max_rows
+        self.max_rows = check_int("max_rows", max_rows, low=0, high=_MAX_ROWS)
 
     def collect(self) -> dict[str, Any]:
         """Count the live threads and describe the first ``max_rows``."""

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from .._base.collector import CollectorUnavailable
 from .._base.section import Section
 from .._base.units import format_bytes
+from .._base.validate import check_int
 
 MAX_FRAMES = 65535  # tracemalloc's own upper bound on the traceback limit
 MAX_TOP = 1000
@@ -28,10 +29,7 @@ def start_tracing(frames: int = 1) -> None:
     If tracing is already on with fewer frames, it is restarted with ``frames`` (which
     forgets the allocations traced so far); with as many or more frames it is left alone.
     """
-    if not isinstance(frames, int) or isinstance(frames, bool):
-        raise TypeError(f"frames must be an int, got {type(frames).__name__}")
-    if not 1 <= frames <= MAX_FRAMES:
-        raise ValueError(f"frames must be between 1 and {MAX_FRAMES}, got {frames}")
+    check_int("frames", frames, low=1, high=MAX_FRAMES)
     if tracemalloc.is_tracing():
         if tracemalloc.get_traceback_limit() >= frames:
             return
@@ -108,11 +106,7 @@ class TracemallocCollector:
     section_type = TracemallocSection
 
     def __init__(self, top: int = 25) -> None:
-        if not isinstance(top, int) or isinstance(top, bool):
-            raise TypeError(f"top must be an int, got {type(top).__name__}")
-        if not 1 <= top <= MAX_TOP:
-            raise ValueError(f"top must be between 1 and {MAX_TOP}, got {top}")
-        self.top = top
+        self.top = check_int("top", top, low=1, high=MAX_TOP)
 
     def collect(self) -> dict[str, Any]:
         """Traced totals and the top ``top`` allocation sites by size."""
