@@ -4,7 +4,8 @@ async loops that answer it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterator
+from types import TracebackType
 from typing import Any, cast
 
 from ._options import Census, CheckOptions
@@ -79,8 +80,48 @@ def _traced_pass(report: GrowthReport, opts: CheckOptions) -> Generator[int, Non
         traced.close()
 
 
-def _report_of(stop: StopIteration) -> GrowthReport:
-    return cast(GrowthReport, stop.value)
+class _Runs:
+    """Answers the requests of :func:`check_steps` for the sync and the async loop alike.
+
+    Iterating gives the number of each run the steps ask for; the run goes inside
+    ``with runs:``, whose end is the answer: done, or the run's exception thrown into the
+    steps (which end the check with it, or take it and ask for the next run). Runs after
+    the first are quiet. ``report`` is set once the steps return.
+    """
+
+    report: GrowthReport  # set by the last answer; the loop only ends after it (or raises)
+
+    def __init__(self, steps: Steps) -> None:
+        self._steps = steps
+        self._quiet = QuietRepeats()
+        self._quieted = False
+        self._asked: int | None = None
+        self._answer(None)  # sending None first starts the steps: the baseline reading
+
+    def __iter__(self) -> Iterator[int]:
+        while self._asked is not None:
+            yield self._asked
+
+    def __enter__(self) -> None:
+        self._quieted = self._asked != 1  # the first run shows its warnings as usual
+        if self._quieted:
+            self._quiet.__enter__()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if self._quieted:
+            self._quiet.__exit__(kind, exc, tb)
+        self._answer(exc)
+        return True  # the steps took the exception; one they do not take, throw() re-raises
+
+    def _answer(self, exc: BaseException | None) -> None:
+        """Tell the steps the run is done (or how it failed); keep their next request."""
+        try:
+            self._asked = self._steps.send(None) if exc is None else self._steps.throw(exc)
+        except StopIteration as stop:
+            self._asked = None
+            self.report = cast(GrowthReport, stop.value)
 
 
 def run_check(
@@ -93,23 +134,11 @@ def run_check(
     tasks: Callable[[], int] | None = None,
 ) -> GrowthReport:
     """Run ``run_once(i)`` for every run :func:`check_steps` asks for; return the report."""
-    gen = check_steps(opts, label=label, census=census, loop=loop, tasks=tasks)
-    quiet = QuietRepeats()
-    try:
-        i = next(gen)
-        while True:
-            try:
-                if i == 1:
-                    run_once(i)  # the first run shows its warnings as usual
-                else:
-                    with quiet:
-                        run_once(i)
-            except BaseException as exc:
-                i = gen.throw(exc)
-            else:
-                i = gen.send(None)
-    except StopIteration as stop:
-        return _report_of(stop)
+    runs = _Runs(check_steps(opts, label=label, census=census, loop=loop, tasks=tasks))
+    for i in runs:
+        with runs:
+            run_once(i)
+    return runs.report
 
 
 async def run_check_async(
@@ -123,28 +152,15 @@ async def run_check_async(
     """On the running loop: like :func:`run_check`, awaiting what ``run_once(i)`` returns."""
     import asyncio
 
-    gen = check_steps(
-        opts, label=label, census=census, loop=asyncio.get_running_loop(), tasks=tasks
-    )
-    quiet = QuietRepeats()
-    try:
-        i = next(gen)
-        while True:
-            try:
-                if i == 1:
-                    await _run_async(run_once, i)
-                else:
-                    with quiet:
-                        await _run_async(run_once, i)
-                # give tasks the code just scheduled their next steps before counting them
-                for _ in range(3):
-                    await asyncio.sleep(0)
-            except BaseException as exc:
-                i = gen.throw(exc)
-            else:
-                i = gen.send(None)
-    except StopIteration as stop:
-        return _report_of(stop)
+    loop = asyncio.get_running_loop()
+    runs = _Runs(check_steps(opts, label=label, census=census, loop=loop, tasks=tasks))
+    for i in runs:
+        with runs:
+            await _run_async(run_once, i)
+            # give tasks the code just scheduled their next steps before counting them
+            for _ in range(3):
+                await asyncio.sleep(0)
+    return runs.report
 
 
 async def _run_async(run_once: Callable[[int], Awaitable[object] | object], i: int) -> None:
