@@ -34,21 +34,28 @@ _MAX_GROWTH = 1 << 40
 _MAX_ALLOWED = 1 << 20
 
 
-def _patterns(ignore: object) -> tuple[str, ...]:
-    if isinstance(ignore, str):
-        return (ignore,)
+_IGNORE_ACCEPTS = "a glob pattern, a list of them, or a callable(name) -> bool"
+
+
+def _one_or_many(
+    name: str, value: object, one: Callable[[object], bool], accepts: str
+) -> tuple[object, ...]:
+    """``value`` as a tuple: itself alone if ``one(value)``, else its items, read once."""
+    if one(value):
+        return (value,)
     try:
-        patterns: tuple[object, ...] = tuple(cast(Iterable[object], ignore))
+        return tuple(cast(Iterable[object], value))
     except TypeError:
-        raise TypeError(
-            f"ignore must be a glob pattern, a list of them, or a callable(name) -> bool, "
-            f"got {type(ignore).__name__}"
-        ) from None
+        raise TypeError(f"{name} must be {accepts}, got {type(value).__name__}") from None
+
+
+def _patterns(ignore: object) -> tuple[str, ...]:
+    patterns = _one_or_many("ignore", ignore, lambda v: isinstance(v, str), _IGNORE_ACCEPTS)
     for i, pattern in enumerate(patterns):
         if not isinstance(pattern, str):
             raise TypeError(
-                f"ignore[{i}] must be a str pattern, got {type(pattern).__name__}; ignore "
-                "accepts a glob pattern, a list of them, or a callable(name) -> bool"
+                f"ignore[{i}] must be a str pattern, got {type(pattern).__name__}; "
+                f"ignore accepts {_IGNORE_ACCEPTS}"
             )
     return cast(tuple[str, ...], patterns)
 
@@ -68,14 +75,7 @@ def ignore_predicate(ignore: IgnoreSpec) -> Callable[[str], bool]:
 
 
 def _clear_hooks(clear: object) -> tuple[Callable[[], object], ...]:
-    if callable(clear):
-        return (clear,)
-    try:
-        hooks: tuple[object, ...] = tuple(cast(Iterable[object], clear))
-    except TypeError:
-        raise TypeError(
-            f"clear must be a callable or an iterable of callables, got {type(clear).__name__}"
-        ) from None
+    hooks = _one_or_many("clear", clear, callable, "a callable or an iterable of callables")
     for i, func in enumerate(hooks):
         check_callable(f"clear[{i}]", func)
     return cast(tuple[Callable[[], object], ...], hooks)
@@ -133,8 +133,14 @@ class CheckOptions:
 OPTION_NAMES = frozenset(CheckOptions.__dataclass_fields__) | {"census_source"}
 
 
-def split_options(kwargs: dict[str, Any]) -> tuple[CheckOptions, Census | None]:
-    """The validated options and the census source out of a check function's keywords."""
-    census = kwargs.pop("census_source", None)
+def split_options(values: Mapping[str, Any]) -> tuple[CheckOptions, Census | None]:
+    """The validated options and the census source among ``values``.
+
+    ``values`` are a check's keywords or its ``locals()``: one way to gather the options
+    for every check, where names that are not options (``fn``, its arguments, ``label``)
+    are left alone.
+    """
+    options = {name: values[name] for name in OPTION_NAMES if name in values}
+    census = options.pop("census_source", None)
     check_callable("census_source", census, optional=True)
-    return CheckOptions.build(**kwargs), census
+    return CheckOptions.build(**options), census
