@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 K = TypeVar("K")
 V = TypeVar("V")
 
-_ABSENT: Any = object()
+# "no value" for the cache and its flights alike (a cached value may be None)
+_MISSING: Any = object()
 
 
 class _Flight:
@@ -55,22 +56,13 @@ def load(
     kwargs: dict[str, Any],
 ) -> V:
     """The value for ``key`` after a lock-free miss: found under the lock, or loaded once."""
-    count = True
+    count = True  # the first look counts the hit or miss; a retry after a wait does not
     while True:
-        expired = None
         with cache._lock:
-            value = cache._data.get(key, _ABSENT)
-            if value is not _ABSENT:
-                expires = cache._expires
-                if expires is None or expires[key] > cache._timer():
-                    cache._data.move_to_end(key)
-                    if count:
-                        next(cache._hits)
-                    return cast(V, value)
-                expired = cache._drop_locked(key)
-            if count:
-                next(cache._misses)
-                count = False
+            value, expired = cache._read_locked(key, count=count)
+            if value is not _MISSING:
+                return cast(V, value)
+            count = False
             flight = cache._flights.get(key)
             leader = flight is None
             if flight is None:
@@ -132,17 +124,10 @@ async def aload(cache: BoundedCache[K, V], key: K, factory: Callable[[], Awaitab
 
     loop = asyncio.get_running_loop()
     fkey = (key, loop)
-    expired = None
     with cache._lock:
-        value = cache._data.get(key, _ABSENT)
-        if value is not _ABSENT:
-            expires = cache._expires
-            if expires is None or expires[key] > cache._timer():
-                cache._data.move_to_end(key)
-                next(cache._hits)
-                return cast(V, value)
-            expired = cache._drop_locked(key)
-        next(cache._misses)
+        value, expired = cache._read_locked(key, count=True)
+        if value is not _MISSING:
+            return cast(V, value)
         flight = cache._aflights.get(fkey)
         if flight is None:
             flight = cache._aflights[fkey] = _AsyncFlight()
