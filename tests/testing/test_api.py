@@ -385,6 +385,28 @@ def test_sync_and_async_checks_take_the_same_options() -> None:
     assert keyword_only == OPTION_NAMES
 
 
+@pytest.mark.parametrize("check", [assert_no_growth, assert_no_growth_async, no_growth])
+def test_each_signature_lists_the_options_of_check_options_with_their_defaults(
+    check: Any,
+) -> None:
+    """CheckOptions holds the one set of option names and defaults; a signature lists them
+    for type checkers and help(), and must not drift from it."""
+    import dataclasses
+    import inspect
+
+    from memscope.testing._options import OPTION_NAMES, CheckOptions
+
+    defaults = {f.name: f.default for f in dataclasses.fields(CheckOptions)}
+    defaults["census_source"] = None
+    assert set(defaults) == OPTION_NAMES
+    if check is no_growth:  # one-shot: no warmup or rounds, and a label for the block
+        defaults = {n: d for n, d in defaults.items() if n not in ("warmup", "rounds")}
+        defaults["label"] = "block"
+    params = inspect.signature(check).parameters.values()
+    keyword_only = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+    assert keyword_only == defaults
+
+
 # ----------------------------------------------------------------- the harness stays out of sites
 
 

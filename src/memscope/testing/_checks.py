@@ -75,17 +75,28 @@ def _options_apart(check: Callable[P, R]) -> Callable[P, R]:
 
 
 def _options_apart_async(
-    check: Callable[P, Awaitable[R]],
-) -> Callable[P, Coroutine[Any, Any, R]]:
-    """:func:`_options_apart` for a coroutine function (the wrapper stays one)."""
+    like: Callable[P, object],
+) -> Callable[[Callable[..., Awaitable[R]]], Callable[P, Coroutine[Any, Any, R]]]:
+    """:func:`_options_apart` for a coroutine function that takes the parameters of ``like``.
 
-    @functools.wraps(check)
-    async def checked(*args: P.args, **kwargs: P.kwargs) -> R:
-        if args:
-            refuse_collisions(check.__name__, args[0], kwargs)
-        return await check(*args, **kwargs)
+    The async check's options are the sync check's, so they are written once, in the sync
+    signature: type checkers read them through ``P``, help() and inspect through
+    ``__signature__``, and the coroutine function gets them all in ``**kwargs``.
+    """
 
-    return checked
+    def apply(check: Callable[..., Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+        import inspect
+
+        @functools.wraps(check)
+        async def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+            if args:
+                refuse_collisions(check.__name__, args[0], kwargs)
+            return await check(*args, **kwargs)
+
+        vars(checked)["__signature__"] = inspect.signature(like)
+        return checked
+
+    return apply
 
 
 def _raise_if_leaked(report: GrowthReport) -> GrowthReport:
@@ -143,24 +154,8 @@ def assert_no_growth(
     parameter of ``fn`` raises TypeError (give ``fn`` that argument with functools.partial).
     """
     check_callable("fn", fn)
-    opts, source = split_options(
-        dict(
-            warmup=warmup,
-            rounds=rounds,
-            trace=trace,
-            trace_frames=trace_frames,
-            census=census,
-            ignore=ignore,
-            clear=clear,
-            threads=threads,
-            min_growth=min_growth,
-            min_growth_bytes=min_growth_bytes,
-            allow_fds=allow_fds,
-            allow_threads=allow_threads,
-            top=top,
-            census_source=census_source,
-        )
-    )
+    # the options are this check's parameters: gathered by name, never listed again here
+    opts, source = split_options(locals())
     label = _label_of(fn)
     if not _is_async_callable(fn):
 
@@ -206,51 +201,19 @@ def assert_no_growth(
     return _raise_if_leaked(report)
 
 
-@_options_apart_async
+@_options_apart_async(like=assert_no_growth)
 async def assert_no_growth_async(
-    fn: Callable[..., Awaitable[object] | object],
-    /,
-    *args: Any,
-    warmup: int = 3,
-    rounds: int = 5,
-    trace: bool | None = None,
-    trace_frames: int = 10,
-    census: bool = True,
-    ignore: IgnoreSpec = None,
-    clear: Callable[[], object] | Iterable[Callable[[], object]] = (),
-    threads: ThreadScope = "process",
-    min_growth: int = 1,
-    min_growth_bytes: int = 1,
-    allow_fds: int = 0,
-    allow_threads: int = 0,
-    top: int = 10,
-    census_source: Census | None = None,
-    **kwargs: Any,
+    fn: Callable[..., Awaitable[object] | object], /, *args: Any, **kwargs: Any
 ) -> GrowthReport:
     """In a running loop: await ``fn`` warmup + rounds times; raise MemoryGrowthError on a leak.
 
-    Options and their rule are those of :func:`assert_no_growth`. Tasks ``fn`` leaves
-    pending stay on the caller's loop (memscope does not cancel tasks it does not own).
+    Options and their rule are those of :func:`assert_no_growth`, whose signature this
+    check takes as its own. Tasks ``fn`` leaves pending stay on the caller's loop
+    (memscope does not cancel tasks it does not own).
     """
     check_callable("fn", fn)
-    opts, source = split_options(
-        dict(
-            warmup=warmup,
-            rounds=rounds,
-            trace=trace,
-            trace_frames=trace_frames,
-            census=census,
-            ignore=ignore,
-            clear=clear,
-            threads=threads,
-            min_growth=min_growth,
-            min_growth_bytes=min_growth_bytes,
-            allow_fds=allow_fds,
-            allow_threads=allow_threads,
-            top=top,
-            census_source=census_source,
-        )
-    )
+    opts, source = split_options(kwargs)
+    kwargs = {name: value for name, value in kwargs.items() if name not in OPTION_NAMES}
     report = await run_check_async(
         lambda i: fn(*args, **kwargs), opts, label=_label_of(fn), census=source
     )
@@ -286,24 +249,8 @@ def no_growth(
     Anything the block leaves behind counts, including caches it fills the first time;
     prefer :func:`assert_no_growth`, which repeats the code, whenever it can be called twice.
     """
-    opts, source = split_options(
-        dict(
-            warmup=0,
-            rounds=1,
-            trace=trace,
-            trace_frames=trace_frames,
-            census=census,
-            ignore=ignore,
-            clear=clear,
-            threads=threads,
-            min_growth=min_growth,
-            min_growth_bytes=min_growth_bytes,
-            allow_fds=allow_fds,
-            allow_threads=allow_threads,
-            top=top,
-            census_source=census_source,
-        )
-    )
+    # one run and no warmup make it one-shot; the rest are this function's parameters
+    opts, source = split_options({**locals(), "warmup": 0, "rounds": 1})
     check = NoGrowthCheck()
     # the block is the one run; it cannot be rerun, so no traced pass (tracing is inline)
     steps = check_steps(
