@@ -9,7 +9,7 @@ zero, so the table is as large as the current contention, never the key history.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from types import TracebackType
 from typing import Any
 
@@ -34,22 +34,21 @@ class _Stats:
         self.peak_keys = 0
 
 
-class KeyedLocks:
-    """A ``threading.Lock`` per key, created on demand and dropped when unused (thread-safe).
+class _KeyTable:
+    """What both tables share: entries counted by their users, dropped at zero, and stats.
 
-    ``with locks("profile-a"): ...`` serialises work on one key while other keys
-    run in parallel. ``reentrant=True`` uses ``threading.RLock``. ``name`` tracks
-    the table with :func:`memscope.track` so its size shows in snapshots.
+    The ``_locked`` methods expect the table's exclusion held: KeyedLocks' mutex, or,
+    for AsyncKeyedLocks, running on its event loop without an await in between.
     """
 
-    def __init__(self, *, reentrant: bool = False, name: str | None = None) -> None:
-        self.reentrant = check_bool("reentrant", reentrant)
+    _kind = ""  # the class name shown in names and reprs (a subclass keeps its base's)
+
+    def __init__(self, name: str | None) -> None:
         check_str("name", name, optional=True)
-        self._mutex = threading.Lock()
         self._entries: dict[Hashable, _Entry] = {}
         self._stats = _Stats()
         # named or not, the table shows in snapshots; unnamed, after the line that made it
-        self.name: str = register(self, "KeyedLocks", name)
+        self.name: str = register(self, self._kind, name)
 
     def __len__(self) -> int:
         """Keys currently held or waited on."""
@@ -59,30 +58,64 @@ class KeyedLocks:
         return key in self._entries
 
     def __repr__(self) -> str:
-        return f"<KeyedLocks name={self.name!r} keys={len(self._entries)}>"
+        return f"<{self._kind} name={self.name!r} keys={len(self._entries)}>"
+
+    @staticmethod
+    def _check_call(key: Hashable, timeout: float | None) -> None:
+        hash(key)  # an unhashable key fails here, before any state changes
+        check_number("timeout", timeout, low=0.0, optional=True, unit="seconds")
+
+    def _join_locked(self, key: Hashable, make_lock: Callable[[], Any]) -> _Entry:
+        """The entry of ``key`` (made with a new lock if none), with one more user."""
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry(make_lock())
+            if len(self._entries) > self._stats.peak_keys:
+                self._stats.peak_keys = len(self._entries)
+        entry.users += 1
+        return entry
+
+    def _leave_locked(self, key: Hashable, entry: _Entry) -> None:
+        entry.users -= 1
+        if entry.users == 0 and self._entries.get(key) is entry:
+            del self._entries[key]
+
+    def _stats_locked(self) -> dict[str, Any]:
+        return {
+            "keys": len(self._entries),
+            "peak_keys": self._stats.peak_keys,
+            "acquisitions_total": self._stats.acquisitions_total,
+            "contended_total": self._stats.contended_total,
+        }
+
+
+class KeyedLocks(_KeyTable):
+    """A ``threading.Lock`` per key, created on demand and dropped when unused (thread-safe).
+
+    ``with locks("profile-a"): ...`` serialises work on one key while other keys
+    run in parallel. ``reentrant=True`` uses ``threading.RLock``. ``name`` tracks
+    the table with :func:`memscope.track` so its size shows in snapshots.
+    """
+
+    _kind = "KeyedLocks"
+
+    def __init__(self, *, reentrant: bool = False, name: str | None = None) -> None:
+        self.reentrant = check_bool("reentrant", reentrant)
+        self._mutex = threading.Lock()
+        super().__init__(name)
 
     def __call__(self, key: Hashable, timeout: float | None = None) -> _LockContext:
         """A context manager holding the lock of ``key``; ``timeout`` raises TimeoutError."""
-        hash(key)  # an unhashable key fails here, before any state changes
-        check_number("timeout", timeout, low=0.0, optional=True, unit="seconds")
+        self._check_call(key, timeout)
         return _LockContext(self, key, timeout)
 
     def _enter(self, key: Hashable) -> _Entry:
         with self._mutex:
-            entry = self._entries.get(key)
-            if entry is None:
-                lock = threading.RLock() if self.reentrant else threading.Lock()
-                entry = self._entries[key] = _Entry(lock)
-                if len(self._entries) > self._stats.peak_keys:
-                    self._stats.peak_keys = len(self._entries)
-            entry.users += 1
-            return entry
+            return self._join_locked(key, threading.RLock if self.reentrant else threading.Lock)
 
     def _leave(self, key: Hashable, entry: _Entry) -> None:
         with self._mutex:
-            entry.users -= 1
-            if entry.users == 0 and self._entries.get(key) is entry:
-                del self._entries[key]
+            self._leave_locked(key, entry)
 
     def acquire(self, key: Hashable, timeout: float | None = None) -> bool:
         """Acquire the lock of ``key``; False when ``timeout`` passes first (nothing held then)."""
@@ -130,27 +163,28 @@ class KeyedLocks:
     def memscope_stats(self) -> dict[str, Any]:
         """Statistics shown in memscope snapshots."""
         with self._mutex:
-            return {
-                "keys": len(self._entries),
-                "peak_keys": self._stats.peak_keys,
-                "acquisitions_total": self._stats.acquisitions_total,
-                "contended_total": self._stats.contended_total,
-            }
+            return self._stats_locked()
 
 
-class _LockContext:
+class _Context:
     __slots__ = ("_key", "_locks", "_timeout")
 
-    def __init__(self, locks: KeyedLocks, key: Hashable, timeout: float | None) -> None:
+    def __init__(self, locks: Any, key: Hashable, timeout: float | None) -> None:
         self._locks = locks
         self._key = key
         self._timeout = timeout
 
+    def _timed_out(self) -> TimeoutError:
+        return TimeoutError(f"could not acquire the lock of {self._key!r} within {self._timeout} s")
+
+
+class _LockContext(_Context):
+    __slots__ = ()
+    _locks: KeyedLocks
+
     def __enter__(self) -> None:
         if not self._locks.acquire(self._key, self._timeout):
-            raise TimeoutError(
-                f"could not acquire the lock of {self._key!r} within {self._timeout} s"
-            )
+            raise self._timed_out()
 
     def __exit__(
         self,
@@ -161,50 +195,29 @@ class _LockContext:
         self._locks.release(self._key)
 
 
-class AsyncKeyedLocks:
+class AsyncKeyedLocks(_KeyTable):
     """An ``asyncio.Lock`` per key, created on demand and dropped when unused (one event loop).
 
     ``async with locks("profile-a"): ...``. Not thread-safe: use it from the event
     loop that runs the tasks. A task cancelled while waiting leaves no entry behind.
     """
 
+    _kind = "AsyncKeyedLocks"
+
     def __init__(self, *, name: str | None = None) -> None:
-        check_str("name", name, optional=True)
-        self._entries: dict[Hashable, _Entry] = {}
-        self._stats = _Stats()
-        self.name: str = register(self, "AsyncKeyedLocks", name)
-
-    def __len__(self) -> int:
-        """Keys currently held or waited on."""
-        return len(self._entries)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._entries
-
-    def __repr__(self) -> str:
-        return f"<AsyncKeyedLocks name={self.name!r} keys={len(self._entries)}>"
+        super().__init__(name)
 
     def __call__(self, key: Hashable, timeout: float | None = None) -> _AsyncLockContext:
         """An async context manager holding the lock of ``key``; ``timeout`` raises TimeoutError."""
-        hash(key)
-        check_number("timeout", timeout, low=0.0, optional=True, unit="seconds")
+        self._check_call(key, timeout)
         return _AsyncLockContext(self, key, timeout)
-
-    def _leave(self, key: Hashable, entry: _Entry) -> None:
-        entry.users -= 1
-        if entry.users == 0 and self._entries.get(key) is entry:
-            del self._entries[key]
 
     async def acquire(self, key: Hashable, timeout: float | None = None) -> bool:
         """Acquire the lock of ``key``; False when ``timeout`` passes first."""
         import asyncio  # here, not at import: the threading flavour should not pay for it
 
         hash(key)
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = self._entries[key] = _Entry(asyncio.Lock())
-            self._stats.peak_keys = max(self._stats.peak_keys, len(self._entries))
-        entry.users += 1
+        entry = self._join_locked(key, asyncio.Lock)
         lock = entry.lock
         acquired = False
         try:
@@ -219,7 +232,7 @@ class AsyncKeyedLocks:
                     acquired = False
         finally:
             if not acquired:
-                self._leave(key, entry)
+                self._leave_locked(key, entry)
         if acquired:
             self._stats.acquisitions_total += 1
         return acquired
@@ -230,7 +243,7 @@ class AsyncKeyedLocks:
         if entry is None or not entry.lock.locked():
             raise RuntimeError(f"release({key!r}): that key's lock is not held")
         entry.lock.release()
-        self._leave(key, entry)
+        self._leave_locked(key, entry)
 
     def locked(self, key: Hashable) -> bool:
         """Whether some task holds the lock of ``key`` right now."""
@@ -239,27 +252,16 @@ class AsyncKeyedLocks:
 
     def memscope_stats(self) -> dict[str, Any]:
         """Statistics shown in memscope snapshots."""
-        return {
-            "keys": len(self._entries),
-            "peak_keys": self._stats.peak_keys,
-            "acquisitions_total": self._stats.acquisitions_total,
-            "contended_total": self._stats.contended_total,
-        }
+        return self._stats_locked()
 
 
-class _AsyncLockContext:
-    __slots__ = ("_key", "_locks", "_timeout")
-
-    def __init__(self, locks: AsyncKeyedLocks, key: Hashable, timeout: float | None) -> None:
-        self._locks = locks
-        self._key = key
-        self._timeout = timeout
+class _AsyncLockContext(_Context):
+    __slots__ = ()
+    _locks: AsyncKeyedLocks
 
     async def __aenter__(self) -> None:
         if not await self._locks.acquire(self._key, self._timeout):
-            raise TimeoutError(
-                f"could not acquire the lock of {self._key!r} within {self._timeout} s"
-            )
+            raise self._timed_out()
 
     async def __aexit__(
         self,
