@@ -488,62 +488,66 @@ class MemoryGuard:
         except Exception:
             self._log.exception("memscope guard %r: callback %r failed", self.name, fn)
 
+    def _session(self) -> Generator[tuple[str, Any], Any, None]:
+        """One check for a driver: _steps() under the busy flag, and ("done", result) last.
+
+        A check already running makes this one "busy" at once. Drivers close the
+        session (contextlib.closing), so a driver that fails mid-check frees the flag.
+        """
+        if not self._busy.acquire(blocking=False):
+            yield ("done", CheckResult(usage_bytes=self.last_usage_bytes, state="busy"))
+            return
+        try:
+            result = yield from self._steps()
+        finally:
+            self._busy.release()
+        yield ("done", result)
+
     def check(self) -> CheckResult:
         """Measure once and act on it now (in this thread); what the loop runs each interval."""
-        if not self._busy.acquire(blocking=False):
-            return CheckResult(usage_bytes=self.last_usage_bytes, state="busy")
-        try:
-            steps = self._steps()
-            reply: Any = None
-            while True:
-                try:
-                    kind, payload = steps.send(reply)
-                except StopIteration as stop:
-                    result: CheckResult = stop.value
-                    return result
+        with contextlib.closing(self._session()) as session:
+            kind, payload = next(session)
+            while kind != "done":
+                reply: Any = None  # what a callback step gets back
                 if kind == "action":
                     reply = self._run_action_sync(payload)
                 else:
                     self._callback_sync(*payload)
-                    reply = None
-        finally:
-            self._busy.release()
+                kind, payload = session.send(reply)
+        result: CheckResult = payload
+        return result
 
     async def check_async(self) -> CheckResult:
         """Like check(), on the event loop: release_memory runs in a worker thread,
         async actions and callbacks are awaited."""
         import asyncio
 
-        if not self._busy.acquire(blocking=False):
-            return CheckResult(usage_bytes=self.last_usage_bytes, state="busy")
-        try:
-            steps = self._steps()
-            reply: Any = None
-            while True:
-                try:
-                    kind, payload = steps.send(reply)
-                except StopIteration as stop:
-                    result: CheckResult = stop.value
-                    return result
-                if kind == "action":
-                    if payload == "release_memory":
-                        # gc + malloc_trim can take a while: keep the loop responsive
-                        reply = await asyncio.to_thread(self._run_action_sync, payload)
-                    elif isinstance(payload, str):
-                        reply = self._run_action_sync(payload)
-                    else:
-                        reply = await self._run_action_async(payload)
+        with contextlib.closing(self._session()) as session:
+            kind, payload = next(session)
+            while kind != "done":
+                reply: Any = None  # what a callback step gets back
+                if kind != "action":
+                    await self._callback_async(*payload)
+                elif payload == "release_memory":
+                    # gc + malloc_trim can take a while: keep the loop responsive
+                    reply = await asyncio.to_thread(self._run_action_sync, payload)
+                elif isinstance(payload, str):
+                    reply = self._run_action_sync(payload)
                 else:
-                    fn, reading = payload
-                    try:
-                        result_cb = fn(reading)
-                        if inspect.isawaitable(result_cb):
-                            await result_cb
-                    except Exception:
-                        self._log.exception("memscope guard %r: callback %r failed", self.name, fn)
-                    reply = None
-        finally:
-            self._busy.release()
+                    reply = await self._run_action_async(payload)
+                kind, payload = session.send(reply)
+        result: CheckResult = payload
+        return result
+
+    async def _callback_async(
+        self, fn: Callable[[MemoryReading], object], reading: MemoryReading
+    ) -> None:
+        try:
+            result = fn(reading)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            self._log.exception("memscope guard %r: callback %r failed", self.name, fn)
 
     async def _run_action_async(self, action: Callable[[], object]) -> tuple[str, str | None]:
         try:
