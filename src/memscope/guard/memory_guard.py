@@ -419,28 +419,22 @@ class MemoryGuard:
         entered = recovered = False
         if hard is not None:
             if not self._hard_active and usage >= hard:
-                self._hard_active = True
-                entered = True
+                self._hard_active = entered = True
                 self.hard_limit_events_total += 1
-                self._log.error(
-                    "memscope guard %r: usage %s is over the hard limit %s",
-                    self.name,
-                    format_bytes(usage),
-                    format_bytes(hard),
-                )
-                if self.on_hard_limit is not None:
-                    yield ("callback", (self.on_hard_limit, self._reading(usage)))
             elif self._hard_active and usage < hard * (1.0 - self.hysteresis):
                 self._hard_active = False
                 recovered = True
-                self._log.warning(
-                    "memscope guard %r: usage %s is back under the hard limit %s",
+            if entered or recovered:
+                (self._log.error if entered else self._log.warning)(
+                    "memscope guard %r: usage %s is %s the hard limit %s",
                     self.name,
                     format_bytes(usage),
+                    "over" if entered else "back under",
                     format_bytes(hard),
                 )
-                if self.on_recovered is not None:
-                    yield ("callback", (self.on_recovered, self._reading(usage)))
+                callback = self.on_hard_limit if entered else self.on_recovered
+                if callback is not None:
+                    yield ("callback", (callback, self._reading(usage)))
         if self._hard_active:
             self._state = "hard"
         elif soft is not None and usage >= soft:
