@@ -576,15 +576,23 @@ class MemoryGuard:
         _running[self.name] = self
         return None
 
-    def start(self) -> MemoryGuard:
-        """Start the background thread; returns the guard now running under this name."""
+    def _launch(self, launch: Callable[[], object]) -> MemoryGuard | None:
+        """Run ``launch`` unless this guard, or another of its name, runs already: that
+        one is returned then. Both start flavours claim the name this one way."""
         with _registry_lock:
             if self.running:
                 return self
             other = self._claim()
             if other is not None:
                 return other
-            self._loop.start()
+            launch()
+        return None
+
+    def start(self) -> MemoryGuard:
+        """Start the background thread; returns the guard now running under this name."""
+        running = self._launch(self._loop.start)
+        if running is not None:
+            return running
         self._log.info(
             "memscope guard %r started: %s, soft %s, hard %s, every %.3g s",
             self.name,
@@ -606,14 +614,12 @@ class MemoryGuard:
         import asyncio
 
         loop = asyncio.get_running_loop()
-        with _registry_lock:
-            if self.running:
-                return self
-            other = self._claim()
-            if other is not None:
-                return other
+
+        def launch() -> None:
             self._task = loop.create_task(self._run_task(), name=f"memscope-guard-{self.name}")
-        return self
+
+        running = self._launch(launch)
+        return self if running is None else running
 
     async def _run_task(self) -> None:
         import asyncio
