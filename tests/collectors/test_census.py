@@ -38,41 +38,24 @@ def test_counts_planted_instances_exactly() -> None:
 HOLD: list[object] = []
 
 
-_UNTRACKED_EXACT = """
-import gc
-from memscope.collectors.census import count_types
-
-HOLD = []
-gc.collect()
-base = count_types()
-# built at run time: unique values, none of them gc-tracked
-strings = [f"s-{i}-{id(base)}" for i in range(10_000)]
-blobs = {i: bytes([i % 256]) * 100 for i in range(3_000)}  # an untracked dict of plain values
-big = [10**30 + i for i in range(2_000)]
-HOLD.append(blobs)  # in a container: what a leak looks like
-gc.collect()
-after = count_types()
-assert not gc.is_tracked(blobs)  # the point: gc.get_objects() cannot see it
-assert after[str][0] - base[str][0] == 10_000, after[str][0] - base[str][0]
-assert after[bytes][0] - base[bytes][0] == 3_000
-# the dict keys are ints too, less the small ints (-5..256) that always exist
-assert after[int][0] - base[int][0] >= 2_000 + 3_000 - 257
-assert after[bytes][1] - base[bytes][1] >= 3_000 * 100
-print("ok")
-"""
-
-
 def test_counts_untracked_strings_bytes_ints_exactly() -> None:
-    # in a process of its own: a test runner's threads (xdist's channel) make objects of
-    # their own between two counts, and exact means exact
-    import subprocess
-    import sys
-
-    out = subprocess.run(
-        [sys.executable, "-c", _UNTRACKED_EXACT], capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    gc.collect()
+    base = count_types()
+    # built at run time: unique values, none of them gc-tracked
+    strings = [f"s-{i}-{id(base)}" for i in range(10_000)]
+    blobs = {i: bytes([i % 256]) * 100 for i in range(3_000)}  # an untracked dict of plain values
+    big = [10**30 + i for i in range(2_000)]
+    HOLD.append(blobs)  # in a container: what a leak looks like
+    gc.collect()
+    after = count_types()
+    HOLD.clear()
+    assert not gc.is_tracked(blobs)  # the point: gc.get_objects() cannot see it
+    assert after[str][0] - base[str][0] == 10_000
+    assert after[bytes][0] - base[bytes][0] == 3_000
+    # the dict keys are ints too, less the small ints (-5..256) that always exist
+    assert after[int][0] - base[int][0] >= 2_000 + 3_000 - 257
+    assert after[bytes][1] - base[bytes][1] >= 3_000 * 100
+    del strings, blobs, big
 
 
 def test_shared_objects_are_counted_once() -> None:
