@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 K = TypeVar("K")
+_T = TypeVar("_T")
 V = TypeVar("V")
 
 EvictReason = Literal["size", "bytes", "ttl"]
@@ -126,6 +127,8 @@ class BoundedCache(MutableMapping[K, V]):
         "_getsizeof",
         "_hits",
         "_lock",
+        "_lock_free_reads",
+        "_lost",
         "_max_bytes",
         "_maxsize",
         "_misses",
@@ -162,6 +165,8 @@ class BoundedCache(MutableMapping[K, V]):
         self._timer = timer
         self._on_evict = on_evict
         self._lock = threading.Lock()
+        # read on every hit; False while a copy of the LRU order needs the hits to wait
+        self._lock_free_reads = _LOCK_FREE_READS
         # LRU order: least recently used first
         self._data: OrderedDict[K, V] = OrderedDict()
         # write order, which is expiry order because ttl is the same for every entry
@@ -219,7 +224,7 @@ class BoundedCache(MutableMapping[K, V]):
     # aget_or_set). Everything after a lock-free miss is shared (_read_locked).
 
     def __getitem__(self, key: K) -> V:
-        if _LOCK_FREE_READS:
+        if self._lock_free_reads:
             # a hit needs no lock: each OrderedDict call below is atomic under the GIL and
             # only reorders, while everything that adds or removes entries holds the lock
             expires = self._expires
@@ -239,7 +244,7 @@ class BoundedCache(MutableMapping[K, V]):
 
     def get(self, key: K, default: Any = None) -> Any:
         """The value for ``key`` (marking it recently used), else ``default``."""
-        if _LOCK_FREE_READS:
+        if self._lock_free_reads:
             expires = self._expires
             try:
                 if expires is None or expires[key] > self._timer():
@@ -407,7 +412,7 @@ class BoundedCache(MutableMapping[K, V]):
     def _get_or_call(
         self, key: K, func: Callable[..., V], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> V:
-        if _LOCK_FREE_READS:
+        if self._lock_free_reads:
             expires = self._expires
             try:
                 if expires is None or expires[key] > self._timer():
@@ -426,7 +431,7 @@ class BoundedCache(MutableMapping[K, V]):
         failure is not cached. Cancelling one awaiter leaves the call running for the
         others; when the last awaiter is cancelled the call is cancelled too.
         """
-        if _LOCK_FREE_READS:
+        if self._lock_free_reads:
             expires = self._expires
             try:
                 if expires is None or expires[key] > self._timer():
@@ -476,11 +481,12 @@ class BoundedCache(MutableMapping[K, V]):
 
     def _estimate_bytes(self, sample: int = 64) -> int:
         """The dict plus its entries, from a sample: never a copy of the whole cache."""
-        with self._lock:
-            n = len(self._data)
-            keys = list(itertools.islice(self._data, sample))
-            values = [self._data.get(k) for k in keys]
-            container = sys.getsizeof(self._data)
+
+        def read(data: OrderedDict[K, V]) -> tuple[int, list[K], list[Any], int]:
+            keys = list(itertools.islice(data, sample))
+            return len(data), keys, [data.get(k) for k in keys], sys.getsizeof(data)
+
+        n, keys, values, container = self._snapshot(read)
         if not keys:
             return container
         part = sum(map(sys.getsizeof, keys)) + sum(map(sys.getsizeof, values))
@@ -622,15 +628,43 @@ class BoundedCache(MutableMapping[K, V]):
 
     def _copy(self, *, keys: bool) -> list[Any]:
         self.expire()
+        return self._snapshot(lambda data: _copy_of(data, keys=keys))
+
+    def _snapshot(self, read: Callable[[OrderedDict[K, V]], _T]) -> _T:
+        """``read(self._data)`` under the lock, never interleaved with a lock-free hit.
+
+        Walking an OrderedDict hashes each key to find its node; a key's Python-level
+        __hash__/__eq__ lets another thread run, and its lock-free hit's move_to_end then
+        makes the walk raise "mutated during iteration". The first try costs the hits
+        nothing; after a failure the hits take the lock until the walk is done, so only
+        hits already past that check can still interfere, one each at most.
+        """
         with self._lock:
-            # no per-item allocation while iterating: an allocation can start a gc pass,
-            # a finalizer can then switch threads, and a lock-free reader's move_to_end
-            # would change the order mid-iteration
-            ks = list(self._data)
-            if keys:
-                return ks
-            vs = list(self._data.values())
-        return list(zip(ks, vs))
+            try:
+                return read(self._data)
+            except RuntimeError:
+                if not self._lock_free_reads:
+                    raise  # not a concurrent hit: no lock-free reader exists
+            self._lock_free_reads = False
+            try:
+                # each thread can be inside one hit at most; past that the error is a key's own
+                for _ in range(threading.active_count()):
+                    try:
+                        return read(self._data)
+                    except RuntimeError:
+                        continue  # a hit that had passed the check before it changed
+                return read(self._data)
+            finally:
+                self._lock_free_reads = _LOCK_FREE_READS
+
+
+def _copy_of(data: OrderedDict[Any, Any], *, keys: bool) -> list[Any]:
+    # no per-item allocation while iterating (a gc pass could run finalizers there)
+    ks = list(data)
+    if keys:
+        return ks
+    vs = list(data.values())
+    return list(zip(ks, vs))
 
 
 class _ItemsView(ItemsView[K, V]):
