@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 
 import pytest
 
@@ -39,6 +40,17 @@ HOLD: list[object] = []
 
 
 def test_counts_untracked_strings_bytes_ints_exactly() -> None:
+    # exact means exact: the test runner's own threads (xdist's channel) must not make or
+    # free objects between the two counts, so they get no turn of the GIL meanwhile
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(60.0)
+    try:
+        _count_untracked_exactly()
+    finally:
+        sys.setswitchinterval(switch)
+
+
+def _count_untracked_exactly() -> None:
     gc.collect()
     base = count_types()
     # built at run time: unique values, none of them gc-tracked

@@ -28,6 +28,7 @@ from typing import Any
 from .._base.collector import HeapRequest
 from .._base.units import type_name
 from ._holders import describe_owners, summarize_container
+from ._safe import base_len, is_a
 
 CHUNK = 10_000
 # (a bytearray is a buffer, not a container of items: large_objects shows the big ones)
@@ -256,7 +257,8 @@ def scan_heap(request: HeapRequest = _EVERYTHING_COUNTED) -> HeapScan:
             sizeof_errors[0] += sizes.count(-1)
             sizes = [0 if n < 0 else n for n in sizes]
         tally.update(zip(types, sizes))
-        dicts = list(itertools.compress(items, map(isinstance, items, itertools.repeat(dict))))
+        # by the real type: isinstance() would read each object's __class__, user code
+        dicts = list(itertools.compress(items, map(issubclass, types, itertools.repeat(dict))))
         if dicts:
             dict_batches.append(dicts)
         consider(items, sizes, 0)
@@ -279,10 +281,9 @@ def scan_heap(request: HeapRequest = _EVERYTHING_COUNTED) -> HeapScan:
                 elif size > large_heap[0][0]:
                     heapq.heapreplace(large_heap, (size, next(seq), obj))
                     large_min = max(large_min, large_heap[0][0])
-            if containers and size >= container_floor and isinstance(obj, CONTAINER_TYPES):
-                try:
-                    n = len(obj)  # type: ignore[arg-type]
-                except Exception:
+            if containers and size >= container_floor and is_a(obj, CONTAINER_TYPES):
+                n = base_len(obj)  # the base type's own length: a subclass's __len__ is user code
+                if n is None:
                     continue
                 entry = (n, size, next(seq), obj)
                 if len(box_heap) < containers:

@@ -15,8 +15,10 @@ import sys
 from collections import deque
 from collections.abc import Iterator
 from types import FrameType, FunctionType, ModuleType
+from typing import Any
 
 from .._base.units import type_name
+from ._safe import base_iter, base_len, base_of, instance_dict, is_a, slot_value
 
 
 def _find_referrers(
@@ -31,7 +33,7 @@ def _find_referrers(
     referrers = gc.get_referrers(*targets)
     skip.add(id(referrers))
     for owner in referrers:
-        if id(owner) in skip or (isinstance(owner, FrameType) and _is_ours(owner)):
+        if id(owner) in skip or (type(owner) is FrameType and _is_ours(owner)):
             continue
         for ref in gc.get_referents(owner):
             lst = found.get(id(ref))
@@ -46,50 +48,47 @@ def _is_ours(frame: FrameType) -> bool:
 
 
 def _qualname(obj: object) -> str:
-    return type_name(obj if isinstance(obj, type) else type(obj))
+    return type_name(obj if is_a(obj, type) else type(obj))  # type: ignore[arg-type]
 
 
 def _key_in(container: object, target: object) -> str | None:
     """Where ``target`` sits inside ``container`` (a key, index or attribute), bounded effort."""
-    if isinstance(container, dict):
-        for k, v in itertools.islice(container.items(), 200_000):
+    box: Any = container
+    if is_a(box, dict):
+        for k, v in itertools.islice(dict.items(box), 200_000):
             if v is target:
                 return safe_repr(k, 60)
             if k is target:
                 return f"key {safe_repr(k, 30)}"
         return None
-    if isinstance(container, (list, tuple)):
-        for idx, v in enumerate(itertools.islice(container, 200_000)):
+    if is_a(container, (list, tuple)):
+        for idx, v in enumerate(itertools.islice(base_iter(container), 200_000)):
             if v is target:
                 return f"[{idx}]"
         return None
-    attrs = getattr(container, "__dict__", None)
-    if isinstance(attrs, dict):
+    attrs = instance_dict(container)
+    if attrs is not None:
         for k, v in attrs.items():
             if v is target:
                 return str(k)
     for slot in _slots(type(container)):
-        try:
-            if getattr(container, slot) is target:
-                return slot
-        except AttributeError:
-            continue
+        present, value = slot_value(container, slot)
+        if present and value is target:
+            return slot
     return None
 
 
 def _slots(cls: type) -> Iterator[str]:
     for klass in cls.__mro__:
-        slots = klass.__dict__.get("__slots__", ())
-        if isinstance(slots, str):
+        slots = type.__dict__["__dict__"].__get__(klass).get("__slots__", ())
+        if type(slots) is str:
             slots = (slots,)
         yield from (s for s in slots if s not in ("__dict__", "__weakref__"))
 
 
 def describe_owners(targets: list[object], ignore: set[int] | None = None) -> dict[int, str]:
     """id(target) -> a short hint like ``module app.cache attribute _models``."""
-    modules = {
-        id(vars(m)): name for name, m in list(sys.modules.items()) if isinstance(m, ModuleType)
-    }
+    modules = {id(vars(m)): name for name, m in list(sys.modules.items()) if is_a(m, ModuleType)}
     hints: dict[int, str] = {}
     for t in targets:
         if id(t) in modules:
@@ -107,7 +106,7 @@ def describe_owners(targets: list[object], ignore: set[int] | None = None) -> di
         owner
         for owners in first.values()
         for owner in owners
-        if not isinstance(owner, (ModuleType, FrameType, type)) and id(owner) not in modules
+        if not is_a(owner, (ModuleType, FrameType, type)) and id(owner) not in modules
     ]
     skip.add(id(holders))
     skip.add(id(first))
@@ -129,11 +128,11 @@ def describe_owners(targets: list[object], ignore: set[int] | None = None) -> di
 
 
 def _owner_rank(owner: object) -> int:
-    if isinstance(owner, dict):
+    if is_a(owner, dict):
         return 0
-    if isinstance(owner, FrameType):
+    if is_a(owner, FrameType):
         return 3
-    if isinstance(owner, (list, tuple, set, frozenset, deque)):
+    if is_a(owner, (list, tuple, set, frozenset, deque)):
         return 2
     return 1
 
@@ -146,36 +145,38 @@ def _describe(
     depth: int = 0,
 ) -> str | None:
     """How ``owner`` holds ``target``, then (one hop up) how ``owner`` is held."""
-    if isinstance(owner, ModuleType) or (
-        isinstance(owner, FunctionType) and owner.__globals__ is target
+    if is_a(owner, ModuleType) or (
+        is_a(owner, FunctionType) and owner.__globals__ is target  # type: ignore[attr-defined]
     ):
         return None  # a module or function pointing at a namespace dict says nothing new
     key = _key_in(owner, target)
     attr = key.strip("'") if key else "?"
-    if isinstance(owner, dict):
+    if is_a(owner, dict):
         mod = modules.get(id(owner))
         if mod is not None:
             return f"module {mod} attribute {attr}"
         for up in second.get(id(owner), ()):
-            if isinstance(up, type) and any(v is target for v in vars(up).values()):
+            if is_a(up, type) and any(
+                v is target for v in type.__dict__["__dict__"].__get__(up).values()
+            ):
                 return f"class {_qualname(up)} attribute {attr}"
-            if getattr(up, "__dict__", None) is owner:
+            if instance_dict(up) is owner:
                 return f"instance of {_qualname(up)} attribute {attr}" + _above(
                     up, modules, second, depth
                 )
         return f"dict key {key}" + _above(owner, modules, second, depth) if key else "a dict"
-    if isinstance(owner, FrameType):
+    if type(owner) is FrameType:
         code = owner.f_code
         name = next((k for k, v in owner.f_locals.items() if v is target), "?")
         return f"local {name} in {code.co_name}() at {code.co_filename}:{owner.f_lineno}"
-    if isinstance(owner, FunctionType):
+    if type(owner) is FunctionType:
         return f"function {owner.__module__}.{owner.__qualname__} closure/defaults"
-    if isinstance(owner, (list, tuple, set, frozenset, deque)):
+    if is_a(owner, (list, tuple, set, frozenset, deque)):
         where = f"item {key} of" if key else "item of"
-        return f"{where} a {type(owner).__name__} of {len(owner):,}" + _above(
+        return f"{where} a {type(owner).__name__} of {base_len(owner) or 0:,}" + _above(
             owner, modules, second, depth
         )
-    if isinstance(owner, type):
+    if is_a(owner, type):
         return f"class {_qualname(owner)} attribute {attr}"
     if key is not None:
         return f"instance of {_qualname(owner)} attribute {key}" + _above(
@@ -201,36 +202,37 @@ _SAFE_SCALARS = (str, bytes, int, float, bool, type(None))
 
 def safe_repr(obj: object, limit: int = 40) -> str:
     """repr() only for plain scalars, truncated; other objects by type name (no user code runs)."""
-    if isinstance(obj, _SAFE_SCALARS) and type(obj) in _SAFE_SCALARS:
-        if isinstance(obj, (str, bytes)) and len(obj) > limit:
-            text = repr(obj[:limit])
-            return f"{text}... ({len(obj):,} {'chars' if isinstance(obj, str) else 'bytes'})"
-        if isinstance(obj, int) and not isinstance(obj, bool) and obj.bit_length() > 128:
-            return f"<int of {obj.bit_length()} bits>"
-        return repr(obj)
-    return f"<{_qualname(obj)}>"
+    o: Any = obj
+    tp = type(o)
+    if tp in _SAFE_SCALARS:
+        if (tp is str or tp is bytes) and len(o) > limit:
+            text = repr(o[:limit])
+            return f"{text}... ({len(o):,} {'chars' if tp is str else 'bytes'})"
+        if tp is int and o.bit_length() > 128:
+            return f"<int of {o.bit_length()} bits>"
+        return repr(o)
+    return f"<{_qualname(o)}>"
 
 
 def summarize_container(obj: object, sample: int = 3) -> str:
     """``dict of 50,000 items; keys like 'a', 'b'; values bytes`` without running user code."""
-    try:
-        n = len(obj)  # type: ignore[arg-type]
-    except Exception:
-        n = -1
-    kind = _qualname(obj)
+    o: Any = obj
+    found = base_len(o)
+    n = -1 if found is None else found
+    kind = _qualname(o)
     head = f"{kind} of {n:,} items" if n >= 0 else kind
-    if isinstance(obj, (str, bytes, bytearray)):
-        return (
-            f"{kind} of {n:,} {'chars' if isinstance(obj, str) else 'bytes'}: {safe_repr(obj[:30])}"
-        )
+    base: Any = base_of(o)
+    if base in (str, bytes, bytearray):
+        start = base.__getitem__(o, slice(0, 30))
+        return f"{kind} of {n:,} {'chars' if base is str else 'bytes'}: {safe_repr(start)}"
     try:
-        if isinstance(obj, dict):
-            items = list(itertools.islice(dict.items(obj), sample))
-            keys = ", ".join(safe_repr(k, 24) for k, _ in items)
-            vtypes = sorted({_qualname(v) for _, v in items})
-            return f"{head}; keys like {keys}; values {'/'.join(vtypes)}" if items else head
-        if isinstance(obj, (list, tuple, deque, set, frozenset)):
-            items = list(itertools.islice(iter(obj), sample))
+        if base is dict:
+            pairs: list[tuple[object, object]] = list(itertools.islice(dict.items(o), sample))
+            keys = ", ".join(safe_repr(k, 24) for k, _ in pairs)
+            vtypes = sorted({_qualname(v) for _, v in pairs})
+            return f"{head}; keys like {keys}; values {'/'.join(vtypes)}" if pairs else head
+        if base is not None:
+            items = list(itertools.islice(base_iter(o), sample))
             shown = ", ".join(safe_repr(x, 24) for x in items)
             return f"{head}: {shown}" if items else head
     except Exception:  # changed size during iteration: the head is still true
