@@ -91,3 +91,25 @@ def test_parse_limit_rules() -> None:
         parse_limit("soft_limit", True, lambda: None)
     with pytest.raises(TypeError, match="soft_limit must be bytes"):
         parse_limit("soft_limit", [1], lambda: None)  # type: ignore[arg-type]
+
+
+def test_type_names_run_no_metaclass_code() -> None:
+    calls = []
+
+    class Meta(type):
+        @property
+        def __qualname__(cls) -> str:  # type: ignore[override]
+            calls.append("qualname")
+            raise RuntimeError("qualname")
+
+        @property
+        def __module__(cls) -> str:  # type: ignore[override]
+            calls.append("module")
+            raise RuntimeError("module")
+
+    class Shy(metaclass=Meta):
+        pass
+
+    assert type_name(Shy).endswith(".Shy")
+    assert calls == []
+    assert type_name(3) == "<int>"  # type: ignore[arg-type]

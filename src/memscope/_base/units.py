@@ -59,14 +59,21 @@ def format_value(value: float, unit: str, *, signed: bool = False) -> str:
 
 
 def _text(value: object, default: str) -> str:
-    # some classes have descriptors, not strings, for __module__/__qualname__
-    return value if isinstance(value, str) and value else default
+    return value if type(value) is str and value else default
+
+
+# type's own C descriptors: a metaclass's __module__ or __qualname__ property is never run
+_MODULE = type.__dict__["__module__"]
+_QUALNAME = type.__dict__["__qualname__"]
 
 
 def type_name(tp: type) -> str:
     """``module.qualname`` for a type (builtins without the module); never runs user code."""
-    mod = _text(getattr(tp, "__module__", None), "?")
-    qual = _text(getattr(tp, "__qualname__", None), _text(getattr(tp, "__name__", None), "?"))
+    try:
+        mod = _text(_MODULE.__get__(tp), "?")
+        qual = _text(_QUALNAME.__get__(tp), "?")
+    except Exception:  # not a type at all: name it by its own type
+        return f"<{type(tp).__name__}>"
     return qual if mod == "builtins" else f"{mod}.{qual}"
 
 
