@@ -142,14 +142,23 @@ class _Abort(Exception):
     """A run of the test failed or skipped: stop repeating and report that run."""
 
 
+class NoGrowthCheckError(Exception):
+    """The no-growth check itself failed (a ``clear=`` hook raised, or memscope did)."""
+
+
+# what must end the session rather than one test, as pytest's own runner treats them
+_RERAISE = (pytest.exit.Exception, KeyboardInterrupt)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     """Run a checked test warmup + rounds times and log only the final outcome."""
     try:
         opts = _options_for(item)
-    except pytest.UsageError as exc:
-        # a bad marker fails its own test, not the session (nor an xdist worker)
-        item._memscope_bad_options = str(exc)  # type: ignore[attr-defined]
+    except Exception as exc:
+        # a bad marker (or a marker argument that raises when read) fails its own test,
+        # not the session (nor an xdist worker): pytest_runtest_call raises it again
+        item._memscope_bad_options = exc  # type: ignore[attr-defined]
         return None
     if opts is None:
         return None
@@ -165,8 +174,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, None]:
     """Count the asyncio tasks a checked run leaves pending; fail a test whose marker is bad."""
     bad = getattr(item, "_memscope_bad_options", None)
-    if bad is not None:
-        pytest.fail(bad, pytrace=False)
+    if isinstance(bad, pytest.UsageError):
+        pytest.fail(str(bad), pytrace=False)
+    if isinstance(bad, Exception):
+        raise bad
     # (an old-style hookwrapper: new-style ones need pluggy 1.2, and this plugin loads in
     # every pytest run where memscope is installed)
     left = item.stash.get(_TASKS_LEFT, None) if _TASKS_LEFT is not None else None
@@ -210,14 +221,19 @@ def _run_checked(
         if any(rep.failed or rep.skipped for rep in last):
             raise _Abort
 
-    report: GrowthReport | None = None
-    broken: str | None = None
+    def check() -> tuple[str, str] | None:
+        try:
+            return _leak_text(run_check(run_once, opts, label=item.nodeid, tasks=lambda: left[0]))
+        except _Abort:
+            raise  # a run failed or skipped: that run's reports are the outcome
+        except Exception as exc:
+            raise NoGrowthCheckError(f"could not run: {type(exc).__name__}: {exc}") from exc
+
     try:
-        report = run_check(run_once, opts, label=item.nodeid, tasks=lambda: left[0])
-    except _Abort:
-        pass
-    except Exception as exc:  # a failing clear hook or a memscope bug fails this test only
-        broken = f"memscope no-growth check could not run: {type(exc).__name__}: {exc}"
+        # everything the check raises, before, between or after the runs (a skip or
+        # fail of a clear hook included), becomes this test's call outcome, as pytest's
+        # runner does for a phase; a test must never end with no outcome at all
+        checked = CallInfo.from_call(check, when="call", reraise=_RERAISE)
     finally:
         del item.stash[_TASKS_LEFT]
         # the wider scopes the next test does not share go now, reported as a teardown
@@ -231,14 +247,34 @@ def _run_checked(
             rep.duration = time.perf_counter() - started
     if final.failed or not reports:
         reports = [rep for rep in reports if rep.when != "teardown"] + [final]
-    if report is not None and report.leaked:
-        _fail_with(reports, report)
-    elif broken is not None:
-        passed = next((rep for rep in reports if rep.when == "call" and rep.passed), None)
-        if passed is not None:
-            passed.outcome = "failed"
-            passed.longrepr = broken
+    if checked.excinfo is not None and not checked.excinfo.errisinstance(_Abort):
+        broken: TestReport = item.ihook.pytest_runtest_makereport(item=item, call=checked)
+        broken.duration = time.perf_counter() - started
+        return _with_broken(reports, broken)
+    if checked.excinfo is None and checked.result is not None:
+        _fail_with(reports, *checked.result)
     return reports
+
+
+def _leak_text(report: GrowthReport) -> tuple[str, str] | None:
+    """The failure text and summary line of a leak; formatted inside the check, so that a
+    bug in the report is this test's error as well."""
+    if not report.leaked:
+        return None
+    return report.format(top=report_top(report)), _short(report)
+
+
+def _with_broken(reports: list[TestReport], broken: TestReport) -> list[TestReport]:
+    """``reports`` with ``broken`` (the check's own error) as their call phase."""
+    if any(rep.failed or rep.skipped for rep in reports):
+        # the run's own failure stays the outcome; the check's error is shown beside it
+        failed = next(rep for rep in reports if rep.failed or rep.skipped)
+        failed.sections.append(("memscope no-growth check", str(broken.longrepr)))
+        return reports
+    # the error may come before any run (the baseline reading): then there is no setup
+    setups = [rep for rep in reports if rep.when == "setup"]
+    teardowns = [rep for rep in reports if rep.when == "teardown"]
+    return [*setups, broken, *teardowns]
 
 
 def _prune_finished_finalizers(item: pytest.Item) -> None:
@@ -284,13 +320,13 @@ def _is_spent(fin: object, item: pytest.Item) -> bool:
     )
 
 
-def _fail_with(reports: list[TestReport], report: GrowthReport) -> None:
+def _fail_with(reports: list[TestReport], text: str, short: str) -> None:
     call = next((rep for rep in reports if rep.when == "call"), None)
     if call is None:  # pragma: no cover - a leak needs a call phase that passed
         return
     call.outcome = "failed"
-    call.longrepr = report.format(top=report_top(report))
-    call.user_properties = [*call.user_properties, (PROPERTY, _short(report))]
+    call.longrepr = text
+    call.user_properties = [*call.user_properties, (PROPERTY, short)]
 
 
 def report_top(report: GrowthReport) -> int:

@@ -312,3 +312,53 @@ def test_plugin_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_harness_error_is_its_tests_outcome_with_its_traceback(ini: pytest.Pytester) -> None:
+    # a clear hook failing on the baseline reading (before any run) or on a later one: the
+    # test still gets one outcome, failed, with the hook's own line in the traceback
+    ini.makepyfile(
+        """
+import pytest
+READINGS = []
+
+def fail_on_third():
+    READINGS.append(1)
+    if len(READINGS) == 3:
+        raise LookupError("third reading")
+
+@pytest.mark.no_growth(clear=lambda: 1 / 0)
+def test_hook_fails_first():
+    pass
+
+@pytest.mark.no_growth(clear=fail_on_third)
+def test_hook_fails_later():
+    pass
+
+@pytest.mark.no_growth(clear=lambda: pytest.skip("hook skips"))
+def test_hook_skips():
+    pass
+
+def patterns():
+    raise RuntimeError("no patterns today")
+    yield
+
+@pytest.mark.no_growth(ignore=patterns())
+def test_marker_argument_raises():
+    pass
+
+def test_next_one_still_runs():
+    pass
+"""
+    )
+    result = ini.runpytest_subprocess("-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=1, failed=3, skipped=1)
+    result.stdout.fnmatch_lines(["*RuntimeError: no patterns today*"])
+    result.stdout.fnmatch_lines(["*test_hook_fails_first*", "*1 / 0*", "*ZeroDivisionError*"])
+    result.stdout.fnmatch_lines(["*raise LookupError*", "*LookupError: third reading*"])
+    result.stdout.fnmatch_lines(["*NoGrowthCheckError: could not run: ZeroDivisionError*"])
+    result.stdout.fnmatch_lines(["SKIPPED*hook skips*"])
+    # selected alone, the test is still counted, and the run fails
+    alone = ini.runpytest_subprocess("-p", "no:cacheprovider", "-k", "fails_first")
+    alone.assert_outcomes(failed=1)
+    assert alone.ret == pytest.ExitCode.TESTS_FAILED
