@@ -98,11 +98,6 @@ def test_type_names_run_no_metaclass_code() -> None:
 
     class Meta(type):
         @property
-        def __qualname__(cls) -> str:  # type: ignore[override]
-            calls.append("qualname")
-            raise RuntimeError("qualname")
-
-        @property
         def __module__(cls) -> str:  # type: ignore[override]
             calls.append("module")
             raise RuntimeError("module")
