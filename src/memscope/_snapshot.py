@@ -199,20 +199,23 @@ def run_collector(collector: Collector) -> tuple[Section | None, str | None]:
             if reason:
                 return None, f"unavailable: {reason}"
         data = collector.collect()
+        kind: type[Section] = _registry.section_type(collector.name)
         if isinstance(data, Section):
-            return data, None
+            kind = type(data)
+            data = data.to_dict()
         if not isinstance(data, Mapping):
             return None, (
                 f"collect() returned {type(data).__name__}; expected a Section or a mapping"
             )
-        # the JSON round trip is part of the contract: what a snapshot holds is exactly
-        # what it will load back (int keys become str, tuples lists), and no NaN, which
-        # strict JSON readers refuse
+        # the JSON round trip is part of the contract, for a returned Section too: what a
+        # snapshot holds is exactly what it will load back (int keys become str, tuples
+        # lists) and can always be saved (no NaN, which strict JSON readers refuse)
         data = json.loads(json.dumps(data, allow_nan=False))
-        return _registry.section_type(collector.name)(data), None
+        return kind.from_dict(data), None
     except CollectorUnavailable as exc:
         return None, f"unavailable: {exc}"
-    except Exception as exc:
+    except (Exception, SystemExit, GeneratorExit) as exc:
+        # a plug-in calling sys.exit() must not end the host (nor a Monitor's thread)
         return None, f"{type(exc).__name__}: {exc}"
 
 

@@ -99,7 +99,7 @@ class BackgroundLoop:
             started = time.monotonic()
             try:
                 self._step()
-            except Exception:  # the loop must outlive any bug of its step
+            except (Exception, SystemExit, GeneratorExit):  # the loop outlives its step's bugs
                 self.errors_total += 1
                 self._log.exception("memscope %s: step failed", self.name)
             wait = self.interval

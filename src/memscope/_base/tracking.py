@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import re
 import sys
 import threading
@@ -232,7 +233,7 @@ def clear_caches() -> dict[str, int]:
             continue
         try:
             before = len(obj)  # type: ignore[arg-type]
-        except TypeError:
+        except Exception:  # a __len__ that raises (OverflowError, ...) costs only the count
             before = 0
         try:
             obj.clear()  # type: ignore[attr-defined]
@@ -248,7 +249,7 @@ def estimate_size(obj: object, sample: int = SIZE_SAMPLE) -> tuple[int, bool]:
     getsizeof = sys.getsizeof
     try:
         total = getsizeof(obj)
-    except TypeError:
+    except Exception:  # a __sizeof__ that raises (anything) costs only this estimate
         return 0, True
     items: Any
     if isinstance(obj, Mapping):
@@ -280,14 +281,15 @@ def estimate_size(obj: object, sample: int = SIZE_SAMPLE) -> tuple[int, bool]:
 
 def stats_of(obj: object) -> dict[str, Any]:
     """``obj.memscope_stats()`` as JSON-safe scalars ({} without one; a failure is an entry)."""
-    stats_fn = getattr(obj, "memscope_stats", None)
-    if not callable(stats_fn):
-        return {}
     try:
+        stats_fn = getattr(obj, "memscope_stats", None)
+        if not callable(stats_fn):
+            return {}
+        # JSON-safe scalars only: NaN or infinity would make the snapshot unsaveable
         return {
             str(k): v
             for k, v in dict(stats_fn()).items()
-            if isinstance(v, (int, float, str, bool)) or v is None
+            if type(v) in (int, str, bool) or v is None or (type(v) is float and math.isfinite(v))
         }
     except Exception as exc:  # contained: one broken reporter costs its own row only
         return {"error": f"{type(exc).__name__}: {exc}"}

@@ -94,6 +94,25 @@ def _kind(type_text: object) -> str:
     }.get(text, "tracked")
 
 
+def _row(name: str, obj: object, clearable: bool) -> dict[str, Any]:
+    """The section row of one tracked object: name, type, len, size and its own statistics."""
+    row: dict[str, Any] = {"name": name, "type": type_name(type(obj)), "clearable": clearable}
+    try:
+        row["len"] = len(obj)  # type: ignore[arg-type]
+    except Exception:
+        row["len"] = None
+    stats = tracking.stats_of(obj)
+    size = stats.get("size_bytes")
+    if type(size) is int and size >= 0:
+        row["size_bytes"] = stats.pop("size_bytes")
+        row["size_estimated"] = bool(stats.pop("size_estimated", False))
+    else:
+        stats.pop("size_bytes", None)
+        row["size_bytes"], row["size_estimated"] = tracking.estimate_size(obj)
+    row["stats"] = stats
+    return row
+
+
 class TrackedCollector:
     """Sizes and statistics of every object registered with memscope.track()."""
 
@@ -110,23 +129,21 @@ class TrackedCollector:
         names: dict[str, int] = {}
         for name, obj, clearable in tracking.tracked_objects():
             n = names[name] = names.get(name, 0) + 1
-            row: dict[str, Any] = {
-                "name": name if n == 1 else f"{name}#{n}",
-                "type": type_name(type(obj)),
-                "clearable": clearable,
-            }
+            label = name if n == 1 else f"{name}#{n}"
             try:
-                row["len"] = len(obj)  # type: ignore[arg-type]
-            except Exception:
-                row["len"] = None
-            stats = tracking.stats_of(obj)
-            if isinstance(stats.get("size_bytes"), int):
-                row["size_bytes"] = stats.pop("size_bytes")
-                row["size_estimated"] = bool(stats.pop("size_estimated", False))
-            else:
-                row["size_bytes"], row["size_estimated"] = tracking.estimate_size(obj)
-            row["stats"] = stats
-            rows.append(row)
+                rows.append(_row(label, obj, clearable))
+            except Exception as exc:  # one bad object costs its own row, not the section
+                rows.append(
+                    {
+                        "name": label,
+                        "type": type_name(type(obj)),
+                        "clearable": clearable,
+                        "len": None,
+                        "size_bytes": 0,
+                        "size_estimated": True,
+                        "stats": {"error": f"{type(exc).__name__}: {exc}"},
+                    }
+                )
         rows.sort(key=lambda r: r["size_bytes"], reverse=True)
         return {
             "count": len(rows),
