@@ -94,6 +94,9 @@ class CacheStats:
     evictions_ttl: int
     entries: int
     bytes: int | None  # None when bytes are not accounted
+    # entries dropped because their key could no longer be found (its hash changed after
+    # it was stored): a user's mistake a plain dict would also lose the entry to
+    lost: int = 0
 
     @property
     def evictions(self) -> int:
@@ -104,6 +107,8 @@ class CacheStats:
         """JSON-safe form, the total of evictions included."""
         data: dict[str, int | None] = asdict(self)
         data["evictions"] = self.evictions
+        if not self.lost:  # shown only once it happens: the usual row stays as it was
+            del data["lost"]
         return data
 
 
@@ -177,6 +182,7 @@ class BoundedCache(MutableMapping[K, V]):
         self._ev_size = 0
         self._ev_bytes = 0
         self._ev_ttl = 0
+        self._lost = 0
         self._flights: dict[K, _Flight] = {}
         self._aflights: dict[tuple[K, asyncio.AbstractEventLoop], _AsyncFlight] = {}
         # unnamed, it is named after the line that made it: stable across processes
@@ -457,6 +463,7 @@ class BoundedCache(MutableMapping[K, V]):
                 evictions_ttl=self._ev_ttl,
                 entries=len(self._data),
                 bytes=self._bytes if self._sizes is not None else None,
+                lost=self._lost,
             )
 
     def memscope_stats(self) -> dict[str, int]:
@@ -472,6 +479,8 @@ class BoundedCache(MutableMapping[K, V]):
             "evictions_bytes": s.evictions_bytes,
             "evictions_ttl": s.evictions_ttl,
         }
+        if s.lost:
+            out["lost"] = s.lost
         if s.bytes is not None:
             out["size_bytes"] = s.bytes
         else:
@@ -496,7 +505,7 @@ class BoundedCache(MutableMapping[K, V]):
         with self._lock:
             self._hits = itertools.count()
             self._misses = itertools.count()
-            self._ev_size = self._ev_bytes = self._ev_ttl = 0
+            self._ev_size = self._ev_bytes = self._ev_ttl = self._lost = 0
 
     # -- internals (names ending in _locked expect the lock held) ------------------------------
 
@@ -516,20 +525,24 @@ class BoundedCache(MutableMapping[K, V]):
         return total
 
     def _store_locked(self, key: K, value: V, size: int) -> list[tuple[K, V, EvictReason]] | None:
+        expires = self._expires
+        # the user's timer runs before anything changes: if it fails, nothing was stored
+        # (after the value it would leave an entry without an expiry record)
+        now = self._timer() if expires is not None else 0.0
         data = self._data
         data[key] = value
         data.move_to_end(key)
-        expires = self._expires
         sizes = self._sizes
         evicted: list[tuple[K, V, EvictReason]] | None = None
         if expires is not None:
-            now = self._timer()
             expires[key] = now + cast(float, self._ttl)
             expires.move_to_end(key)
-            evicted = self._sweep_locked(_SWEEP_PER_WRITE, now)
         if sizes is not None:
             self._bytes += size - sizes.get(key, 0)
             sizes[key] = size
+        # every record of the new entry exists before the sweep, which may repair
+        if expires is not None:
+            evicted = self._sweep_locked(_SWEEP_PER_WRITE, now)
         if len(data) > self._maxsize:
             old_key, old_value = data.popitem(last=False)
             self._forget_locked(old_key)
@@ -556,7 +569,13 @@ class BoundedCache(MutableMapping[K, V]):
         if value is _MISSING:
             return _MISSING, None
         expires = self._expires
-        if expires is None or expires[key] > self._timer():
+        if expires is None:
+            return value, None
+        expires_at = expires.get(key)
+        if expires_at is None:  # a record lost to a user's mistake: see _repair_locked
+            self._repair_locked()
+            return _MISSING, None
+        if expires_at > self._timer():
             return value, None
         return _MISSING, self._drop_locked(key)
 
@@ -577,10 +596,18 @@ class BoundedCache(MutableMapping[K, V]):
     def _forget_locked(self, key: K) -> float | None:
         """Drop ``key``'s expiry and size records (its value is already gone); its expiry."""
         expires_at = None
+        broken = False
         if self._expires is not None:
-            expires_at = self._expires.pop(key)
+            expires_at = self._expires.pop(key, None)
+            broken = expires_at is None
         if self._sizes is not None:
-            self._bytes -= self._sizes.pop(key)
+            size = self._sizes.pop(key, None)
+            if size is None:
+                broken = True
+            else:
+                self._bytes -= size
+        if broken:  # the key's hash changed since it was stored: its records are stale
+            self._repair_locked()
         return expires_at
 
     def _drop_locked(self, key: K) -> list[tuple[K, V, EvictReason]]:
@@ -597,22 +624,65 @@ class BoundedCache(MutableMapping[K, V]):
         if now is None:
             now = self._timer()
         evicted: list[tuple[K, V, EvictReason]] = []
-        n = 0
-        for at in expires.values():
-            if at > now or (limit is not None and n >= limit):
-                break
-            n += 1
+        try:
+            n = _count_expired(expires, now, limit)
+        except KeyError:  # the walk hashes each key: one whose hash changed is not found
+            self._repair_locked()
+            n = _count_expired(expires, now, limit)
         if n:
             data = self._data
             sizes = self._sizes
+            broken = False
             for _ in range(n):
+                # popitem finds the record by the hash stored with it; the pops below hash
+                # the key again, which finds nothing if the user changed its hash
                 key, _at = expires.popitem(last=False)
-                value = data.pop(key)
-                if sizes is not None:
-                    self._bytes -= sizes.pop(key)
+                value = data.pop(key, _MISSING)
+                size = sizes.pop(key, None) if sizes is not None else 0
+                if value is _MISSING or size is None:
+                    broken = True
+                    continue
+                self._bytes -= size
                 evicted.append((key, value, "ttl"))
-            self._ev_ttl += n
+            self._ev_ttl += len(evicted)
+            if broken:
+                self._repair_locked()
         return evicted
+
+    def _repair_locked(self) -> None:
+        """Make the entries and their expiry and size records agree again.
+
+        Called where a record that must exist is not found: a key whose hash changed
+        after it was stored (a mutable key) is no longer found by its hash, and every
+        later operation reaching it would fail. An entry that cannot be found by its key
+        in every record is dropped and counted in ``lost``; the LRU and expiry order of
+        the rest is kept. O(n), and only after such a mistake.
+        """
+        data, expires, sizes = self._data, self._expires, self._sizes
+        # dict.keys walks the table itself (no hashing), so it sees every entry
+        live = {id(k) for k in list(dict.keys(data)) if _finds(data, k)}
+        if expires is not None:
+            live &= {id(k) for k in list(dict.keys(expires)) if _finds(expires, k)}
+        if sizes is not None:
+            live &= {id(k) for k in list(sizes) if _finds(sizes, k)}
+        # rebuilt in place (locked code may hold these objects); popitem finds each node
+        # by its stored hash, so it drains even the broken ones, in order
+        entries = _drain(data)
+        for key, value in entries:
+            if id(key) in live:
+                data[key] = value
+            else:
+                self._lost += 1
+        if expires is not None:
+            for key, at in _drain(expires):
+                if id(key) in live:
+                    expires[key] = at
+        if sizes is not None:
+            kept = [(k, size) for k, size in list(sizes.items()) if id(k) in live]
+            sizes.clear()
+            sizes.update(kept)
+            self._bytes = sum(sizes.values())
+        del entries  # kept alive until here, so no id above was reused
 
     def _notify(self, evicted: list[tuple[K, V, EvictReason]] | None) -> None:
         on_evict = self._on_evict
@@ -641,21 +711,46 @@ class BoundedCache(MutableMapping[K, V]):
         """
         with self._lock:
             try:
-                return read(self._data)
-            except RuntimeError:
-                if not self._lock_free_reads:
-                    raise  # not a concurrent hit: no lock-free reader exists
-            self._lock_free_reads = False
-            try:
                 # each thread can be inside one hit at most; past that the error is a key's own
-                for _ in range(threading.active_count()):
+                for _ in range(threading.active_count() + 1):
                     try:
                         return read(self._data)
+                    except KeyError:
+                        # a key whose hash changed after it was stored: its node is not found
+                        self._repair_locked()
                     except RuntimeError:
-                        continue  # a hit that had passed the check before it changed
+                        if not _LOCK_FREE_READS:
+                            raise  # not a concurrent hit: no lock-free reader exists
+                        self._lock_free_reads = False
                 return read(self._data)
             finally:
                 self._lock_free_reads = _LOCK_FREE_READS
+
+
+def _count_expired(expires: OrderedDict[Any, float], now: float, limit: int | None) -> int:
+    """How many of the oldest records have expired by ``now`` (at most ``limit``)."""
+    n = 0
+    for at in expires.values():
+        if at > now or (limit is not None and n >= limit):
+            break
+        n += 1
+    return n
+
+
+def _finds(table: dict[Any, Any], key: object) -> bool:
+    """Whether ``key`` is found in ``table`` by its hash now (a key that fails to hash is not)."""
+    try:
+        return dict.__contains__(table, key)
+    except Exception:
+        return False
+
+
+def _drain(table: OrderedDict[Any, Any]) -> list[tuple[Any, Any]]:
+    """Every (key, value) of ``table`` in order, emptying it."""
+    items = []
+    while table:
+        items.append(table.popitem(last=False))
+    return items
 
 
 def _copy_of(data: OrderedDict[Any, Any], *, keys: bool) -> list[Any]:
