@@ -99,7 +99,14 @@ def select(names: Iterable[str] | None, *, deep: bool, tracing: bool) -> list[Co
                 "collectors must be a list of collector names, not a single string "
                 f"(did you mean collectors=[{names!r}]?)"
             )
+        if not isinstance(names, Iterable):
+            raise TypeError(
+                f"collectors must be a list of collector names or None, got {type(names).__name__}"
+            )
         wanted = list(names)
+        strays = [n for n in wanted if not isinstance(n, str)]
+        if strays:
+            raise TypeError(f"collectors must hold collector names (str), got {strays!r}")
         unknown = [n for n in wanted if n not in registry]
         if unknown:
             raise ValueError(f"collectors: unknown name(s) {unknown}; accepted: {sorted(registry)}")

@@ -13,6 +13,7 @@ from typing import IO, Any
 from . import _registry
 from ._base.collector import Collector, CollectorUnavailable, HeapRequest, snapshot_depth
 from ._base.section import Section
+from ._base.validate import check_bool, check_int
 
 SCHEMA = 1
 
@@ -104,6 +105,12 @@ class Snapshot:
         schema = data.get("schema")
         if schema != SCHEMA:
             raise ValueError(f"data['schema'] must be {SCHEMA}, got {schema!r}")
+        # what loads must render, compare and save again: refuse what could not, here
+        stamp: Any = data.get("timestamp")
+        if type(stamp) not in (int, float) or not 0 <= stamp <= _MAX_TIMESTAMP:
+            raise ValueError(f"data['timestamp'] must be seconds since 1970, got {stamp!r}")
+        if type(data.get("pid")) is not int:
+            raise ValueError(f"data['pid'] must be an int, got {data.get('pid')!r}")
         sections = {
             name: _registry.section_type(name).from_dict(body)
             for name, body in dict(data.get("sections") or {}).items()
@@ -124,13 +131,20 @@ class Snapshot:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Snapshot:
-        """Rebuild a Snapshot from :meth:`to_json` output."""
-        return cls.from_dict(json.loads(text))
+        """Rebuild a Snapshot from :meth:`to_json` output (ValueError for anything else)."""
+        try:
+            data = json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
+        except RecursionError:
+            raise ValueError("nested too deeply to be a snapshot") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not UTF-8 text: {exc}") from None
+        return cls.from_dict(data)
 
     def report(self, *, top: int = 10) -> str:
         """A human-readable report, one block per section."""
         from ._report import render_snapshot
 
+        check_int("top", top, low=1)
         return render_snapshot(self, top=top)
 
     def __str__(self) -> str:
@@ -147,7 +161,8 @@ def snapshot(
 
     if label is not None and not isinstance(label, str):
         raise TypeError(f"label must be a str or None, got {type(label).__name__}")
-    chosen = _registry.select(collectors, deep=bool(deep), tracing=tracemalloc.is_tracing())
+    check_bool("deep", deep)
+    chosen = _registry.select(collectors, deep=deep, tracing=tracemalloc.is_tracing())
     snap = Snapshot(label=label)
     from .collectors._heap import shared_scans
 
@@ -219,9 +234,37 @@ def run_collector(collector: Collector) -> tuple[Section | None, str | None]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
+# a timestamp beyond this (the year 5138) is no time a snapshot was taken, and breaks
+# time.localtime() in reports
+_MAX_TIMESTAMP = 1e11
+# digits an int may have in a snapshot file: a wider one fits no counter and breaks
+# float arithmetic in compare()
+_MAX_INT_DIGITS = 30
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (a snapshot never holds NaN or infinity)")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits is no snapshot value")
+    return int(text)
+
+
 def save(snapshots: Snapshot | Iterable[Snapshot], path: str | os.PathLike[str]) -> int:
     """Append snapshots to a JSON Lines file (one snapshot a line); returns how many."""
-    items = [snapshots] if isinstance(snapshots, Snapshot) else list(snapshots)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path (str or os.PathLike), got {type(path).__name__}")
+    if isinstance(snapshots, Snapshot):
+        items = [snapshots]
+    elif isinstance(snapshots, Iterable) and not isinstance(snapshots, (str, bytes, Mapping)):
+        items = list(snapshots)
+    else:
+        raise TypeError(
+            "snapshots must be a Snapshot or an iterable of Snapshots, "
+            f"got {type(snapshots).__name__}"
+        )
     for i, item in enumerate(items):
         if not isinstance(item, Snapshot):
             raise TypeError(f"snapshots[{i}] must be a Snapshot, got {type(item).__name__}")
@@ -233,22 +276,35 @@ def save(snapshots: Snapshot | Iterable[Snapshot], path: str | os.PathLike[str])
 
 
 def iter_load(source: str | os.PathLike[str] | IO[str]) -> Iterator[Snapshot]:
-    """Yield snapshots from a JSON Lines file; a truncated last line is skipped."""
+    """Yield snapshots from a JSON Lines file; a truncated last line is skipped.
+
+    A line that is not a snapshot raises ValueError naming ``file:line``.
+    """
     if isinstance(source, (str, os.PathLike)):
-        with open(Path(source), encoding="utf-8") as fh:
-            yield from _iter_lines(fh, str(source))
-    else:
-        yield from _iter_lines(source, getattr(source, "name", "<stream>"))
+        return _iter_path(Path(source))
+    if not callable(getattr(source, "readline", None)):
+        raise TypeError(
+            f"source must be a file path or an open text file, got {type(source).__name__}"
+        )
+    return _iter_lines(source, str(getattr(source, "name", "<stream>")))
 
 
-def _iter_lines(fh: IO[str], where: str) -> Iterator[Snapshot]:
+def _iter_path(path: Path) -> Iterator[Snapshot]:
+    # read as bytes: a line that is not UTF-8 is refused with its number, like any bad line
+    with open(path, "rb") as fh:
+        yield from _iter_lines(fh, str(path))
+
+
+def _iter_lines(fh: IO[Any], where: str) -> Iterator[Snapshot]:
+    line: str | bytes
     for number, line in enumerate(fh, 1):
         if not line.strip():
             continue
         try:
             yield Snapshot.from_json(line)
         except (ValueError, KeyError, TypeError) as exc:
-            if line.endswith("\n"):
+            complete = line.endswith(b"\n") if isinstance(line, bytes) else line.endswith("\n")
+            if complete:
                 raise ValueError(f"{where}:{number}: not a snapshot: {exc}") from exc
             # only the last line can lack its newline: a write still in progress, skipped
 

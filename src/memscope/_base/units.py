@@ -37,6 +37,8 @@ def unit_of(key: str) -> str:
 
 def format_bytes(n: float) -> str:
     """``1536`` -> ``'1.5 KiB'``; signs are kept."""
+    if isinstance(n, float) and not math.isfinite(n):
+        return f"{n} B"
     sign = "-" if n < 0 else ""
     n = abs(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -48,6 +50,8 @@ def format_bytes(n: float) -> str:
 
 def format_value(value: float, unit: str, *, signed: bool = False) -> str:
     """Render a number in its unit for humans."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # an infinite delta of two huge numbers renders, it does not raise
     if unit == "bytes":
         text = format_bytes(value)
         return f"+{text}" if signed and value > 0 else text
