@@ -25,10 +25,13 @@ if TYPE_CHECKING:
     from .guard.release import release_memory
     from .guard.sse import SSEBuffer
     from .monitor import Monitor
+    from .monitor._alerts import Alert
+    from .monitor._trends import Trend
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Alert",
     "BoundedCache",
     "Change",
     "Collector",
@@ -39,6 +42,7 @@ __all__ = [
     "SSEBuffer",
     "Section",
     "Snapshot",
+    "Trend",
     "__version__",
     "clear_caches",
     "compare",
@@ -58,6 +62,7 @@ __all__ = [
 
 # public name -> the module that defines it, loaded on first use
 _LAZY = {
+    "Alert": "memscope.monitor._alerts",
     "BoundedCache": "memscope.guard.cache",
     "Change": "memscope._base.section",
     "Collector": "memscope._base.collector",
@@ -68,6 +73,7 @@ _LAZY = {
     "SSEBuffer": "memscope.guard.sse",
     "Section": "memscope._base.section",
     "Snapshot": "memscope._snapshot",
+    "Trend": "memscope.monitor._trends",
     "clear_caches": "memscope._base.tracking",
     "compare": "memscope._diff",
     "iter_load": "memscope._snapshot",

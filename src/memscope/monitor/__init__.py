@@ -1,4 +1,5 @@
-"""Monitor: snapshots on a schedule in a background thread, a bounded history, a JSONL record."""
+"""Monitor: snapshots on a schedule in a background thread, a bounded history, a JSONL record,
+thresholds that raise alerts, and trends of the kept history."""
 
 from __future__ import annotations
 
@@ -6,25 +7,32 @@ import collections
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ._base.loop import BackgroundLoop
-from ._base.tracking import track
-from ._base.validate import check_callable, check_int, check_number, check_str
-from ._diff import Diff, compare
-from ._registry import select
-from ._snapshot import Snapshot, save, snapshot
+from .._base.loop import BackgroundLoop
+from .._base.tracking import track
+from .._base.validate import check_callable, check_int, check_number, check_str
+from .._diff import Diff, compare
+from .._registry import select
+from .._snapshot import Snapshot, save, snapshot
+from ._alerts import Alert, Crossing, parse_thresholds, read_metric
+from ._trends import Trend, trends_of
 
 log = logging.getLogger("memscope.monitor")
+
+ALERTS_KEPT = 100  # monitor.alerts keeps the last this many
 
 
 class Monitor:
     """Snapshots every ``interval`` seconds in a daemon thread; keeps the last ``history``.
 
     ``record`` appends every snapshot to a JSON Lines file (readable while it grows with
-    ``memscope.load``). ``deep_every=N`` makes every Nth snapshot a deep one. Thread-safe;
-    nothing starts until :meth:`start`.
+    ``memscope.load``). ``deep_every=N`` makes every Nth snapshot a deep one.
+    ``thresholds`` maps metric names (``rss_bytes``, ``gc_collections_per_minute``,
+    ``gc_pause_seconds_max``, ``objects_total``, ``tasks``, ``tracked:<name>``) to limits;
+    a crossing is an :class:`Alert`, logged, kept in :attr:`alerts` (the last 100) and
+    passed to ``on_alert``. Thread-safe; nothing starts until :meth:`start`.
     """
 
     def __init__(
@@ -37,6 +45,8 @@ class Monitor:
         collectors: Iterable[str] | None = None,
         label: str = "monitor",
         on_snapshot: Callable[[Snapshot], object] | None = None,
+        thresholds: Mapping[str, int | float | str] | None = None,
+        on_alert: Callable[[Alert], object] | None = None,
     ) -> None:
         self.interval = check_number("interval", interval, low=0.0, low_open=True, unit="seconds")
         check_int("history", history, low=1)
@@ -44,6 +54,13 @@ class Monitor:
         if record is not None and not isinstance(record, (str, os.PathLike)):
             raise TypeError(f"record must be a path or None, got {type(record).__name__}")
         self.on_snapshot = check_callable("on_snapshot", on_snapshot, optional=True)
+        self.on_alert = check_callable("on_alert", on_alert, optional=True)
+        self.thresholds = parse_thresholds(thresholds)
+        self._crossings = {metric: Crossing(limit) for metric, limit in self.thresholds.items()}
+        self.alerts: collections.deque[Alert] = collections.deque(maxlen=ALERTS_KEPT)
+        self._alert_lock = threading.Lock()
+        self._previous: Snapshot | None = None
+        self._alerts_total = 0
         self.label = check_str("label", label)
         self.record = record
         self.collectors = None if collectors is None else list(collectors)
@@ -86,6 +103,7 @@ class Monitor:
     def _reset_after_fork(self) -> None:
         # in a forked child the thread is gone and a lock it held would stay held
         self._lock = threading.Lock()
+        self._alert_lock = threading.Lock()
 
     @property
     def latest(self) -> Snapshot | None:
@@ -120,7 +138,44 @@ class Monitor:
             except Exception:
                 self._hook_errors += 1
                 log.exception("memscope monitor: on_snapshot failed")
+        if self._crossings:
+            self._check(snap)
         return snap
+
+    def _check(self, snap: Snapshot) -> None:
+        # one snapshot at a time through the crossing states, so a take() from another
+        # thread and the loop never fire the same crossing twice
+        fired: list[Alert] = []
+        with self._alert_lock:
+            previous, self._previous = self._previous, snap
+            for metric, crossing in self._crossings.items():
+                value = read_metric(metric, snap, previous)
+                if crossing.update(value):
+                    assert value is not None  # update() fires on a reading only
+                    fired.append(
+                        Alert(metric, value, crossing.threshold, snap.label, snap.timestamp)
+                    )
+        for alert in fired:
+            self._alerts_total += 1
+            self.alerts.append(alert)
+            log.warning("%s", alert)
+            if self.on_alert is not None:
+                try:
+                    self.on_alert(alert)
+                except Exception:
+                    self._hook_errors += 1
+                    log.exception("memscope monitor: on_alert failed")
+
+    def trends(self, seconds: float | None = None, *, top: int | None = 20) -> list[Trend]:
+        """Growth of RSS, census types and modules, tracked objects, tasks, threads; largest first.
+
+        Each series of the kept history (the last ``seconds`` of it) gets a least-squares
+        line; ``steady`` says whether it passes the rule of docs/monitor.md. ``top`` bounds
+        the list (None: every growing series).
+        """
+        check_number("seconds", seconds, low=0.0, low_open=True, optional=True, unit="seconds")
+        check_int("top", top, low=1, optional=True)
+        return trends_of(self.snapshots(), seconds=seconds, top=top)
 
     def growth(self, seconds: float | None = None) -> Diff | None:
         """compare() of the oldest kept snapshot (within ``seconds`` if given) and the latest."""
@@ -161,6 +216,7 @@ class Monitor:
     def memscope_stats(self) -> dict[str, Any]:
         """Counters for the tracked section."""
         return {
+            "alerts_total": self._alerts_total,
             "taken": self._taken,
             "kept": len(self._history),
             "errors_total": self.errors_total,
