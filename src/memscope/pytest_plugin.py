@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 PROPERTY = "memscope_no_growth"  # user_properties key: survives xdist and lands in junitxml
 # pytest < 7 has no stash: loading must still not break such a run (the check needs pytest 7+)
 _TASKS_LEFT: Any = pytest.StashKey[list[int]]() if hasattr(pytest, "StashKey") else None
-_INT_SETTINGS = {"warmup": 3, "rounds": 5}
+#: the integer settings: name -> (default, lowest accepted); the highest is MAX_RUNS
+INT_SETTINGS = {"warmup": (3, 0), "rounds": (5, 1)}
+#: memscope.testing's MAX_ROUNDS, copied (a test holds them equal) so that loading the
+#: plugin and checking its settings do not import memscope.testing
+MAX_RUNS = 1000
+_BOOL_SETTINGS = ("no_growth", "trace")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,20 +98,38 @@ def pytest_configure(config: pytest.Config) -> None:
 def _setting(config: pytest.Config, name: str) -> Any:
     value = config.getoption(f"memscope_{name}")
     if value is None:
-        value = config.getini(f"memscope_{name}")
+        try:
+            value = config.getini(f"memscope_{name}")
+        # a bool ini setting pytest could not read ("maybe"): pytest 9 raises a UsageError
+        # that does not name the setting, older ones a ValueError
+        except (ValueError, pytest.UsageError) as exc:
+            raise pytest.UsageError(
+                f"memscope_{name} (ini) must be true or false (or yes/no, on/off, 1/0): {exc}"
+            ) from None
+    return value
+
+
+def _int_setting(config: pytest.Config, name: str) -> int:
+    raw = _setting(config, name)
+    low = INT_SETTINGS[name][1]
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and raw.strip().lstrip("+-").isdigit():
+        value = int(raw)
+    if value is None or not low <= value <= MAX_RUNS:
+        raise pytest.UsageError(
+            f"--memscope-{name} / memscope_{name} must be an integer from {low} to "
+            f"{MAX_RUNS}, got {raw!r}"
+        )
     return value
 
 
 def _config_defaults(config: pytest.Config) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in _INT_SETTINGS:
-        raw = _setting(config, name)
-        try:
-            out[name] = int(raw)
-        except (TypeError, ValueError):
-            raise pytest.UsageError(
-                f"--memscope-{name} / memscope_{name} must be an integer, got {raw!r}"
-            ) from None
+    """The check options the command line and ini give; a bad one is a UsageError."""
+    out: dict[str, Any] = {name: _int_setting(config, name) for name in INT_SETTINGS}
+    for name in _BOOL_SETTINGS:
+        _setting(config, name)  # read once up front: a bad value stops the run here
     if _setting(config, "trace"):
         out["trace"] = True
     return out
@@ -135,6 +158,7 @@ def _options_for(item: pytest.Item) -> CheckOptions | None:
     try:
         return CheckOptions.build(**kwargs)
     except (TypeError, ValueError) as exc:
+        # the settings were checked in pytest_configure, so this is the marker's doing
         raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.no_growth: {exc}") from None
 
 

@@ -182,6 +182,44 @@ def test_next_one_still_runs():
     result.stderr.fnmatch_lines(["*--memscope-rounds*must be an integer*"])
 
 
+@pytest.mark.parametrize(
+    ("args", "named", "accepts"),
+    [
+        (["--memscope-rounds=0"], "--memscope-rounds / memscope_rounds", "from 1 to 1000"),
+        (["--memscope-rounds=100000"], "--memscope-rounds / memscope_rounds", "from 1 to 1000"),
+        (["--memscope-warmup=-1"], "--memscope-warmup / memscope_warmup", "from 0 to 1000"),
+        (["-o", "memscope_warmup=2.5"], "--memscope-warmup / memscope_warmup", "from 0 to 1000"),
+        (["-o", "memscope_rounds="], "--memscope-rounds / memscope_rounds", "from 1 to 1000"),
+        (["-o", "memscope_no_growth=maybe"], "memscope_no_growth", "true or false"),
+        (["-o", "memscope_trace=maybe"], "memscope_trace", "true or false"),
+    ],
+)
+def test_bad_option_or_ini_value_is_a_usage_error_before_any_test(
+    ini: pytest.Pytester, args: list[str], named: str, accepts: str
+) -> None:
+    # no marker anywhere: nothing may blame one, and no test may run (or fail) at all
+    ini.makepyfile("def test_plain():\n    pass\n")
+    result = ini.runpytest("-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert named in err and accepts in err, err
+    assert "no_growth(" not in err and "mark" not in err
+    assert "passed" not in result.stdout.str() and "failed" not in result.stdout.str()
+
+
+def test_option_bounds_are_the_checks_bounds() -> None:
+    from memscope import pytest_plugin
+    from memscope.testing._options import MAX_ROUNDS, CheckOptions
+
+    # the plugin keeps its own copy so that loading it does not import memscope.testing
+    assert pytest_plugin.MAX_RUNS == MAX_ROUNDS
+    for name, (default, low) in pytest_plugin.INT_SETTINGS.items():
+        assert getattr(CheckOptions(), name) == default
+        with pytest.raises(ValueError):
+            CheckOptions.build(**{name: low - 1})
+        CheckOptions.build(**{name: low})
+
+
 DOCTEST_MODULE = '''
 def add(a, b):
     """
