@@ -103,10 +103,13 @@ def fit(
         reason = "no time span"
     elif slope <= 0 or sst == 0:
         reason = "not growing"
+    elif sse_line * STEP_FACTOR > sse_step and (
+        r2 >= MIN_R_SQUARED or sse_step <= (1.0 - MIN_R_SQUARED) * sst
+    ):
+        # named a step only when one step explains the series well; else it is noise
+        reason = "a step, not a slope"
     elif r2 < MIN_R_SQUARED:
         reason = f"noisy (R² {r2:.2f} < {MIN_R_SQUARED})"
-    elif sse_line * STEP_FACTOR > sse_step:
-        reason = "a step, not a slope"
     elif late_slope < LATE_FRACTION * slope:
         reason = "levelling off"
     return Fit(slope, r2, sse_line, sse_step, n, span, late_slope, not reason, reason)
@@ -147,7 +150,7 @@ def _count_rate(per_hour: float) -> str:
 
 
 def _span(seconds: float) -> str:
-    if seconds >= 2 * _HOUR:
+    if seconds >= _HOUR:
         return f"{seconds / _HOUR:.1f} h"
     if seconds >= 120:
         return f"{seconds / 60:.0f} min"
