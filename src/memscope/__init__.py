@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .monitor import Monitor
     from .monitor._alerts import Alert
     from .monitor._trends import Trend
+    from .why import Explanation, explain
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,7 @@ __all__ = [
     "Collector",
     "CollectorUnavailable",
     "Diff",
+    "Explanation",
     "MemoryGrowthError",
     "Monitor",
     "SSEBuffer",
@@ -46,6 +48,7 @@ __all__ = [
     "__version__",
     "clear_caches",
     "compare",
+    "explain",
     "iter_load",
     "load",
     "register_collector",
@@ -68,6 +71,7 @@ _LAZY = {
     "Collector": "memscope._base.collector",
     "CollectorUnavailable": "memscope._base.collector",
     "Diff": "memscope._diff",
+    "Explanation": "memscope.why._explain",
     "MemoryGrowthError": "memscope._base.errors",
     "Monitor": "memscope.monitor",
     "SSEBuffer": "memscope.guard.sse",
@@ -76,6 +80,7 @@ _LAZY = {
     "Trend": "memscope.monitor._trends",
     "clear_caches": "memscope._base.tracking",
     "compare": "memscope._diff",
+    "explain": "memscope.why._explain",
     "iter_load": "memscope._snapshot",
     "load": "memscope._snapshot",
     "register_collector": "memscope._registry",

@@ -1,0 +1,12 @@
+"""Why is it alive: reference chains from the roots to an object, and what it retains.
+
+``explain()`` lives in ``_explain``; the search in ``_chains``, the roots in ``_roots``,
+sizes in ``_sizes``, words in ``_labels`` and the graph in ``_render`` (docs/why.md).
+"""
+
+from __future__ import annotations
+
+from ._chains import Chain
+from ._explain import Explanation, explain
+
+__all__ = ["Chain", "Explanation", "explain"]
