@@ -183,8 +183,8 @@ def search(
         result.depth = depth
         result.visited = len(keep)
         hits.sort(key=lambda h: (h[0], h[1]))
-        for _, _, rid, child, root in hits[:max_chains]:
-            path = [keep[rid], *_path(child, parent, keep)] if child is not None else [keep[rid]]
+        for _, _, start, held, root in hits[:max_chains]:
+            path = [keep[start], *(_path(held, parent, keep) if held is not None else [])]
             result.chains.append(_chain(path, root))
         if not result.chains:
             result.chains.extend(_dead_ends(target, frontier, parent, keep, referred, result))
