@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from .._base.units import clip
+from .summary import bare_name
 
 __all__ = ["ENTRY_OVERHEAD_BYTES", "TTL_OVERHEAD_BYTES", "default_getsizeof", "short_repr"]
 
@@ -53,5 +54,5 @@ def short_repr(obj: object, limit: int = 80) -> str:
     try:
         text = repr(obj)
     except Exception:
-        text = f"<{type(obj).__name__}>"
+        text = f"<{bare_name(type(obj))}>"
     return clip(text, limit)

@@ -13,7 +13,7 @@ import contextlib
 import sys
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from .._base.units import clip, format_bytes, type_name
 from .._base.validate import check_int
@@ -21,6 +21,8 @@ from .._base.validate import check_int
 MIN_CHARS = 40  # below this there is no room for a type, a length and a preview
 SIZE_SAMPLE = 32  # items measured to estimate a container's total bytes
 _ELLIPSIS = "…"
+# type's own C descriptor: a metaclass's __name__ property is never run
+_NAME = type.__dict__["__name__"]
 # types whose repr is short and cheap whatever their value (huge ints are handled apart)
 _SCALARS = (bool, float, complex, type(None))
 
@@ -31,22 +33,37 @@ def summarize(obj: object, max_chars: int = 200) -> str:
     try:
         text = _summarize(obj, max_chars)
     except Exception as exc:  # a summary is for an error path: it must never raise itself
-        text = f"{_type_name(obj)} (summary failed: {type(exc).__name__})"
+        text = f"{_type_name(obj)} (summary failed: {bare_name(type(exc))})"
     return _clip(text, max_chars)
 
 
-def _summarize(obj: object, max_chars: int) -> str:
-    if isinstance(obj, _SCALARS):
+def bare_name(tp: type) -> str:
+    """A type's ``__name__`` read through type itself, so a metaclass's property never runs.
+
+    For error messages about a user's object (or an exception its code raised): ``type(x).__name__``
+    runs the metaclass's code, which may raise inside the very handler reporting an error.
+    """
+    try:
+        name = _NAME.__get__(tp)
+    except Exception:  # not a type
+        return "?"
+    return name if type(name) is str and name else "?"
+
+
+def _summarize(obj: Any, max_chars: int) -> str:
+    # dispatch on type(obj): isinstance() would also read obj.__class__, the object's code
+    tp = type(obj)
+    if issubclass(tp, _SCALARS):
         return repr(obj)
-    if isinstance(obj, int):
+    if issubclass(tp, int):
         return _int_text(obj, max_chars)
-    if isinstance(obj, (str, bytes, bytearray, memoryview)):
+    if issubclass(tp, (str, bytes, bytearray, memoryview)):
         return _buffer_summary(obj, max_chars)
-    if isinstance(obj, (list, tuple, deque)):
+    if issubclass(tp, (list, tuple, deque)):
         return _sequence_summary(obj, max_chars)
-    if isinstance(obj, Mapping):
+    if issubclass(tp, Mapping):
         return _mapping_summary(obj, max_chars)
-    if isinstance(obj, (set, frozenset)):
+    if issubclass(tp, (set, frozenset)):
         return _set_summary(obj, max_chars)
     return _other_summary(obj, max_chars)
 
@@ -112,16 +129,25 @@ def _render_slice(data: str | bytes | bytearray | memoryview, start: int, stop: 
 
 def _item_brief(item: object, budget: int) -> str:
     """A few characters for one element of a container: never a full large repr."""
-    if isinstance(item, _SCALARS):
+    try:
+        return _item_text(item, budget)
+    except Exception:  # one element's own code failing leaves the rest of the summary
+        return f"<{_type_name(item)}>"
+
+
+def _item_text(item: object, budget: int) -> str:
+    tp = type(item)  # not isinstance(): it would read item.__class__
+    if issubclass(tp, _SCALARS):
         return _clip(repr(item), budget)
-    if isinstance(item, int):
-        return _clip(_int_text(item, budget), budget)
-    if isinstance(item, (str, bytes, bytearray)):
-        if len(item) <= budget:
-            text = repr(item if not isinstance(item, bytearray) else bytes(item))
+    if issubclass(tp, int):
+        return _clip(_int_text(cast(int, item), budget), budget)
+    if issubclass(tp, (str, bytes, bytearray)):
+        buffer = cast("str | bytes | bytearray", item)
+        if len(buffer) <= budget:
+            text = repr(bytes(cast(bytearray, buffer)) if issubclass(tp, bytearray) else buffer)
             if len(text) <= budget:
                 return text
-        return f"<{_type_name(item)} len={len(item):,}>"
+        return f"<{_type_name(item)} len={len(buffer):,}>"
     try:
         length = len(item)  # type: ignore[arg-type]
     except Exception:
@@ -270,6 +296,6 @@ def _other_summary(obj: object, max_chars: int) -> str:
     try:
         text = repr(obj)
     except Exception as exc:
-        return f"{head} (repr failed: {type(exc).__name__})"
+        return f"{head} (repr failed: {bare_name(type(exc))})"
     text = " ".join(text.split())
     return f"{head} {_clip(text, budget)}"
