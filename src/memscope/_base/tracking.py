@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import re
 import sys
 import threading
@@ -68,6 +69,17 @@ class _Entry:
 
 
 _lock = threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    # a thread of the parent may have held the lock at the fork; it does not exist here,
+    # so the lock would stay held and the child's first track() would hang
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 _entries: dict[int, _Entry] = {}
 _by_object: dict[int, int] = {}  # id(tracked object) -> entry key, for O(1) re-tracking
 _by_owner: dict[tuple[int, str], int] = {}  # (id(owner), name) -> entry key
@@ -75,20 +87,54 @@ _seq = itertools.count()
 dropped_total = 0
 
 
+# where an owner holds a plain container: a key of its namespace, then at most one key or
+# index inside that value; searched with a bound so track() stays cheap
+_Path = tuple[tuple[str, Any], ...]
+_SEARCH_ITEMS = 10_000
+
+
+def _namespace(owner: object) -> dict[str, Any] | None:
+    try:
+        ns = vars(owner)
+    except TypeError:
+        return None
+    return ns if isinstance(ns, dict) else None
+
+
+def _path_to(owner: object, obj: object) -> _Path | None:
+    """How ``owner`` holds ``obj``: ``(("key", "items"),)`` for ``owner.items``,
+    ``(("key", "caches"), ("key", "users"))`` for ``owner.caches["users"]``; None if not."""
+    ns = _namespace(owner)
+    if ns is None:
+        return None
+    values = list(ns.items())
+    for name, value in values:
+        if value is obj:
+            return (("key", name),)
+    for name, value in values:
+        if type(value) is dict:
+            for key, item in itertools.islice(dict.items(value), _SEARCH_ITEMS):
+                if item is obj and type(key) in (str, int):
+                    return (("key", name), ("key", key))
+        elif type(value) is list:
+            for index, item in enumerate(itertools.islice(value, _SEARCH_ITEMS)):
+                if item is obj:
+                    return (("key", name), ("index", index))
+    return None
+
+
 def _find_owner(obj: object, depth: int) -> object | None:
-    """The caller's module or ``self`` when it holds ``obj``; cheap: one frame, no heap scan."""
+    """The caller's ``self`` or module when it holds ``obj``; cheap: one frame, no heap scan."""
     try:
         frame = sys._getframe(depth)
     except ValueError:  # pragma: no cover - there is always a caller
         return None
     try:
         this: object = frame.f_locals.get("self")
-        if this is not None:
-            attrs = getattr(this, "__dict__", None)
-            if isinstance(attrs, dict) and any(v is obj for v in attrs.values()):
-                return this
+        if this is not None and _path_to(this, obj) is not None:
+            return this
         module = sys.modules.get(frame.f_globals.get("__name__", ""))
-        if module is not None and any(v is obj for v in frame.f_globals.values()):
+        if module is not None and _path_to(module, obj) is not None:
             return module
         return None
     finally:
@@ -125,8 +171,16 @@ def track(
             raise TypeError(
                 f"{type(obj).__name__} objects cannot be weakly referenced, so memscope needs "
                 "to know what owns this one: pass owner=<the instance or module that holds it> "
-                "(it is then tracked as long as the owner lives), or track a subclass "
+                "(it is then tracked as long as the owner holds it), or track a subclass "
                 f"(class Tracked{type(obj).__name__.title()}({type(obj).__name__}): pass)"
+            ) from None
+        path = _path_to(holder, obj)
+        if path is None:
+            # holding it ourselves would keep it alive after the owner lets go of it
+            raise TypeError(
+                f"owner does not hold this {type(obj).__name__} as an attribute or as an item "
+                "of one (owner.items, owner.caches['users']); pass the owner that holds it, "
+                "or track a weakly referenceable subclass"
             ) from None
         try:
             owner_ref = weakref.ref(holder)
@@ -135,11 +189,7 @@ def track(
                 f"owner must be weakly referenceable (an instance or a module), "
                 f"got {type(holder).__name__}"
             ) from None
-        attrs = getattr(holder, "__dict__", None)
-        attr = None
-        if isinstance(attrs, dict):
-            attr = next((k for k, v in attrs.items() if v is obj), None)
-        getter = _OwnedGetter(owner_ref, obj, attr)
+        getter = _OwnedGetter(owner_ref, path, id(obj))
         owned = (id(holder), name)
     key = next(_seq)
     entry = _Entry(name, key, clear, getter, id(obj), owned)
@@ -167,23 +217,33 @@ def track(
 
 
 class _OwnedGetter:
-    """Holds an unweakrefable object while its owner lives and still holds it."""
+    """Finds an unweakrefable container where its owner holds it; never holds it itself.
 
-    __slots__ = ("attr", "obj", "owner_ref")
+    It holds the owner weakly and the path to the container (``owner.items``,
+    ``owner.caches["users"]``); when the owner has let go of it, or holds another object
+    there, the container is gone for memscope too, so tracking never extends its life.
+    """
 
-    def __init__(self, owner_ref: weakref.ref[Any], obj: object, attr: str | None) -> None:
+    __slots__ = ("obj_id", "owner_ref", "path")
+
+    def __init__(self, owner_ref: weakref.ref[Any], path: _Path, obj_id: int) -> None:
         self.owner_ref = owner_ref
-        self.obj: object | None = obj
-        self.attr = attr  # the owner's attribute holding it, when there is one
+        self.path = path
+        self.obj_id = obj_id
 
     def __call__(self) -> object | None:
         owner = self.owner_ref()
         if owner is None:
-            self.obj = None
-        elif self.attr is not None and getattr(owner, self.attr, None) is not self.obj:
-            # the owner replaced it (self.items = {}): keeping the old one would be a leak
-            self.obj = None
-        return self.obj
+            return None
+        found: Any = _namespace(owner)
+        for kind, key in self.path:
+            if kind == "key" and type(found) is dict:
+                found = dict.get(found, key)
+            elif kind == "index" and type(found) is list and key < len(found):
+                found = found[key]
+            else:
+                return None
+        return found if id(found) == self.obj_id else None
 
 
 def _forget(key: int) -> None:
@@ -197,8 +257,6 @@ def _forget(key: int) -> None:
             del _by_owner[entry.owned]
     if entry.finalizer is not None:
         entry.finalizer.detach()  # a no-op when the finalizer is what called us
-    if isinstance(entry.get, _OwnedGetter):
-        entry.get.obj = None
 
 
 def untrack(obj: object) -> bool:
