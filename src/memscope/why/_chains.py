@@ -357,5 +357,8 @@ def _graph(
             nodes[oid] = (summary(obj), "chain" if oid in chain_ids else "other")
     links = [(oid, child) for oid, child in parent.items() if oid in nodes and child in nodes]
     links += [(rid, c) for _, _, rid, c, _ in hits if c is not None and c in nodes]
+    on_chains = set(chain_ids)
     for src, dst in dict.fromkeys(links):
-        result.edges.append((src, dst, edge_label(keep[src], keep[dst])))
+        # only chain hops may read an instance's attributes (which can create its __dict__)
+        named = src in on_chains and dst in on_chains
+        result.edges.append((src, dst, edge_label(keep[src], keep[dst], attributes=named)))

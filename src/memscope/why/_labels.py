@@ -146,15 +146,28 @@ def _local_name(frame: types.FrameType | None, child: object) -> str | None:
     return None
 
 
-def edge_label(holder: object, child: object) -> str:
+def edge_label(holder: object, child: object, *, attributes: bool = True) -> str:
     """How ``holder`` refers to ``child``: ``['key']``, ``[3]``, ``.attr``, `` local x``.
 
     An empty string when the reference is not one Python code can name (a C field).
+    ``attributes=False`` leaves instances unnamed: on 3.11+ reading an instance's
+    ``__dict__`` makes one (a few hundred bytes) where the values were stored inline.
     """
+    if not attributes and not _container_like(holder):
+        return ""
     try:
         return _edge_label(holder, child) or ""
     except Exception:  # a half-built or exotic object: the hop is still shown, unnamed
         return ""
+
+
+def _container_like(obj: object) -> bool:
+    tp = type(obj)
+    return (
+        tp in _GENERATORS
+        or tp in (types.FrameType, types.FunctionType, types.CellType)
+        or any(base in mro(tp) for base in (dict, list, tuple, set, frozenset, deque, type))
+    )
 
 
 def _edge_label(holder: object, child: object) -> str | None:
