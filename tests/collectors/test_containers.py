@@ -128,3 +128,38 @@ def test_scan_collectors_share_one_walk() -> None:
     collectors = memscope.registered_collectors()
     assert calls[0].containers == collectors["containers"].top  # type: ignore[attr-defined]
     assert calls[0].large_top == collectors["large_objects"].top  # type: ignore[attr-defined]
+
+
+def test_concurrent_deep_snapshots_walk_one_at_a_time() -> None:
+    import threading
+
+    from memscope.collectors import _heap
+
+    inside = [0]
+    most = [0]
+    real = _heap._scan_heap
+
+    def counting(request: Any) -> Any:
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        try:
+            return real(request)
+        finally:
+            inside[0] -= 1
+
+    _heap._scan_heap = counting  # type: ignore[assignment]
+    try:
+        results: list[memscope.Snapshot] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(memscope.snapshot(deep=True)))
+            for _ in range(3)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        _heap._scan_heap = real  # type: ignore[assignment]
+    assert len(results) == 3 and all("census" in snap for snap in results)
+    # each walk would otherwise traverse the others' working lists, several times the cost
+    assert most[0] == 1

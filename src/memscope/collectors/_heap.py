@@ -17,7 +17,9 @@ import contextvars
 import gc
 import heapq
 import itertools
+import os
 import sys
+import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -147,8 +149,28 @@ def _size_or_zero(obj: object) -> int:
         return -1
 
 
+# one walk at a time in a process: two walks at once traverse each other's working lists
+# (each several times the others' cost, and their memory adds up), so a second deep
+# snapshot waits for the first and costs what it would cost after it
+_walking = threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    global _walking
+    _walking = threading.RLock()  # a walk of the parent's threads does not exist here
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def scan_heap(request: HeapRequest = _EVERYTHING_COUNTED) -> HeapScan:
-    """Walk the heap once; see the module docstring for what is covered."""
+    """Walk the heap once; see the module docstring for what is covered (one walk at a time)."""
+    with _walking:
+        return _scan_heap(request)
+
+
+def _scan_heap(request: HeapRequest) -> HeapScan:
     start = time.perf_counter()
     complete, containers, large_threshold, large_top, where = request
     objs = gc.get_objects()
