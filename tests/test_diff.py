@@ -151,3 +151,16 @@ def test_guard_statistics_show_in_compare() -> None:
     text = diff.summary(top=50)
     assert "+90  cache models: evictions" in text
     del cache
+
+
+def test_a_cheap_and_a_deep_snapshot_compare_without_phantom_growth() -> None:
+    cheap = memscope.snapshot(label="cheap")
+    deep = memscope.snapshot(label="deep", deep=True)
+    for a, b, which in ((cheap, deep, "second"), (deep, cheap, "first")):
+        diff = memscope.compare(a, b)
+        for name in ("census", "containers", "large_objects"):
+            assert name not in diff.changes  # never "by_type[str].count 0 -> 69,930"
+            assert diff.errors[name] == f"only in the {which} snapshot"
+        text = diff.summary(top=500)
+        assert "census: by_type" not in text and "census: objects_total" not in text
+        assert "! census: only in the" in text

@@ -127,8 +127,13 @@ def compare(a: Snapshot, b: Snapshot) -> Diff:
     for name in sorted(a.sections.keys() | b.sections.keys()):
         later = b.sections.get(name)
         earlier = a.sections.get(name)
-        if later is None:
-            errors[name] = "only in the first snapshot"
+        if later is None or earlier is None:
+            # a section one snapshot lacks (a cheap one against a deep one) is no growth
+            # from zero: it is named, not diffed, whichever order the two come in
+            which = "first" if later is None else "second"
+            errors[name] = f"only in the {which} snapshot"
+            if name in a.errors or name in b.errors:
+                errors[name] += f" (the other: {b.errors.get(name) or a.errors.get(name)})"
             continue
         try:
             changes[name] = later.diff(earlier)
