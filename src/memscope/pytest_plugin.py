@@ -400,8 +400,15 @@ class SnapshotHelper:
     def since(self, first: Snapshot, *, deep: bool = False) -> Diff:
         """Take a snapshot with the same collectors as ``first`` and diff it against ``first``."""
         import memscope
+        from memscope._registry import registered_collectors
 
-        later = memscope.snapshot(label="now", deep=deep, collectors=first.collectors or None)
+        names: list[str] | None = None
+        if first.collectors:
+            # first.collectors also lists a plugged-in collector whose entry point failed
+            # to load (it has only an error): snapshot() refuses names that do not exist
+            known = registered_collectors()
+            names = [name for name in first.collectors if name in known]
+        later = memscope.snapshot(label="now", deep=deep, collectors=names)
         return memscope.compare(first, later)
 
 

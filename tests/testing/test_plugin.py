@@ -313,6 +313,31 @@ def test_snap(memscope_snapshot):
     ini.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
+def test_snapshot_since_skips_a_plugin_that_failed_to_load(ini: pytest.Pytester) -> None:
+    # a real broken entry point: a dist-info in the pytester directory, which the
+    # subprocess has on its path; its collector is listed with an error but does not exist
+    dist = ini.path / "memscope_broken_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: memscope-broken-plugin\nVersion: 1.0\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[memscope.collectors]\nbroken = memscope_no_such_module:Collector\n"
+    )
+    ini.makepyfile(
+        """
+def test_since(memscope_snapshot):
+    first = memscope_snapshot(label="first")
+    assert "broken" in first.collectors  # the failed entry point is reported...
+    assert first.errors["broken"].startswith("entry point failed to load")
+    diff = memscope_snapshot.since(first)  # ...and not asked for again
+    assert diff.a is first
+    assert set(diff.b.sections) == set(first.sections)
+"""
+    )
+    ini.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
 def test_markers_and_options_are_registered(ini: pytest.Pytester) -> None:
     markers = ini.runpytest("--markers").stdout.str()
     assert "@pytest.mark.no_growth(" in markers and "@pytest.mark.allow_growth(" in markers
