@@ -17,7 +17,6 @@ SMOKE = {
     "bench_sse.py": ["--mb", "1", "--rss-mb", "40", "--repeat", "1"],
     "bench_release.py": ["--quick"],
     "bench_import.py": ["--runs", "1"],
-    "bench_why.py": ["--scale", "0.01", "--rounds", "1"],
     "bench_monitor.py": ["--seconds", "0.2", "--rounds", "2"],
     "bench_why.py": ["--scale", "0.01", "--rounds", "1"],
     "bench_concurrent.py": ["--scale", "0.02"],
