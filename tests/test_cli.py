@@ -68,3 +68,42 @@ def test_errors_are_one_line_with_exit_code(tmp_path: Path) -> None:
     assert out.returncode == 2
     out = run("--help")
     assert out.returncode == 0 and "report" in out.stdout
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    # `memscope report --deep --json | head -1`: the reader leaves before the output ends
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memscope", "report", "--deep", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 0
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_deep_with_a_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    memscope.save(memscope.snapshot(collectors=["gc"]), path)
+    out = run("report", str(path), "--deep")
+    assert out.returncode == 2
+    assert "--deep takes a snapshot of this process" in out.stderr
+
+
+def test_compare_of_a_monitor_record_compares_its_deep_snapshots(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    keep: list[object] = []
+    for k in range(5):
+        keep.extend(object() for _ in range(1000))
+        memscope.save(memscope.snapshot(label=f"s{k}", deep=k in (1, 3)), path)
+    out = run("report", str(path), "--compare")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("(snapshots #1 and #3 of 5")
+    assert "census: by_type[object].count" in out.stdout  # the heap scans were compared
+    data = json.loads(run("report", str(path), "--compare", "--json").stdout)
+    assert data["indexes"] == [1, 3] and "census" in data["sections"]
+    del keep

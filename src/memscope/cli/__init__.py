@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -37,7 +38,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"{__name__}.{COMMANDS[ns.command][0]}")
     try:
         code: int = module.main(args[1:])
+        sys.stdout.flush()
     except CLIError as exc:
         print(f"memscope {ns.command}: error: {exc}", file=sys.stderr)
         return exc.code
+    except BrokenPipeError:
+        # the reader went away (memscope report --json | head): stop quietly, as Unix
+        # tools do; stdout goes to /dev/null so the interpreter's own flush cannot fail
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return code

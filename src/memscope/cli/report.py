@@ -6,8 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import CLIError
+
+if TYPE_CHECKING:
+    from .._snapshot import Snapshot
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def pick_pair(snaps: Sequence[Snapshot]) -> tuple[int, int]:
+    """The first and last snapshots with the most sections (a Monitor's deep ones among
+    cheap ones), so heap scans are compared too; the two ends when that is no better."""
+    most = max(len(s.sections) for s in snaps)
+    full = [k for k, s in enumerate(snaps) if len(s.sections) == most]
+    if len(full) >= 2 and len(snaps[0].sections) + len(snaps[-1].sections) < 2 * most:
+        return full[0], full[-1]
+    return 0, len(snaps) - 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     import memscope
@@ -34,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     if ns.top < 1:
         raise CLIError(f"--top must be >= 1, got {ns.top}")
+    if ns.file is not None and ns.deep:
+        raise CLIError("--deep takes a snapshot of this process; a FILE's snapshots are as saved")
     if ns.file is None:
         if ns.compare:
             raise CLIError("--compare needs a FILE of saved snapshots")
@@ -51,8 +67,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.compare:
         if len(snaps) < 2:
             raise CLIError(f"--compare needs two snapshots; {ns.file} holds one")
-        diff = memscope.compare(snaps[0], snaps[-1])
-        print(json.dumps(diff.to_dict(), indent=2) if ns.json else diff.summary(top=ns.top))
+        i, j = pick_pair(snaps)
+        diff = memscope.compare(snaps[i], snaps[j])
+        if ns.json:
+            print(json.dumps({**diff.to_dict(), "indexes": [i, j]}, indent=2))
+        else:
+            if (i, j) != (0, len(snaps) - 1):
+                print(
+                    f"(snapshots #{i} and #{j} of {len(snaps)}: the first and last that have "
+                    "every section, e.g. a Monitor's deep ones)"
+                )
+            print(diff.summary(top=ns.top))
         return 0
     last = snaps[-1]
     print(last.to_json(indent=2) if ns.json else last.report(top=ns.top))
