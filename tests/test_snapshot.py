@@ -224,3 +224,17 @@ def test_plugin_data_is_normalised_so_the_round_trip_is_exact() -> None:
     assert snap["odd"].to_dict() == {"by_status": {"404": 3, "200": 10}, "window": [60, 300]}
     assert memscope.Snapshot.from_json(snap.to_json()) == snap
     assert snap.errors["nan_plugin"].startswith("ValueError: Out of range float values")
+
+
+def test_a_built_in_collector_is_configured_by_replacing_it() -> None:
+    # the documented way: register the configured instance under the same name
+    from memscope.collectors.process import ProcessCollector
+
+    default = memscope.registered_collectors()["process"]
+    memscope.register_collector(ProcessCollector(uss=True), replace=True)
+    try:
+        snap = memscope.snapshot(collectors=["process"])
+        assert isinstance(snap["process"]["uss_bytes"], int)  # USS is read now
+    finally:
+        memscope.register_collector(default, replace=True)
+    assert memscope.snapshot(collectors=["process"])["process"]["uss_bytes"] is None
