@@ -57,12 +57,14 @@ def test_iteration_while_eight_threads_hit(kind: str, ttl: float | None) -> None
     threads = [threading.Thread(target=hitter, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
+    expected = [(k, i) for i, k in enumerate(keys)]
     copies = 0
     deadline = time.monotonic() + 1.5
     try:
         while time.monotonic() < deadline:
             assert sorted(map(repr, cache)) == sorted(map(repr, keys))
-            assert len(list(cache.items())) == len(keys)
+            # every key once, each with its own value (not one read in another walk)
+            assert sorted(cache.items(), key=lambda kv: kv[1]) == expected
             assert len(list(cache.keys())) == len(keys)
             assert sorted(cache.values()) == list(range(len(keys)))
             stats = cache.memscope_stats()  # samples the keys under the lock too

@@ -701,30 +701,53 @@ class BoundedCache(MutableMapping[K, V]):
         return self._snapshot(lambda data: _copy_of(data, keys=keys))
 
     def _snapshot(self, read: Callable[[OrderedDict[K, V]], _T]) -> _T:
-        """``read(self._data)`` under the lock, never interleaved with a lock-free hit.
+        """``read(self._data)`` under the lock, as if no lock-free hit ran meanwhile.
 
-        Walking an OrderedDict hashes each key to find its node; a key's Python-level
-        __hash__/__eq__ lets another thread run, and its lock-free hit's move_to_end then
-        makes the walk raise "mutated during iteration". The first try costs the hits
-        nothing; after a failure the hits take the lock until the walk is done, so only
-        hits already past that check can still interfere, one each at most.
+        Walking an OrderedDict hashes each key to find its node, and a key's Python-level
+        __hash__/__eq__ lets other threads run: a lock-free hit's move_to_end then makes
+        the walk raise, or silently end early or see a key twice (the key under the
+        cursor moved to the end). ``read`` raises _Torn for the silent cases. The first
+        try leaves the hits lock-free; after a torn walk the hits take the lock until the
+        walk is done, so only hits already past that check interfere, one each at most.
         """
         with self._lock:
             try:
-                # each thread can be inside one hit at most; past that the error is a key's own
-                for _ in range(threading.active_count() + 1):
+                for _ in range(threading.active_count() + 2):
                     try:
                         return read(self._data)
-                    except KeyError:
-                        # a key whose hash changed after it was stored: its node is not found
-                        self._repair_locked()
-                    except RuntimeError:
+                    except KeyError as exc:
+                        key = exc.args[0] if exc.args else _MISSING
+                        if not _finds(self._data, key):
+                            # a key whose hash changed after it was stored: its node is
+                            # not found by that hash, and never will be
+                            self._lock_free_reads = False
+                            self._repair_locked()
+                            continue
                         if not _LOCK_FREE_READS:
-                            raise  # not a concurrent hit: no lock-free reader exists
-                        self._lock_free_reads = False
+                            raise
+                    except RuntimeError:  # _Torn included
+                        if not _LOCK_FREE_READS:
+                            raise  # no lock-free reader exists: the error is a key's own
+                    self._lock_free_reads = False
                 return read(self._data)
             finally:
                 self._lock_free_reads = _LOCK_FREE_READS
+
+
+class _Torn(RuntimeError):
+    """A walk of the LRU order that a concurrent lock-free hit reordered."""
+
+
+def _copy_of(data: OrderedDict[Any, Any], *, keys: bool) -> list[Any]:
+    n = len(data)
+    # one walk for keys and values: two would pair keys with values of other keys when
+    # a hit reorders between them
+    out: list[Any] = list(data) if keys else list(data.items())
+    # every key exactly once, or a concurrent move_to_end tore the walk (ids: no hashing)
+    ids = set(map(id, out if keys else [k for k, _v in out]))
+    if len(out) != n or len(ids) != n:
+        raise _Torn
+    return out
 
 
 def _count_expired(expires: OrderedDict[Any, float], now: float, limit: int | None) -> int:
@@ -751,15 +774,6 @@ def _drain(table: OrderedDict[Any, Any]) -> list[tuple[Any, Any]]:
     while table:
         items.append(table.popitem(last=False))
     return items
-
-
-def _copy_of(data: OrderedDict[Any, Any], *, keys: bool) -> list[Any]:
-    # no per-item allocation while iterating (a gc pass could run finalizers there)
-    ks = list(data)
-    if keys:
-        return ks
-    vs = list(data.values())
-    return list(zip(ks, vs))
 
 
 class _ItemsView(ItemsView[K, V]):
