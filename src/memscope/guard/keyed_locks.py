@@ -119,7 +119,9 @@ class KeyedLocks(_KeyTable):
 
     def acquire(self, key: Hashable, timeout: float | None = None) -> bool:
         """Acquire the lock of ``key``; False when ``timeout`` passes first (nothing held then)."""
-        hash(key)
+        # checked here too, not only in __call__: NaN returned False at once, inf raised
+        # OverflowError only when contended, and '1' was accepted while uncontended
+        self._check_call(key, timeout)
         entry = self._enter(key)
         acquired: bool = False
         try:
@@ -216,7 +218,7 @@ class AsyncKeyedLocks(_KeyTable):
         """Acquire the lock of ``key``; False when ``timeout`` passes first."""
         import asyncio  # here, not at import: the threading flavour should not pay for it
 
-        hash(key)
+        self._check_call(key, timeout)  # a NaN timeout waited forever when contended
         entry = self._join_locked(key, asyncio.Lock)
         lock = entry.lock
         acquired = False

@@ -33,6 +33,7 @@ from .._base.loop import BackgroundLoop
 from .._base.proc import rss_bytes
 from .._base.units import format_bytes, parse_limit
 from .._base.validate import check_callable, check_choice, check_int, check_number, check_str
+from ._checks import check_logger
 from ._naming import register
 
 if TYPE_CHECKING:
@@ -237,7 +238,7 @@ class MemoryGuard:
         self.on_hard_limit = on_hard_limit
         self.on_recovered = on_recovered
         self._clock = clock
-        self._log = logger if logger is not None else log
+        self._log = check_logger(logger) if logger is not None else log
         self._history: deque[ActionRecord] = deque(maxlen=HISTORY)
         self._reset_state()
         self._busy = threading.Lock()

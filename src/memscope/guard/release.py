@@ -29,7 +29,7 @@ from .._base import libc, tracking
 from .._base.libc import ReleaseMethod, release_method
 from .._base.proc import rss_bytes
 from .._base.units import format_bytes
-from .._base.validate import check_bool, check_number
+from .._base.validate import check_bool, check_callable, check_number
 
 __all__ = [
     "MemoryReleaser",
@@ -127,9 +127,10 @@ class MemoryReleaser:
         rss: Callable[[], int | None] = rss_bytes,
         trim: Callable[[], tuple[ReleaseMethod, bool]] = libc.trim,
     ) -> None:
-        self._clock = clock
-        self._rss = rss
-        self._trim = trim
+        # checked now: a pass contains every failure, so a bad one would only show as errors
+        self._clock: Callable[[], float] = check_callable("clock", clock)
+        self._rss: Callable[[], int | None] = check_callable("rss", rss)
+        self._trim: Callable[[], tuple[ReleaseMethod, bool]] = check_callable("trim", trim)
         self._lock = threading.Lock()
         self._last_start: float | None = None
 

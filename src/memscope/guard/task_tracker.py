@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._base.validate import check_callable, check_int, check_number, check_str
+from ._checks import check_logger
 from ._naming import register
 
 if TYPE_CHECKING:
@@ -31,6 +32,16 @@ log = logging.getLogger("memscope.guard")
 
 class TaskLimitError(RuntimeError):
     """``spawn()`` was called while ``limit`` tasks were already running."""
+
+
+def _check_args(coro: Coroutine[Any, Any, Any], name: object, timeout: object = None) -> None:
+    """The arguments of spawn and submit; a refused call closes ``coro`` (never awaited)."""
+    try:
+        check_str("name", name, optional=True)
+        check_number("timeout", timeout, low=0.0, optional=True, unit="seconds")
+    except (TypeError, ValueError):
+        coro.close()
+        raise
 
 
 class TaskTracker:
@@ -66,8 +77,9 @@ class TaskTracker:
             "growth_interval", growth_interval, low=0.0, unit="seconds"
         )
         self.growth_window: int = check_int("growth_window", growth_window, low=2)
-        self._clock = clock
-        self._log = logger if logger is not None else log
+        # checked now: spawn() calls them only after the task has started
+        self._clock: Callable[[], float] = check_callable("clock", clock)
+        self._log = check_logger(logger) if logger is not None else log
         self._tasks: set[asyncio.Task[Any]] = set()
         self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._closed = False
@@ -116,6 +128,7 @@ class TaskTracker:
 
         if not asyncio.iscoroutine(coro):
             raise TypeError(f"coro must be a coroutine object, got {type(coro).__name__}")
+        _check_args(coro, name)
         if self._closed:
             raise self._reject(coro, RuntimeError(f"TaskTracker {self.name!r} is closed"))
         if self.full:
@@ -152,6 +165,8 @@ class TaskTracker:
 
         if not asyncio.iscoroutine(coro):
             raise TypeError(f"coro must be a coroutine object, got {type(coro).__name__}")
+        # a NaN timeout made the wait for a slot endless
+        _check_args(coro, name, timeout)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         try:
@@ -236,6 +251,7 @@ class TaskTracker:
         """Wait until no task runs (tasks spawned meanwhile too); False on timeout."""
         import asyncio
 
+        check_number("timeout", timeout, low=0.0, optional=True, unit="seconds")
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while self._tasks:
