@@ -148,3 +148,12 @@ def test_start_after_a_stop_that_timed_out_really_runs() -> None:
     assert monitor.running
     assert len(monitor) >= 4
     assert monitor.stop()
+
+
+def test_trends_arguments_follow_the_one_rule() -> None:
+    monitor = memscope.Monitor(interval=60, collectors=["process"], label="t9")
+    assert monitor.trends() == []  # nothing kept yet
+    with pytest.raises(ValueError, match="seconds must be"):
+        monitor.trends(seconds=0)
+    with pytest.raises(TypeError, match="top must be"):
+        monitor.trends(top="5")  # type: ignore[arg-type]
