@@ -93,3 +93,22 @@ def test_deep_snapshot_runs_no_user_code() -> None:
         assert CALLS == []
     finally:
         HOLD.clear()
+
+
+class DeepSizeof:
+    def __sizeof__(self) -> int:
+        CALLS.append("DeepSizeof.__sizeof__")
+        return 10**9
+
+
+def test_a_python_sizeof_is_not_called_and_not_trusted() -> None:
+    keep = [DeepSizeof() for _ in range(100)]
+    gc.collect()
+    CALLS.clear()
+    snap = memscope.snapshot(deep=True)
+    assert CALLS == []
+    rows = {row["type"]: row for row in snap["census"]["by_type"]}
+    row = rows.get(f"{__name__}.DeepSizeof")
+    assert row is not None and row["count"] == 100
+    assert row["size_bytes"] < 100 * 1024  # its own layout, not the 1 GB it claims
+    del keep

@@ -141,6 +141,56 @@ _dict_keys: Any = dict.keys  # unbound, so it works on dict subclasses whose key
 _WRAPPER_DESCRIPTOR = type(object.__init__)
 
 
+_PYTHON_SIZEOF: dict[type, bool] = {}
+_HAVE_GC = 1 << 14  # Py_TPFLAGS_HAVE_GC
+
+
+class _Plain:
+    pass
+
+
+# what sys.getsizeof adds to an instance's own size: the gc header (and, from 3.12, the
+# pre-header of managed dicts), measured once on a plain instance
+_GC_EXTRA = sys.getsizeof(_Plain()) - object.__sizeof__(_Plain())
+
+
+def _python_sizeof(tp: type) -> bool:
+    """Whether ``tp``'s ``__sizeof__`` is Python code (cached; found without lookup hooks)."""
+    found = _PYTHON_SIZEOF.get(tp)
+    if found is None:
+        fn = None
+        for klass in type.__dict__["__mro__"].__get__(tp):
+            namespace = type.__dict__["__dict__"].__get__(klass)
+            if "__sizeof__" in namespace:
+                fn = namespace["__sizeof__"]
+                break
+        found = type(fn) not in (_METHOD_DESCRIPTOR, _WRAPPER_DESCRIPTOR)
+        if len(_PYTHON_SIZEOF) < 100_000:  # bounded: one entry per type seen
+            _PYTHON_SIZEOF[tp] = found
+    return found
+
+
+def _shallow_size(obj: object) -> int:
+    """The object's own size from its type's layout, without calling its ``__sizeof__``."""
+    size = object.__sizeof__(obj)
+    return size + _GC_EXTRA if type(obj).__flags__ & _HAVE_GC else size
+
+
+class _NumpyDescriptor:
+    """``ndarray.dtype`` / ``ndarray.flat`` read from NumPy's C type, found when first needed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, arr: object) -> Any:
+        numpy = sys.modules["numpy"]
+        return type.__dict__["__dict__"].__get__(numpy.ndarray)[self.name].__get__(arr)
+
+
+_NDARRAY_DTYPE = _NumpyDescriptor("dtype")
+_NDARRAY_FLAT = _NumpyDescriptor("flat")
+
+
 def _size_or_zero(obj: object) -> int:
     """sys.getsizeof, or -1 when the object's own __sizeof__ fails."""
     try:
@@ -203,6 +253,11 @@ def _scan_heap(request: HeapRequest) -> HeapScan:
 
     runs: dict[type, list[int]] = {}  # type -> [count, size] from single-type batches
     dict_batches: list[list[object]] = []  # dicts accounted, whose str keys the next level adds
+    object_arrays: list[object] = []  # NumPy object arrays accounted, whose items come next
+    numpy = sys.modules.get("numpy")  # never imported here: no NumPy loaded, no arrays
+    ndarray: Any = getattr(numpy, "ndarray", None) if numpy is not None else None
+    if ndarray is not None and not isinstance(ndarray, type):
+        ndarray = None
     sizeof_errors = [0]
     sizers: dict[type, tuple[Any, int] | None] = {}
 
@@ -236,10 +291,20 @@ def _scan_heap(request: HeapRequest) -> HeapScan:
             return
         types = list(map(type, items))
         first = types[0]
+        single = types.count(first) == len(types)
+        if ndarray is not None:
+            # a NumPy array of objects holds them without showing them to the gc
+            present = {first} if single else set(types)
+            if any(issubclass(tp, ndarray) for tp in present):
+                object_arrays.extend(
+                    o
+                    for o, tp in zip(items, types)
+                    if issubclass(tp, ndarray) and _NDARRAY_DTYPE.__get__(o).hasobject
+                )
         # most batches hold one type (a level of ints, of strs, of tuples) or a few: then each
         # type's own __sizeof__ is called directly, with no per-object special-method lookup
         # and no (type, size) pairs to hash
-        if types.count(first) == len(types):
+        if single:
             raw = direct(first, items)
             if raw is not None:
                 if issubclass(first, dict):
@@ -272,12 +337,24 @@ def _scan_heap(request: HeapRequest) -> HeapScan:
                     return
                 items = pending
                 types = list(map(type, items))
-        try:
-            sizes = list(map(getsizeof, items))
-        except Exception:  # a user __sizeof__ that raises must not cost the whole scan
-            sizes = [_size_or_zero(o) for o in items]
+        shallow = [tp for tp in set(types) if _python_sizeof(tp)]
+        if shallow:
+            # a __sizeof__ written in Python is user code, and often deep (pandas counts
+            # the arrays and strings a DataFrame holds, which the walk counts again): such
+            # objects are sized by their own layout, like every other object
+            sizes = [
+                _shallow_size(o) if tp in shallow else _size_or_zero(o)
+                for o, tp in zip(items, types)
+            ]
             sizeof_errors[0] += sizes.count(-1)
             sizes = [0 if n < 0 else n for n in sizes]
+        else:
+            try:
+                sizes = list(map(getsizeof, items))
+            except Exception:  # a __sizeof__ that raises must not cost the whole scan
+                sizes = [_size_or_zero(o) for o in items]
+                sizeof_errors[0] += sizes.count(-1)
+                sizes = [0 if n < 0 else n for n in sizes]
         tally.update(zip(types, sizes))
         # by the real type: isinstance() would read each object's __class__, user code
         dicts = list(itertools.compress(items, map(issubclass, types, itertools.repeat(dict))))
@@ -337,6 +414,12 @@ def _scan_heap(request: HeapRequest) -> HeapScan:
                     )
                     del unique
                 dict_batches.clear()
+            if object_arrays:
+                # the items of object arrays (a DataFrame's string columns): read by the
+                # array's own C iterator, never by user code
+                for arr in object_arrays:
+                    refs.extend(_NDARRAY_FLAT.__get__(arr))
+                object_arrays.clear()
             loose = list(itertools.filterfalse(is_tracked, refs))
             del refs
             if not loose:
@@ -373,6 +456,7 @@ def _scan_heap(request: HeapRequest) -> HeapScan:
         if complete:
             untracked += expand(part)
         dict_batches.clear()
+        object_arrays.clear()
         del part
 
     by_type: dict[type, list[int]] = runs
