@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 import time
 from pathlib import Path
@@ -50,9 +51,16 @@ def test_background_thread_takes_snapshots_and_records_them(tmp_path: Path) -> N
 def test_history_is_bounded_and_growth_compares_the_window() -> None:
     monitor = memscope.Monitor(interval=60, history=3, collectors=["census"], label="t2")
     keep: list[bytes] = []
-    for i in range(6):
-        keep.append(bytes(1000) + bytes([i]))
-        monitor.take()
+    # exact counts: the test runner's own threads (xdist's channel makes and frees bytes)
+    # get no turn of the GIL between the snapshots
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(60.0)
+    try:
+        for i in range(6):
+            keep.append(bytes(1000) + bytes([i]))
+            monitor.take()
+    finally:
+        sys.setswitchinterval(switch)
     snaps = monitor.snapshots()
     assert len(snaps) == 3 == len(monitor)
     assert [s.label for s in snaps] == ["t2 #4", "t2 #5", "t2 #6"]
