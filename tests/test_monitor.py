@@ -54,7 +54,7 @@ def test_history_is_bounded_and_growth_compares_the_window() -> None:
     # exact counts: the test runner's own threads (xdist's channel makes and frees bytes)
     # get no turn of the GIL between the snapshots
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(60.0)
+    sys.setswitchinterval(5.0)
     try:
         for i in range(6):
             keep.append(bytes(1000) + bytes([i]))

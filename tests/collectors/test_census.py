@@ -43,7 +43,7 @@ def test_counts_untracked_strings_bytes_ints_exactly() -> None:
     # exact means exact: the test runner's own threads (xdist's channel) must not make or
     # free objects between the two counts, so they get no turn of the GIL meanwhile
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(60.0)
+    sys.setswitchinterval(5.0)
     try:
         _count_untracked_exactly()
     finally:
@@ -215,7 +215,7 @@ def test_numpy_object_arrays_and_deep_sizeof_count_each_byte_once() -> None:
     np = pytest.importorskip("numpy")
     pd = pytest.importorskip("pandas")
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(60.0)  # exact counts: the runner's threads wait (see above)
+    sys.setswitchinterval(5.0)  # exact counts: the runner's threads wait (see above)
     try:
         pd.DataFrame({"a": np.arange(3), "s": ["x", "y", "z"]})  # pandas' first-use caches
         gc.collect()
