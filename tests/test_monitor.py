@@ -112,6 +112,9 @@ def test_shows_in_the_tracked_section_and_dies_quietly() -> None:
     ("kwargs", "message"),
     [
         ({"interval": 0}, "interval must be a finite number of seconds > 0"),
+        # nan busy-looped (720 snapshots in 0.5 s) and inf died in the thread: both refused
+        ({"interval": float("nan")}, "interval must be a finite number of seconds"),
+        ({"interval": float("inf")}, "interval must be a finite number of seconds"),
         ({"history": 0}, "history must be an int >= 1"),
         ({"deep_every": -1}, "deep_every must be an int >= 0"),
         ({"collectors": ["nope"]}, r"collectors: unknown name"),
@@ -165,3 +168,12 @@ def test_trends_arguments_follow_the_one_rule() -> None:
         monitor.trends(seconds=0)
     with pytest.raises(TypeError, match="top must be"):
         monitor.trends(top="5")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), 0, -1])
+def test_growth_refuses_a_window_that_is_no_number_of_seconds(seconds: float) -> None:
+    monitor = memscope.Monitor(interval=60, collectors=["gc"], label="t-window")
+    monitor.take()
+    monitor.take()
+    with pytest.raises(ValueError, match="seconds must be a finite number"):
+        monitor.growth(seconds)  # nan raised StopIteration from inside
