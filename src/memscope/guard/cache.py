@@ -28,6 +28,7 @@ from .._base.validate import check_callable, check_int, check_number, check_str
 from . import _cache_flight
 from ._cache_flight import _MISSING, _AsyncFlight, _Flight
 from ._cache_sizing import ENTRY_OVERHEAD_BYTES, TTL_OVERHEAD_BYTES, default_getsizeof, short_repr
+from ._fork import reset_after_fork
 from ._naming import register
 
 if TYPE_CHECKING:
@@ -187,6 +188,15 @@ class BoundedCache(MutableMapping[K, V]):
         self._aflights: dict[tuple[K, asyncio.AbstractEventLoop], _AsyncFlight] = {}
         # unnamed, it is named after the line that made it: stable across processes
         self._name = register(self, "BoundedCache", name, clear=True)
+        reset_after_fork(self)
+
+    def _reset_after_fork(self) -> None:
+        # in a forked child only the forking thread exists: a lock another thread held
+        # stays held, and a flight it led never ends (its waiters here would wait forever)
+        self._lock = threading.Lock()
+        self._lock_free_reads = _LOCK_FREE_READS
+        me = threading.get_ident()
+        self._flights = {k: f for k, f in self._flights.items() if f.owner == me}
 
     # -- read-only configuration and occupancy ------------------------------------------
 

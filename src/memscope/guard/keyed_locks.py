@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from .._base.validate import check_bool, check_number, check_str
+from ._fork import reset_after_fork
 from ._naming import register
 
 
@@ -103,6 +104,14 @@ class KeyedLocks(_KeyTable):
         self.reentrant = check_bool("reentrant", reentrant)
         self._mutex = threading.Lock()
         super().__init__(name)
+        reset_after_fork(self)
+
+    def _reset_after_fork(self) -> None:
+        # the parent's other threads are gone in the child: the locks they held or waited
+        # on would stay held, so the child starts with no key locked (a lock the forking
+        # thread itself held is not held here either: its release() raises RuntimeError)
+        self._mutex = threading.Lock()
+        self._entries = {}
 
     def __call__(self, key: Hashable, timeout: float | None = None) -> _LockContext:
         """A context manager holding the lock of ``key``; ``timeout`` raises TimeoutError."""

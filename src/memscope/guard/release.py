@@ -30,6 +30,7 @@ from .._base.libc import ReleaseMethod, release_method
 from .._base.proc import rss_bytes
 from .._base.units import format_bytes
 from .._base.validate import check_bool, check_callable, check_number
+from ._fork import reset_after_fork
 
 __all__ = [
     "MemoryReleaser",
@@ -133,6 +134,12 @@ class MemoryReleaser:
         self._trim: Callable[[], tuple[ReleaseMethod, bool]] = check_callable("trim", trim)
         self._lock = threading.Lock()
         self._last_start: float | None = None
+        reset_after_fork(self)
+
+    def _reset_after_fork(self) -> None:
+        # a pass running in another thread at the fork never finishes in the child: its
+        # lock would make every later pass there skip as "busy"
+        self._lock = threading.Lock()
 
     def release(
         self,
