@@ -196,3 +196,88 @@ def test_pending_never_exceeds_the_bound(
     else:
         # what was delivered is still well formed and within the limit
         assert all(len(e.data.encode()) <= cap for e in got)
+
+
+# -- limits: the chunking never changes what a limited buffer decides ------------------------
+
+# lines near the limits: long data, event, id, comment and unknown-field lines
+LIMIT_PIECES = [
+    *PIECES,
+    b"data: " + b"L" * 150,
+    b"event: " + b"E" * 90,
+    b"id: " + b"4" * 120,
+    b": " + b"c" * 150,
+    b"foo: " + b"f" * 150,
+    b"retry: " + b"7" * 110,
+    b"id: 41\n",
+    b"data: a\n\n",
+    b"\n\n",
+    b"data: " + b"m" * 60 + b"\n",
+]
+limit_streams = st.lists(st.sampled_from(LIMIT_PIECES), max_size=40).map(b"".join)
+
+
+def decode_limited(chunks: list[bytes], **kwargs: object) -> tuple[list[Row], int, str]:
+    """Events, overflows and the last event id of a limited buffer fed ``chunks``."""
+    buf = SSEBuffer(**kwargs)  # type: ignore[arg-type]
+    out: list[Event] = []
+    for chunk in chunks:
+        try:
+            out += buf.feed(chunk)
+        except SSEOverflowError as exc:
+            out += exc.events
+    out += buf.close()
+    return rows(out), buf.overflows_total, buf.last_event_id
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "checked-path"])
+@pytest.mark.parametrize("policy", ["skip", "raise"])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    case=chunked_stream(limit_streams),
+    cap=st.integers(60, 600),
+    line_cap=st.one_of(st.none(), st.integers(1, 200)),
+    keep_raw=st.booleans(),
+)
+def test_any_chunking_gives_the_same_verdicts_under_limits(
+    case: tuple[bytes, list[bytes]],
+    cap: int,
+    line_cap: int | None,
+    keep_raw: bool,
+    policy: str,
+    fast: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream, chunks = case
+    monkeypatch.setattr(sse_mod, "_FAST_PATH", fast)
+    line_cap = min(line_cap, cap) if line_cap is not None else None
+    kwargs = {
+        "max_event_bytes": cap,
+        "max_line_bytes": line_cap,
+        "keep_raw": keep_raw,
+        "on_overflow": policy,
+    }
+    whole = decode_limited([stream], **kwargs)
+    assert decode_limited(chunks, **kwargs) == whole
+    # one byte at a time: every boundary at once
+    assert decode_limited([stream[i : i + 1] for i in range(len(stream))], **kwargs) == whole
+
+
+def test_a_dropped_events_id_is_not_committed_whatever_the_chunking() -> None:
+    stream = b"id: 41\ndata: a\n\nid: 42\ndata: " + b"x" * 150 + b"\n\ndata: b\n\n"
+    for cut in range(len(stream) + 1):
+        buf = SSEBuffer(1000, max_line_bytes=100, on_overflow="skip")
+        events = buf.feed(stream[:cut]) + buf.feed(stream[cut:])
+        assert [(e.data, e.id) for e in events] == [("a", "41"), ("b", "41")], cut
+        assert buf.last_event_id == "41", cut  # a reconnect must not skip event 42
+
+
+def test_a_long_comment_after_a_near_full_event_is_not_an_overflow() -> None:
+    stream = b"data: " + b"d" * 100 + b"\n: " + b"c" * 150 + b"\nfoo: " + b"f" * 150 + b"\n\n"
+    for cut in range(len(stream) + 1):
+        buf = SSEBuffer(200, on_overflow="skip")
+        events = buf.feed(stream[:cut]) + buf.feed(stream[cut:])
+        assert [len(e.data) for e in events] == [100], cut
+        assert buf.overflows_total == 0, cut

@@ -127,6 +127,28 @@ def _complete(
     )
 
 
+# field names whose value a line keeps; any other field, or a comment, is ignored whole
+_USED_FIELDS = ("data", "event", "id", "retry")
+
+
+def _drop_ignored(partial: list[str]) -> None:
+    """Hold a partial line that will be ignored as one marker character, not its text.
+
+    A comment or unknown field can be as long as max_line_bytes and costs the event
+    nothing, so it must not hold memory either; the marker keeps what the line is.
+    """
+    head = partial[0]
+    if head[0] == ":":
+        marker = ":"  # a comment (counted as one when it ends)
+    else:
+        name, colon, _ = head.partition(":")
+        if (name in _USED_FIELDS) if colon else any(f.startswith(name) for f in _USED_FIELDS):
+            return
+        marker = "\x00"  # no field starts with NUL: still an ignored field when joined
+    if len(partial) > 1 or head != marker:
+        partial[:] = [marker]
+
+
 class SSEOverflowError(Exception):
     """An event or line passed the buffer's limit; ``events`` holds those completed in the call."""
 
@@ -158,6 +180,7 @@ class SSEBuffer:
         "__weakref__",
         "_data",
         "_decoder",
+        "_doomed",
         "_etype",
         "_etype_size",
         "_first_overflow",
@@ -238,6 +261,8 @@ class SSEBuffer:
         self._partial: list[str] = []
         self._partial_size = 0
         self._partial_ascii = True
+        # the partial line will overflow the event when it ends (it holds no text then)
+        self._doomed = False
         self._reset_block()
 
     def _reset_block(self) -> None:
@@ -250,7 +275,7 @@ class SSEBuffer:
 
     def __len__(self) -> int:
         """Bytes pending for the event being assembled (data, event type, raw, partial line)."""
-        return self._pending + self._partial_size
+        return self._pending + self._partial_held()
 
     def __repr__(self) -> str:
         return (
@@ -399,15 +424,27 @@ class SSEBuffer:
             it = iter(lines)
             partial_size = self._partial_size
             if self._partial:
-                self._partial.append(lines[0])
                 first_size = partial_size + size(lines[0])
-                lines[0] = "".join(self._partial)
+                doomed = self._doomed
+                if doomed:
+                    self._partial_size = first_size
+                    reached = self._pending + self._partial_charge()
+                else:
+                    self._partial.append(lines[0])
+                    lines[0] = "".join(self._partial)
                 self._partial = []
                 self._partial_size = 0
                 self._partial_ascii = True
-                if first_size > self.max_line_bytes:
-                    self._overflow("max_line_bytes", self.max_line_bytes, first_size)
+                self._doomed = False
+                if first_size > self.max_line_bytes or doomed:
+                    if first_size > self.max_line_bytes:
+                        self._overflow("max_line_bytes", self.max_line_bytes, first_size)
+                    else:
+                        self._overflow("max_event_bytes", self.max_event_bytes, reached)
                     self._reset_block()
+                    # as in the loops: a dropped event never advances the id, or the
+                    # next blank line would commit it (and a reconnect skip the event)
+                    self._id_buffer = self.last_event_id
                     next(it)
                     self._skip_to_blank(it)
             # a line of this chunk is at most the chunk long (<= 4 bytes a character), so
@@ -440,8 +477,37 @@ class SSEBuffer:
         self._resync = True
         self._resync_bol = True
 
+    def _partial_charge(self) -> int:
+        """The least the partial line will add to the event however it ends (0: nothing).
+
+        The loops charge a complete line so (data: its value plus overhead; event: its
+        value less the type it replaces; with keep_raw the raw line too; comments, ids,
+        retries and unknown fields nothing), and each charge only grows with the line,
+        so a partial line overflows exactly when the complete line would.
+        """
+        line_size = self._partial_size
+        charge = line_size + LINE_OVERHEAD_BYTES + 1 if self._raw is not None else 0
+        head = self._partial[0]  # at least 1 KiB of the line, or all of it: the field name
+        if head.startswith("data:"):
+            charge += line_size - (6 if head[5:6] == " " else 5) + LINE_OVERHEAD_BYTES + 1
+        elif head.startswith("event:"):
+            charge += line_size - (7 if head[6:7] == " " else 6) - self._etype_size
+        return charge
+
+    def _partial_held(self) -> int:
+        """The partial line's bytes in len(): what it charges the event, at most its size."""
+        if not self._partial or self._doomed:
+            return 0
+        return max(0, min(self._partial_size, self._partial_charge()))
+
     def _stash(self, piece: str, piece_size: int, ascii_: bool) -> None:
         partial = self._partial
+        if self._doomed:  # only its length matters now (see below)
+            self._partial_size += piece_size
+            if self._partial_size > self.max_line_bytes:
+                self._overflow("max_line_bytes", self.max_line_bytes, self._partial_size)
+                self._drop_partial()
+            return
         if partial and len(partial[-1]) < _PIECE_MIN_CHARS:
             partial[-1] += piece  # copies under 1 KiB more than the piece: still linear
         else:
@@ -451,10 +517,21 @@ class SSEBuffer:
         line_size = self._partial_size
         if line_size > self.max_line_bytes:
             self._overflow("max_line_bytes", self.max_line_bytes, line_size)
-        elif self._pending + line_size > self.max_event_bytes:
-            self._overflow("max_event_bytes", self.max_event_bytes, self._pending + line_size)
-        else:
+        elif self._pending + self._partial_charge() > self.max_event_bytes:
+            # certain to overflow once the line ends, but which limit it passes depends
+            # on its final length (as for a line fed whole): hold no text until then
+            self._doomed = True
+            partial[:] = [partial[0][:7]]  # the field name is all _partial_charge reads
             return
+        else:
+            if self._raw is None:
+                _drop_ignored(partial)
+            return
+        self._drop_partial()
+
+    def _drop_partial(self) -> None:
+        """Drop the event and the partial line after an overflow; skip to a blank line."""
+        self._doomed = False
         self._reset_block()
         self._id_buffer = self.last_event_id  # a dropped event never advances the id
         self._partial = []
