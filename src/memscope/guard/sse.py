@@ -517,14 +517,19 @@ class SSEBuffer:
         line_size = self._partial_size
         if line_size > self.max_line_bytes:
             self._overflow("max_line_bytes", self.max_line_bytes, line_size)
-        elif self._pending + self._partial_charge() > self.max_event_bytes:
+        elif (
+            # the charge is at most twice the line plus two overheads: most chunks end
+            # far from the limit and skip the exact count
+            self._pending + 2 * (line_size + LINE_OVERHEAD_BYTES + 1) > self.max_event_bytes
+            and self._pending + self._partial_charge() > self.max_event_bytes
+        ):
             # certain to overflow once the line ends, but which limit it passes depends
             # on its final length (as for a line fed whole): hold no text until then
             self._doomed = True
             partial[:] = [partial[0][:7]]  # the field name is all _partial_charge reads
             return
         else:
-            if self._raw is None:
+            if self._raw is None and line_size > _PIECE_MIN_CHARS:  # small ones: no matter
                 _drop_ignored(partial)
             return
         self._drop_partial()
