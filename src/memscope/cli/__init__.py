@@ -11,7 +11,10 @@ from collections.abc import Sequence
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("diff", "what changed between two saved snapshots (FILE or FILE:INDEX)"),
-    "report": ("report", "print a report of this process, or of a saved snapshot file"),
+    "report": (
+        "report",
+        "print a report of this process, of a saved snapshot file, or of any process (--pid)",
+    ),
     "show": ("show", "print one saved snapshot (FILE or FILE:INDEX)"),
 }
 

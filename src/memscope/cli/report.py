@@ -1,4 +1,5 @@
-"""``memscope report``: a report of this process, or of snapshots saved as JSON Lines."""
+"""``memscope report``: a report of this process, of snapshots saved as JSON Lines, or of any
+process seen from outside (``--pid``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10, help="rows per table (default 10)")
     p.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     p.add_argument(
+        "--pid",
+        help="any process (Python or not), seen from outside: RSS, USS/PSS, swap, fds, "
+        "threads, children, cgroup",
+    )
+    p.add_argument(
         "--compare",
         action="store_true",
         help="with FILE: compare the first and last snapshot in it",
@@ -48,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     if ns.top < 1:
         raise CLIError(f"--top must be >= 1, got {ns.top}")
+    if ns.pid is not None:
+        return _outside_report(ns)
     if ns.file is not None and ns.deep:
         raise CLIError("--deep takes a snapshot of this process; a FILE's snapshots are as saved")
     if ns.file is None:
@@ -82,4 +90,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     last = snaps[-1]
     print(last.to_json(indent=2) if ns.json else last.report(top=ns.top))
     sys.stdout.flush()
+    return 0
+
+
+def _outside_report(ns: argparse.Namespace) -> int:
+    """``report --pid PID``: exit 1 for a bad argument, 2 when the process is gone or denied."""
+    from ._common import BAD_INPUT
+    from ._outside import process_view, render
+
+    try:
+        pid = int(ns.pid)
+    except ValueError:
+        pid = 0
+    if pid < 1:
+        raise CLIError(f"--pid takes a process id (an integer >= 1), got {ns.pid!r}", BAD_INPUT)
+    for flag, given in (
+        ("FILE", ns.file is not None),
+        ("--deep", ns.deep),
+        ("--compare", ns.compare),
+    ):
+        if given:
+            raise CLIError(
+                f"--pid reads a live process from outside; {flag} does not apply", BAD_INPUT
+            )
+    view = process_view(pid)
+    print(json.dumps(view, indent=2) if ns.json else render(view))
     return 0

@@ -1,0 +1,162 @@
+"""``memscope report --pid``: a real child process seen from outside, in subprocesses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import psutil
+import pytest
+
+from memscope._base.cgroup import cgroup_memory
+from memscope.cli import CLIError
+from memscope.cli._outside import process_view
+
+from .conftest import Run
+
+MiB = 1 << 20
+# b"x" * n writes every page, so the 50 MiB are resident (bytearray(n) would be calloc'ed
+# zero pages that never count in RSS); the grandchild holds 20 MiB the same way
+GRANDCHILD = "import time; y = b'y' * (20 << 20); print('ready', flush=True); time.sleep(120)"
+CHILD = (
+    "import subprocess, sys, time\n"
+    "x = b'x' * (50 << 20)\n"
+    f"p = subprocess.Popen([sys.executable, '-c', {GRANDCHILD!r}], stdout=subprocess.PIPE)\n"
+    "p.stdout.readline()\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+@pytest.fixture
+def child() -> Iterator[subprocess.Popen[str]]:
+    """A Python process holding 50 MiB, with a child of its own holding 20 MiB."""
+    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        yield proc
+    finally:
+        for descendant in psutil.Process(proc.pid).children(recursive=True):
+            descendant.kill()
+        proc.kill()
+        proc.wait(timeout=60)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_report_pid_sees_the_planted_memory_and_the_children(
+    run: Run, child: subprocess.Popen[str]
+) -> None:
+    out = run("report", "--pid", str(child.pid), "--json")
+    assert out.returncode == 0, out.stderr
+    view = json.loads(out.stdout)
+    assert view["pid"] == child.pid and view["name"].startswith("python")
+    assert view["rss_bytes"] >= 50 * MiB
+    assert view["vms_bytes"] >= view["rss_bytes"]
+    assert view["uss_bytes"] is not None and view["uss_bytes"] >= 50 * MiB  # our own child
+    assert view["num_threads"] >= 1 and view["num_fds"] >= 3
+    [grandchild] = view["children"]
+    assert grandchild["ppid"] == child.pid and grandchild["rss_bytes"] >= 20 * MiB
+    assert view["children_count"] == 1
+    assert view["children_rss_bytes"] == grandchild["rss_bytes"]
+    assert "-c" in grandchild["cmdline"]
+    # the child inherited this process's cgroup: read from /proc/PID/cgroup, it is the same one
+    own = cgroup_memory()
+    if own is None:
+        assert view["cgroup"] is None
+    else:
+        assert view["cgroup"]["path"] == own["path"]
+        assert view["cgroup"]["limit_bytes"] == own["limit_bytes"]
+        assert view["cgroup"]["usage_bytes"] >= view["rss_bytes"]
+
+    text = run("report", "--pid", str(child.pid))
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith(f"memscope process {child.pid} (python")
+    assert any(line.split()[:1] == ["rss"] and "MiB" in line for line in lines)
+    assert any(line.split()[:2] == ["children", "1"] for line in lines)
+    assert any(line.strip().startswith(str(grandchild["pid"])) for line in lines)
+
+
+def test_a_gone_pid_exits_2(run: Run) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=60)  # exited and reaped: the pid names no process now
+    out = run("report", "--pid", str(proc.pid))
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"memscope report: error: --pid {proc.pid}: no such process (gone, or never existed)"
+    )
+
+
+def test_bad_pid_arguments_exit_1(run: Run) -> None:
+    out = run("report", "--pid", "abc")
+    assert out.returncode == 1 and "--pid takes a process id" in out.stderr
+    out = run("report", "--pid", "1", "--deep")
+    assert out.returncode == 1 and "--deep does not apply" in out.stderr
+
+
+class _FakePsutil:
+    """Just enough of psutil for process_view to meet a process it may not read."""
+
+    class NoSuchProcess(Exception):
+        pass
+
+    class ZombieProcess(NoSuchProcess):
+        pass
+
+    class AccessDenied(Exception):
+        pass
+
+    def Process(self, pid: int) -> object:
+        raise self.AccessDenied(pid)
+
+
+def test_access_denied_is_exit_2_with_the_cause() -> None:
+    with pytest.raises(CLIError) as info:
+        process_view(4321, psutil=_FakePsutil())
+    assert info.value.code == 2
+    assert str(info.value) == "--pid 4321: access denied (run as the process's user, or as root)"
+
+
+def test_smaps_denied_leaves_uss_unknown_not_an_error() -> None:
+    fake = _FakePsutil()
+
+    class Proc:
+        pid = 77
+
+        def oneshot(self) -> object:
+            return contextlib.nullcontext()
+
+        def memory_info(self) -> object:
+            return SimpleNamespace(rss=10 * MiB, vms=20 * MiB)
+
+        def memory_full_info(self) -> object:
+            raise fake.AccessDenied(77)
+
+        def name(self) -> str:
+            return "daemon"
+
+        def status(self) -> str:
+            return "sleeping"
+
+        def num_threads(self) -> int:
+            return 4
+
+        def cmdline(self) -> list[str]:
+            return ["/usr/sbin/daemon"]
+
+        def num_fds(self) -> int:
+            return 9
+
+        def children(self, recursive: bool = False) -> list[object]:
+            return []
+
+    fake.Process = lambda pid: Proc()  # type: ignore[method-assign]
+    view = process_view(77, psutil=fake)
+    assert view["rss_bytes"] == 10 * MiB and view["uss_bytes"] is None
+    assert view["full_info"].startswith("access denied")
+    assert view["children"] == [] and view["children_rss_bytes"] == 0
