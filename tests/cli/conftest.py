@@ -41,12 +41,18 @@ def run() -> Run:
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A .jsonl a real Monitor recorded: 6 snapshots (#1, #3, #5 deep), a list growing between."""
+    """A .jsonl a real Monitor recorded: 6 snapshots (#2, #4, #6 deep), a list growing between,
+    and a child process alive meanwhile (so children RSS is recorded too)."""
     path = tmp_path_factory.mktemp("rec") / "rec.jsonl"
-    monitor = memscope.Monitor(interval=60, deep_every=2, record=path, label="rec")
-    keep: list[Leak] = []
-    for _ in range(6):
-        keep.extend(Leak() for _ in range(5000))  # ~5 MB a step
-        monitor.take()
-    del keep
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        monitor = memscope.Monitor(interval=60, deep_every=2, record=path, label="rec")
+        keep: list[Leak] = []
+        for _ in range(6):
+            keep.extend(Leak() for _ in range(5000))  # ~5 MB a step
+            monitor.take()
+        del keep
+    finally:
+        child.kill()
+        child.wait(timeout=60)
     return path

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("diff", "what changed between two saved snapshots (FILE or FILE:INDEX)"),
+    "plot": ("plot", "draw RSS and the top types or modules over time from a .jsonl, as a PNG"),
     "report": (
         "report",
         "print a report of this process, of a saved snapshot file, or of any process (--pid)",
