@@ -49,7 +49,28 @@ def test_the_figure_has_rss_and_the_top_types(recording: Path) -> None:
     grown = heap.get_lines()[0].get_ydata()
     assert len(grown) == 3  # the deep snapshots only
     assert grown[-1] - grown[0] >= 19  # MiB: 20000 more payloads between #2 and #6
-    assert heap.get_legend() is not None and fig.get_suptitle().startswith("memscope: pid")
+    legend = heap.get_legend()
+    assert legend is not None and fig.get_suptitle().startswith("memscope: pid")
+    assert [t.get_text() for t in legend.get_texts()] == names
+
+
+def test_a_type_of_module_main_keeps_its_legend_entry(tmp_path: Path) -> None:
+    # matplotlib drops labels starting with "_" from automatic legends
+    path = tmp_path / "main.jsonl"
+    code = (
+        "import memscope\n"
+        "class Session:\n"
+        "    __slots__ = ('pad',)\n"
+        "keep = []\n"
+        "for k in range(2):\n"
+        "    keep.extend(Session() for _ in range(200000))\n"
+        f"    memscope.save(memscope.snapshot(deep=True), {str(path)!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=180)
+    fig = build_figure(memscope.load(path), top=3)
+    legend = fig.axes[1].get_legend()
+    assert legend is not None
+    assert "__main__.Session" in [t.get_text() for t in legend.get_texts()]
 
 
 def test_by_module(recording: Path) -> None:

@@ -126,7 +126,12 @@ def build_figure(snaps: Sequence[Snapshot], *, top: int = 8, by: str = "type") -
     heap.set_xlabel(f"time since the first snapshot ({unit})")
     heap.set_ylim(bottom=0)
     heap.grid(alpha=0.3)
-    heap.legend(loc="upper left", fontsize=8, ncols=2)
+    # handles and labels given explicitly: matplotlib leaves out of an automatic legend any
+    # label starting with "_", which a type of module __main__ ("__main__.Session") does
+    lines = heap.get_lines()
+    heap.legend(
+        lines, [str(line.get_label()) for line in lines], loc="upper left", fontsize=8, ncols=2
+    )
     return fig
 
 
