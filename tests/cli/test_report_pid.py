@@ -77,6 +77,8 @@ def test_report_pid_sees_the_planted_memory_and_the_children(
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
     assert lines[0].startswith(f"memscope process {child.pid} (python")
+    assert lines[0].endswith("...") and "import subprocess, sys, time x = " in lines[0]
+    assert lines[1].split()[:1] == ["rss"]  # the multi-line -c code stayed on the first line
     assert any(line.split()[:1] == ["rss"] and "MiB" in line for line in lines)
     assert any(line.split()[:2] == ["children", "1"] for line in lines)
     assert any(line.strip().startswith(str(grandchild["pid"])) for line in lines)

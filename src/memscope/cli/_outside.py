@@ -100,6 +100,11 @@ def process_view(pid: int, psutil: Any = None) -> dict[str, Any]:
     return view
 
 
+def _command(args: list[str] | None, fallback: str) -> str:
+    """A command line on one clipped line (``python -c`` code often spans several)."""
+    return clip(" ".join(" ".join(args).split()) if args else fallback, CMDLINE_CHARS)
+
+
 def _size(value: int | None) -> str:
     return "n/a" if value is None else format_bytes(value)
 
@@ -113,7 +118,7 @@ def _tree(view: dict[str, Any]) -> list[str]:
 
     def walk(parent: int, depth: int) -> None:
         for row in by_parent.get(parent, []):
-            cmd = clip(" ".join(row["cmdline"] or [row["name"]]), CMDLINE_CHARS)
+            cmd = _command(row["cmdline"], row["name"])
             lines.append(
                 f"  {'  ' * depth}{row['pid']:>7}  {_size(row['rss_bytes']):>10}  "
                 f"{row['name']}: {cmd}"
@@ -126,10 +131,9 @@ def _tree(view: dict[str, Any]) -> list[str]:
 
 def render(view: dict[str, Any]) -> str:
     """Plain-text lines of :func:`process_view`'s dict."""
-    cmd = " ".join(view["cmdline"]) if view["cmdline"] else "(command line not readable)"
+    cmd = _command(view["cmdline"], "(command line not readable)")
     lines = [
-        f"memscope process {view['pid']} ({view['name']}, {view['status']}): "
-        f"{clip(cmd, CMDLINE_CHARS)}",
+        f"memscope process {view['pid']} ({view['name']}, {view['status']}): {cmd}",
         f"  rss      {_size(view['rss_bytes']):>10}",
         f"  vms      {_size(view['vms_bytes']):>10}",
         f"  uss      {_size(view['uss_bytes']):>10}",
