@@ -200,7 +200,9 @@ def test_trends_of_a_real_growing_process() -> None:
         with monitor:
             deadline = time.monotonic() + 30
             while len(monitor) < 12 and time.monotonic() < deadline:
-                grow.extend(bytes(4096) for _ in range(256))  # ~1 MiB a round
+                # 1 MiB a round, written: mmap'd fresh pages that must become resident (small
+                # blocks could reuse memory the long-lived test process already freed)
+                grow.append(b"x" * (1 << 20))
                 time.sleep(0.02)
         found = {tr.metric: tr for tr in monitor.trends(top=None)}
         assert len(monitor) >= 12
