@@ -363,3 +363,20 @@ def test_expires_a_named_bounded_cache() -> None:
     report = MemoryReleaser().release(trim=False)
     assert report.expired >= 20
     assert len(cache) == 0
+
+
+def test_a_tracked_object_whose_getattr_raises_is_contained() -> None:
+    class Proxy:
+        def __len__(self) -> int:
+            return 1
+
+        def __getattr__(self, name: str) -> object:
+            raise KeyError(name)  # a mapping-like proxy that answers every attribute so
+
+    proxy = memscope.track(Proxy(), name="release-proxy")
+    try:
+        report = release_memory()
+        assert not report.skipped
+        assert any("release-proxy.expire()" in e and "KeyError" in e for e in report.errors)
+    finally:
+        memscope.untrack(proxy)

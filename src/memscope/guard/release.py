@@ -253,10 +253,11 @@ def _skipped(reason: str, explanation: str) -> ReleaseReport:
 def _expire_tracked(errors: list[str]) -> int:
     total = 0
     for name, obj, _clearable in tracking.tracked_objects():
-        expire = getattr(obj, "expire", None)
-        if not callable(expire):
-            continue
         try:
+            # a __getattr__ that raises (KeyError from a mapping-like proxy) is contained too
+            expire = getattr(obj, "expire", None)
+            if not callable(expire):
+                continue
             result = expire()
             total += _expire_count(result)
             del result  # cachetools hands back the expired pairs: let them go before gc
