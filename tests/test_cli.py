@@ -58,14 +58,17 @@ def test_compare_json_is_json(tmp_path: Path) -> None:
 
 
 def test_errors_are_one_line_with_exit_code(tmp_path: Path) -> None:
+    # exit codes: 1 bad input (an argument, a file), 2 a target process gone or denied
     out = run("report", str(tmp_path / "missing.jsonl"))
-    assert out.returncode == 2
+    assert out.returncode == 1
     assert out.stderr.startswith("memscope report: error: cannot read")
     assert "Traceback" not in out.stderr
     out = run("report", "--top", "0")
-    assert out.returncode == 2 and "--top must be >= 1" in out.stderr
+    assert out.returncode == 1 and "--top must be >= 1" in out.stderr
     out = run("nonsense")
-    assert out.returncode == 2
+    assert out.returncode == 1 and "unknown command 'nonsense'" in out.stderr
+    out = run("report", "--no-such-flag")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
     out = run("--help")
     assert out.returncode == 0 and "report" in out.stdout
 
@@ -90,7 +93,7 @@ def test_deep_with_a_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     memscope.save(memscope.snapshot(collectors=["gc"]), path)
     out = run("report", str(path), "--deep")
-    assert out.returncode == 2
+    assert out.returncode == 1
     assert "--deep takes a snapshot of this process" in out.stderr
 
 

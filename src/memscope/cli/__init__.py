@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 class CLIError(Exception):
     """An error the CLI reports in one line, with its exit code."""
 
-    def __init__(self, message: str, code: int = 2) -> None:
+    def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
         self.code = code
 
@@ -40,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if args else 2
+    if args[0] not in COMMANDS:
+        print(
+            f"memscope: error: unknown command {args[0]!r}; accepted: {', '.join(sorted(COMMANDS))}",
+            file=sys.stderr,
+        )
+        return 1
     ns = parser.parse_args(args[:1])
     module = importlib.import_module(f"{__name__}.{COMMANDS[ns.command][0]}")
     try:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import CLIError
+from ._common import Parser
 
 if TYPE_CHECKING:
     from .._snapshot import Snapshot
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``memscope report``."""
-    p = argparse.ArgumentParser(prog="memscope report", description=__doc__)
+    p = Parser(prog="memscope report", description=__doc__)
     p.add_argument("file", nargs="?", help="a .jsonl file of snapshots (default: this process)")
     p.add_argument(
         "--deep", action="store_true", help="add the heap scans (census, containers, large objects)"
