@@ -41,10 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0 if args else 2
     if args[0] not in COMMANDS:
-        print(
-            f"memscope: error: unknown command {args[0]!r}; accepted: {', '.join(sorted(COMMANDS))}",
-            file=sys.stderr,
-        )
+        accepted = ", ".join(sorted(COMMANDS))
+        print(f"memscope: error: unknown command {args[0]!r}; accepted: {accepted}", file=sys.stderr)
         return 1
     ns = parser.parse_args(args[:1])
     module = importlib.import_module(f"{__name__}.{COMMANDS[ns.command][0]}")
