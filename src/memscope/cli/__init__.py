@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args else 2
     if args[0] not in COMMANDS:
         accepted = ", ".join(sorted(COMMANDS))
-        print(f"memscope: error: unknown command {args[0]!r}; accepted: {accepted}", file=sys.stderr)
+        message = f"memscope: error: unknown command {args[0]!r}; accepted: {accepted}"
+        print(message, file=sys.stderr)
         return 1
     ns = parser.parse_args(args[:1])
     module = importlib.import_module(f"{__name__}.{COMMANDS[ns.command][0]}")
