@@ -50,9 +50,26 @@ def load_ref(name: str, ref: str) -> Snapshot:
 
     ``name`` is the argument's name, put in front of every error message.
     """
-    import memscope
 
     path, index = split_ref(ref)
+    snaps = load_file(path, name)
+    if index is None:
+        return snaps[-1]
+    n = len(snaps)
+    if not -n <= index < n:
+        held = "one snapshot" if n == 1 else f"{n} snapshots"
+        raise CLIError(
+            f"{name}: no index {index} in {path}: it holds {held} "
+            f"(indexes 0..{n - 1}, or -{n}..-1 from the end)",
+            BAD_INPUT,
+        )
+    return snaps[index]
+
+
+def load_file(path: str, name: str) -> list[Snapshot]:
+    """Every snapshot of a .jsonl file (or the one of a .json file); one-line errors, exit 1."""
+    import memscope
+
     try:
         if path.endswith(".json"):
             with open(path, "rb") as fh:
@@ -65,14 +82,4 @@ def load_ref(name: str, ref: str) -> Snapshot:
         raise CLIError(f"{name}: {path}: not a snapshot file: {exc}", BAD_INPUT) from exc
     if not snaps:
         raise CLIError(f"{name}: {path} holds no snapshots", BAD_INPUT)
-    if index is None:
-        return snaps[-1]
-    n = len(snaps)
-    if not -n <= index < n:
-        held = "one snapshot" if n == 1 else f"{n} snapshots"
-        raise CLIError(
-            f"{name}: no index {index} in {path}: it holds {held} "
-            f"(indexes 0..{n - 1}, or -{n}..-1 from the end)",
-            BAD_INPUT,
-        )
-    return snaps[index]
+    return snaps

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import CLIError
-from ._common import BAD_INPUT, Parser, positive_int
+from ._common import BAD_INPUT, Parser, load_file, positive_int
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -136,17 +136,7 @@ def build_figure(snaps: Sequence[Snapshot], *, top: int = 8, by: str = "type") -
 
 
 def _load(path: str) -> list[Snapshot]:
-    import memscope
-
-    try:
-        snaps = memscope.load(path)
-    except OSError as exc:
-        raise CLIError(f"in.jsonl: cannot read {path}: {exc.strerror or exc}", BAD_INPUT) from exc
-    except ValueError as exc:
-        raise CLIError(f"in.jsonl: {exc}", BAD_INPUT) from exc
-    if not snaps:
-        raise CLIError(f"in.jsonl: {path} holds no snapshots", BAD_INPUT)
-    return snaps
+    return load_file(path, "in.jsonl")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
