@@ -10,7 +10,15 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["fd_count", "psutil", "psutil_process", "rss_bytes", "total_memory_bytes"]
+__all__ = [
+    "FD_KINDS",
+    "fd_count",
+    "fds_by_kind",
+    "psutil",
+    "psutil_process",
+    "rss_bytes",
+    "total_memory_bytes",
+]
 
 _lock = threading.Lock()
 _handle: tuple[int, Any] | None = None  # (pid, psutil.Process): re-made in a forked child
@@ -59,6 +67,46 @@ def fd_count() -> int | None:
         return int(psutil_process().num_fds())
     except Exception:  # Windows has handles, not fds
         return None
+
+
+# what an open fd is, from the target of its /proc/PID/fd link
+FD_KINDS = ("files", "sockets", "pipes", "eventfds", "anon_inodes", "other")
+
+
+def _fd_kind(target: str) -> str:
+    if target.startswith("socket:"):
+        return "sockets"
+    if target.startswith("pipe:"):
+        return "pipes"
+    if target.startswith("anon_inode:"):
+        return "eventfds" if "eventfd" in target else "anon_inodes"
+    if target.startswith("/") and not target.startswith(("/dev/", "/proc/")):
+        return "files"  # a path on a filesystem: a regular file (or a directory)
+    return "other"  # /dev/null, terminals, /proc entries, memfd, ...
+
+
+def fds_by_kind(pid: int | None = None, *, root: str = "/") -> dict[str, int] | None:
+    """Open fds by kind (files, sockets, pipes, eventfds, anon_inodes, other) from /proc.
+
+    None where there is no ``/proc/PID/fd`` to read (not Linux, or not ours to read).
+    ``root`` is the filesystem holding ``proc/`` (a fake tree in tests).
+    """
+    where = os.path.join(root, "proc", "self" if pid is None else str(pid), "fd")
+    try:
+        names = os.listdir(where)
+    except OSError:
+        return None
+    counts = dict.fromkeys(FD_KINDS, 0)
+    real = os.path.realpath(where)
+    for name in names:
+        try:
+            target = os.readlink(os.path.join(where, name))
+        except OSError:
+            continue  # closed since the listing (the listing's own fd among them)
+        if target in (where, real) or target.endswith(f"/proc/{os.getpid()}/fd"):
+            continue  # the directory handle os.listdir() had open
+        counts[_fd_kind(target)] += 1
+    return counts
 
 
 def total_memory_bytes() -> int | None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from .._base.cgroup import cgroup_memory
-from .._base.proc import psutil, psutil_process
+from .._base.proc import FD_KINDS, fds_by_kind, psutil, psutil_process
 from .._base.section import Section
 from .._base.units import clip, format_bytes
 from .._base.validate import check_bool, check_int
@@ -31,12 +31,20 @@ class ProcessSection(Section):
         """RSS and fds lead a diff; the machine's and the cgroup's numbers are context."""
         if key.startswith("system."):
             return 0.0
+        if key.startswith("fds.") or key in ("num_fds", "num_threads"):
+            return 16.0  # resources: an fd or a thread that is never given back is a leak
         if key.startswith("cgroup.") or key in ("vms_bytes", "percent"):
             return 0.05
         return 1.0
 
+    def describe(self, key: str) -> str:
+        """``open fds: sockets`` for a kind of fd, the dotted key otherwise."""
+        if key.startswith("fds."):
+            return f"process: open fds: {key[4:]}"
+        return super().describe(key)
+
     def summary_lines(self, top: int = 10) -> list[str]:
-        """rss/vms/fds/threads, system memory, cgroup limit, children (at most 6 lines)."""
+        """rss/vms/fds/threads, fds by kind, system memory, cgroup limit, children."""
         fds = self.get("num_fds")
         head = (
             f"rss {format_bytes(self.get('rss_bytes') or 0)} "
@@ -46,6 +54,12 @@ class ProcessSection(Section):
         if self.get("uss_bytes") is not None:
             head += f", uss {format_bytes(self['uss_bytes'])}"
         lines = [head]
+        kinds = self.get("fds")
+        if isinstance(kinds, dict):
+            shown = ", ".join(f"{kinds[k]} {k}" for k in FD_KINDS if kinds.get(k))
+            lines.append(f"open fds: {shown or 'none'}")
+        elif fds is not None:
+            lines.append(f"open fds by kind: {self.get('fds_note') or 'unavailable'}")
         system = self.get("system") or {}
         if system:
             lines.append(
@@ -163,6 +177,7 @@ class ProcessCollector:
             "percent": round(100.0 * mem.rss / total, 3) if total else 0.0,
             "num_fds": num_fds,
             "num_threads": int(num_threads),
+            **self._fds(proc),
             "system": {"available_bytes": int(vm.available), "total_bytes": total},
             "cgroup": self._cgroup(),
         }
@@ -175,6 +190,16 @@ class ProcessCollector:
         data["children_count"] = count
         data["children_rss_bytes"] = rss_total
         return data
+
+    def _fds(self, proc: Any) -> dict[str, Any]:
+        pid = None if self._injected is None else int(proc.pid)
+        try:
+            kinds = fds_by_kind(pid, root=self.root)
+        except Exception:  # an odd /proc must not cost the rest of the section
+            kinds = None
+        if kinds is None:
+            return {"fds": None, "fds_note": "unavailable: no /proc/PID/fd to read here"}
+        return {"fds": kinds, "fds_note": None}
 
     def _cgroup(self) -> dict[str, Any] | None:
         try:
