@@ -1,36 +1,24 @@
-"""The shortest reference chains from the roots to one object: one breadth-first pass
-over the reverse reference graph.
+"""The shortest reference chains from the roots to one object.
 
-Each level of the search asks for the referrers of the whole frontier at once. A small
-frontier goes to one ``gc.get_referrers(*frontier)`` call (one C pass over the heap, but
-it compares every reference with every frontier object, so its cost grows with the
-frontier); a wide one is answered by one pass over ``gc.get_objects()`` in batches,
-where ``gc.get_referents(*batch)`` tells in C whether a batch holds any frontier object
-and only those batches are looked at one object at a time. Either way the search costs a
-few heap passes, not one per hop or per object (``objgraph.find_backref_chain`` calls
-``gc.get_referrers`` once per object it visits).
-
-The search keeps ids, not objects, wherever it can, and everything it made is skipped
-when it shows up as a referrer, so the answer never names memscope's own bookkeeping.
+The walk itself (one breadth-first pass over the reverse reference graph, a heap pass a
+level) is ``memscope.collectors._chains.Walk``, shared with the containers' holder hints;
+this module decides where explain()'s search stops, ranks the roots it met and puts the
+chains into words.
 """
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 import types
 from dataclasses import dataclass, field
 
+from ..collectors._chains import Walk
 from ._labels import edge_label, is_a, short_type, summary
-from ._roots import RANK_CALLER, Root, Roots, is_ours
+from ._roots import RANK_CALLER, Root, Roots
 
 __all__ = ["Chain", "Search", "search"]
 
-# up to this many frontier objects, one gc.get_referrers call beats a batched pass (measured
-# on a 2M-object heap: 66 ms for one object, +1.7 ms per extra object, vs 390 ms a pass)
-_DIRECT_LIMIT = 128
-_BATCH = 1_000
 # after the first chain from a real root, look this many levels further for alternatives
 _SLACK_LEVELS = 3
 
@@ -66,48 +54,6 @@ class Search:
     edges: list[tuple[int, int, str]] = field(default_factory=list)
 
 
-def _referrers(frontier: list[object], skip: set[int], deadline: float) -> list[tuple[object, int]]:
-    """(referrer, id of the frontier object it refers to) for the whole frontier."""
-    wanted = {id(o) for o in frontier}
-    pairs: list[tuple[object, int]] = []
-    if len(frontier) <= _DIRECT_LIMIT:
-        candidates = gc.get_referrers(*frontier)
-        skip.add(id(candidates))
-        for r in candidates:
-            if id(r) in skip:
-                continue
-            _match(r, wanted, pairs)
-        skip.discard(id(candidates))
-        del candidates
-        return pairs
-    everything = gc.get_objects()
-    skip.add(id(everything))
-    try:
-        for start in range(0, len(everything), _BATCH):
-            batch = everything[start : start + _BATCH]
-            if wanted.isdisjoint(map(id, gc.get_referents(*batch))):
-                continue
-            for r in batch:
-                if id(r) not in skip:
-                    _match(r, wanted, pairs)
-            if time.monotonic() > deadline:
-                break
-    finally:
-        skip.discard(id(everything))
-        del everything
-    return pairs
-
-
-def _match(r: object, wanted: set[int], pairs: list[tuple[object, int]]) -> None:
-    # every frontier object r holds: a root that holds two of them starts two chains
-    seen: set[int] = set()
-    for c in gc.get_referents(r):
-        cid = id(c)
-        if cid in wanted and cid not in seen:
-            seen.add(cid)
-            pairs.append((r, cid))
-
-
 def search(
     target: object,
     roots: Roots,
@@ -120,79 +66,40 @@ def search(
     """Breadth-first from ``target`` up its referrers until ``max_chains`` roots are met."""
     started = time.monotonic()
     result = Search()
-    parent: dict[int, int] = {}  # id(referrer) -> id(the object nearer the target it holds)
-    keep: dict[int, object] = {id(target): target}  # id -> object, for everything visited
-    referred: set[int] = set()  # ids that were found to have at least one referrer
-    # (rank, depth, id(root object), id(the object it holds, None for the target), root)
-    hits: list[tuple[int, int, int, int | None, Root]] = []
-    hit_keys: set[tuple[int, int]] = set()
-    frontier: list[object] = [target]
-    pairs: list[tuple[object, int]] = []
-    skip = {id(parent), id(keep), id(frontier), id(hits), id(roots.held), id(result)}
-    skip.add(id(roots.by_id))
-    skip.add(id(pairs))
-    first = roots.get(target)
-    if first is not None:
-        hits.append((first.rank, 0, id(target), None, first))
-    depth = 0
+    walk: Walk[Root] = Walk([target], roots.get, {id(roots.held), id(roots.by_id), id(result)})
     best_depth: int | None = None
     try:
-        while frontier and depth < max_depth:
+        while walk.frontier and walk.depth < max_depth:
             if time.monotonic() > deadline:
                 result.partial = True
                 break
-            if best_depth is not None and depth >= best_depth + _SLACK_LEVELS:
+            if best_depth is not None and walk.depth >= best_depth + _SLACK_LEVELS:
                 break
-            if sum(1 for h in hits if h[0] < RANK_CALLER) >= max_chains:
+            if sum(1 for h in walk.hits if h.root.rank < RANK_CALLER) >= max_chains:
                 break
-            skip.add(id(frontier))
-            pairs = _referrers(frontier, skip, deadline)
-            skip.add(id(pairs))
-            depth += 1
-            following: list[object] = []
-            skip.add(id(following))
-            for r, child in pairs:
-                rid = id(r)
-                referred.add(child)
-                if type(r) is types.FrameType and is_ours(r):
-                    continue
-                root = roots.get(r)
-                if root is not None:
-                    # a root is where a chain starts: never walk past it, but each object of
-                    # the frontier it holds starts a chain of its own
-                    if (rid, child) not in hit_keys and rid != id(target):
-                        hit_keys.add((rid, child))
-                        keep[rid] = r
-                        hits.append((root.rank, depth, rid, child, root))
-                        if root.rank < RANK_CALLER and best_depth is None:
-                            best_depth = depth
-                    continue
-                if rid in parent or rid in keep:
-                    continue
-                parent[rid] = child
-                keep[rid] = r
-                following.append(r)
-            pairs = []
-            frontier = following
-            del following
-            if time.monotonic() > deadline and frontier:
+            met = walk.step(deadline)
+            if best_depth is None and any(h.root.rank < RANK_CALLER for h in met):
+                best_depth = walk.depth
+            if time.monotonic() > deadline and walk.frontier:
                 result.partial = True
                 break
-        if frontier and depth >= max_depth and not any(h[0] < RANK_CALLER for h in hits):
+        hits = [(h.root.rank, h.depth, h.rid, h.child, h.root) for h in walk.hits]
+        if walk.frontier and walk.depth >= max_depth and not any(h[0] < RANK_CALLER for h in hits):
             result.partial = True
-        result.depth = depth
-        result.visited = len(keep)
+        result.depth = walk.depth
+        result.visited = len(walk.keep)
         hits.sort(key=lambda h: (h[0], h[1]))
+        parent, keep = walk.parent, walk.keep
         for _, _, start, held, root in hits[:max_chains]:
             path = [keep[start], *(_path(held, parent, keep) if held is not None else [])]
             result.chains.append(_chain(path, root))
         if not result.chains:
-            result.chains.extend(_dead_ends(target, frontier, parent, keep, referred, result))
+            result.chains.extend(
+                _dead_ends(target, walk.frontier, parent, keep, walk.referred, result)
+            )
         _graph(result, hits[:max_chains], parent, keep, graph_nodes)
     finally:
-        frontier.clear()
-        keep.clear()
-        pairs = []
+        walk.release()
     result.seconds = time.monotonic() - started
     return result
 

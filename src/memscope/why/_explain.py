@@ -10,7 +10,9 @@ from pathlib import Path
 
 from .._base.units import format_bytes, type_name
 from .._base.validate import check_int, check_number
-from ._chains import _BATCH, _DIRECT_LIMIT, Chain, search
+from ..collectors._chains import BATCH as _BATCH
+from ..collectors._chains import DIRECT_LIMIT as _DIRECT_LIMIT
+from ._chains import Chain, search
 from ._labels import is_a, long_type, mro
 from ._render import check_path, render, to_dot
 from ._roots import find_roots, is_ours

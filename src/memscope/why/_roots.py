@@ -15,6 +15,7 @@ import types
 from dataclasses import dataclass, field
 
 from .._base.aio import live_tasks
+from ..collectors._chains import is_ours
 from ._labels import frame_locals, frame_text, instance_dict, is_a, key_text, short_type
 
 __all__ = ["Root", "Roots", "find_roots", "is_ours"]
@@ -60,12 +61,6 @@ def _class_name(cls: object) -> str:
     from .._base.units import type_name
 
     return type_name(cls)  # type: ignore[arg-type]
-
-
-def is_ours(frame: types.FrameType) -> bool:
-    """A frame of memscope's own code (never a root, never a holder)."""
-    name = frame.f_globals.get("__name__")
-    return type(name) is str and (name == "memscope" or name.startswith("memscope."))
 
 
 def _thread_names() -> dict[int, str]:
