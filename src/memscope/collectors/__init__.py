@@ -20,6 +20,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "tasks": ("tasks", "TasksCollector"),
     "threads": ("threads", "ThreadsCollector"),
     "allocator": ("allocator", "AllocatorCollector"),
+    "accounting": ("accounting", "AccountingCollector"),
 }
 
 

@@ -1,0 +1,323 @@
+"""The ``accounting`` collector: RSS split into parts that add up to it, in plain words.
+
+The kernel splits resident memory three ways (``RssAnon``, ``RssFile``, ``RssShmem`` in
+``/proc/self/status``; they sum to ``VmRSS``). Anonymous memory is then split by who
+holds it: pymalloc's arenas (small Python objects), the C allocator's blocks in use and
+the free space it keeps (glibc ``mallinfo2()``), and what no allocator accounts for
+(thread stacks, C extensions that map memory themselves, the interpreter's own data).
+
+Cheap: one read of /proc/self/status, one mallinfo2() and one walk of pymalloc's arenas
+(about 0.65 microseconds an arena). When that walk took longer than
+``ARENA_WALK_BUDGET_SECONDS``, cheap snapshots reuse its reading for up to
+``arenas_max_age`` seconds (``python_arenas_age_seconds`` says how old it is); deep
+snapshots always walk again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from .._base.collector import CollectorUnavailable, snapshot_depth
+from .._base.libc import mallinfo2, pymalloc_stats_text
+from .._base.section import Section
+from .._base.units import format_bytes
+from .._base.validate import check_number, check_str
+
+__all__ = ["ARENA_WALK_BUDGET_SECONDS", "AccountingCollector", "AccountingSection"]
+
+# a walk of pymalloc's arenas longer than this is reused by cheap snapshots for a while
+ARENA_WALK_BUDGET_SECONDS = 100e-6
+
+_STATUS_FIELDS = {
+    b"VmRSS:": "rss_bytes",
+    b"RssAnon:": "anon_bytes",
+    b"RssFile:": "file_bytes",
+    b"RssShmem:": "shmem_bytes",
+}
+
+# the parts of anonymous memory, in the order reports list them
+ANON_PARTS = (
+    "python_arenas_bytes",
+    "malloc_in_use_bytes",
+    "malloc_free_bytes",
+    "unexplained_bytes",
+)
+TOP_PARTS = ("anon_bytes", "file_bytes", "shmem_bytes")
+
+_WORDS = {
+    "anon_bytes": "anonymous",
+    "file_bytes": "file-backed",
+    "shmem_bytes": "shared memory",
+    "python_arenas_bytes": "pymalloc arenas",
+    "malloc_in_use_bytes": "malloc in use",
+    "malloc_free_bytes": "malloc free",
+    "unexplained_bytes": "unexplained",
+}
+
+# what a part is, and what helps when it dominates
+_ADVICE = {
+    "python_arenas_bytes": (
+        "small Python objects (up to 512 bytes) in pymalloc's arenas: a deep snapshot's "
+        "census says which types; an arena returns to the OS only when all of it is free "
+        "(the allocator section says when arenas are pinned)"
+    ),
+    "malloc_in_use_bytes": (
+        "blocks malloc handed out: large Python objects (big str, bytes, lists' arrays, "
+        "dicts' tables) and C extensions' memory: large_objects (deep) and tracemalloc "
+        "name them"
+    ),
+    "malloc_free_bytes": (
+        "free memory malloc keeps for reuse: memscope.release_memory() (malloc_trim) "
+        "gives what it can back to the OS"
+    ),
+    "unexplained_bytes": (
+        "memory no allocator accounts for: thread stacks, C extensions that map memory "
+        "themselves, the interpreter's own data; `memscope report --pid` shows the mappings"
+    ),
+    "file_bytes": (
+        "code and files mapped in (the interpreter, shared libraries, mmap'd files): "
+        "clean pages are shared and the kernel drops them under pressure"
+    ),
+    "shmem_bytes": "shared memory (multiprocessing, /dev/shm, memfd): it outlives no process",
+}
+
+
+def read_status(path: str = "/proc/self/status") -> dict[str, int]:
+    """VmRSS, RssAnon, RssFile and RssShmem from a /proc status file, in bytes."""
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    out: dict[str, int] = {}
+    for line in raw.splitlines():
+        field, _, rest = line.partition(b"\t")
+        key = _STATUS_FIELDS.get(field)
+        if key is not None:
+            number, _, unit = rest.strip().partition(b" ")
+            out[key] = int(number) * (1024 if unit == b"kB" else 1)
+    return out
+
+
+def arena_figures(text: str) -> tuple[int, int] | None:
+    """(arenas, bytes per arena) from pymalloc's statistics text, or None if absent.
+
+    A targeted read of two lines (a few microseconds); ``parse_pymalloc_stats`` reads all.
+    """
+    at = text.find("# arenas allocated current")
+    if at < 0:
+        return None
+    line = text[at : text.find("\n", at) if "\n" in text[at:] else len(text)]
+    arenas = int(line.rpartition("=")[2].strip().replace(",", ""))
+    size = 0
+    mark = text.find(" bytes/arena")
+    if mark >= 0:
+        start = text.rfind("*", 0, mark)
+        if start >= 0:
+            size = int(text[start + 1 : mark].strip())
+    if size <= 0:
+        size = 1 << 20 if sys.version_info >= (3, 10) else 256 << 10
+    return arenas, size
+
+
+def _percent(part: object, whole: object) -> str:
+    if not isinstance(part, int) or not isinstance(whole, int) or whole <= 0:
+        return ""
+    return f" ({part / whole:.0%})"
+
+
+class AccountingSection(Section):
+    """RSS in parts (anonymous, file-backed, shared; anonymous by allocator) with advice."""
+
+    name = "accounting"
+    ignore: ClassVar[frozenset[str]] = Section.ignore | {
+        "python_arena_size_bytes",
+        "python_arenas_age_seconds",
+    }
+
+    def rank_weight(self, key: str) -> float:
+        """The parts explain RSS rather than name what grew: they rank below the causes."""
+        return 0.2
+
+    def dominant(self) -> str | None:
+        """The largest part of RSS, anonymous memory counted by its own parts."""
+        sizes = {
+            k: self[k]
+            for k in (*ANON_PARTS, "file_bytes", "shmem_bytes")
+            if isinstance(self.get(k), int)
+        }
+        if not sizes:
+            return None
+        return max(sizes, key=lambda k: sizes[k])
+
+    def summary_lines(self, top: int = 10) -> list[str]:
+        """RSS, its three kernel parts, anonymous memory by allocator, and what dominates."""
+        rss = self.get("rss_bytes")
+        if not isinstance(rss, int):
+            return ["RSS accounting: no figures"]
+        lines = [
+            f"RSS {format_bytes(rss)} = "
+            + ", ".join(
+                f"{_WORDS[k]} {format_bytes(self.get(k) or 0)}{_percent(self.get(k), rss)}"
+                for k in TOP_PARTS
+            )
+        ]
+        anon = [
+            f"{_WORDS[k]} {format_bytes(self[k])}{_percent(self[k], rss)}"
+            for k in ANON_PARTS
+            if isinstance(self.get(k), int)
+        ]
+        if anon:
+            lines.append("anonymous = " + ", ".join(anon))
+        for note in ("malloc_note", "pymalloc_note", "note"):
+            if self.get(note):
+                lines.append(str(self[note]))
+        main = self.dominant()
+        if main is not None:
+            share = f", {self[main] / rss:.0%}" if rss > 0 else ""
+            lines.append(
+                f"most of RSS is {_WORDS[main]} ({format_bytes(self[main])}{share}): "
+                f"{_ADVICE[main]}"
+            )
+        return lines[: max(top, 1)]
+
+
+class AccountingCollector:
+    """RSS split into parts that add up to it (Linux /proc, glibc mallinfo2, pymalloc).
+
+    Thread-safe; absent with a reason where /proc/self/status has no RssAnon.
+    """
+
+    name = "accounting"
+    cost = "cheap"
+    section_type = AccountingSection
+
+    def __init__(
+        self,
+        *,
+        arenas_max_age: float = 10.0,
+        status_path: str = "/proc/self/status",
+        mallinfo: Callable[[], Mapping[str, int] | None] = mallinfo2,
+        pymalloc_text: Callable[[], str | None] = pymalloc_stats_text,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.arenas_max_age = check_number(
+            "arenas_max_age", arenas_max_age, low=0.0, unit="seconds"
+        )
+        self.status_path = check_str("status_path", status_path)
+        self._mallinfo = mallinfo
+        self._pymalloc_text = pymalloc_text
+        self._clock = clock
+        self._lock = threading.Lock()
+        # (pid, when read, arenas, arena size, walk seconds) of the last arena walk
+        self._arenas: tuple[int, float, int, int, float] | None = None
+
+    def available(self) -> str | None:
+        """Why RSS cannot be split here, or None."""
+        if not os.path.exists(self.status_path):
+            return f"{self.status_path} does not exist: the RSS parts come from Linux's /proc"
+        return None
+
+    def collect(self) -> dict[str, Any]:
+        """The parts in bytes; keys whose source is missing are None, with a note why."""
+        try:
+            status = read_status(self.status_path)
+        except OSError as exc:
+            raise CollectorUnavailable(
+                f"cannot read {self.status_path} ({exc.strerror}): the RSS parts come from "
+                "Linux's /proc"
+            ) from None
+        if "anon_bytes" not in status or "rss_bytes" not in status:
+            raise CollectorUnavailable(
+                f"{self.status_path} has no RssAnon/VmRSS (Linux 4.5 or later has them)"
+            )
+        data: dict[str, Any] = dict.fromkeys(("rss_bytes", *TOP_PARTS), 0)
+        data.update(status)
+        data.update(self._malloc_part())
+        data.update(self._arena_part())
+        explained = sum(
+            data[k] or 0
+            for k in ("python_arenas_bytes", "malloc_in_use_bytes", "malloc_free_bytes")
+        )
+        anon = data["anon_bytes"]
+        data["unexplained_bytes"] = max(anon - explained, 0)
+        data["note"] = None
+        if explained > anon:
+            data["note"] = (
+                f"the allocators' figures exceed anonymous memory by "
+                f"{format_bytes(explained - anon)}: part of their free space is not resident "
+                "(trimmed pages, arena pools never touched)"
+            )
+        return data
+
+    def _malloc_part(self) -> dict[str, Any]:
+        try:
+            mi = self._mallinfo()
+        except Exception as exc:  # contained: the kernel's parts are still worth having
+            mi, note = None, f"mallinfo2() failed: {type(exc).__name__}: {exc}"
+        else:
+            note = "no mallinfo2() here (glibc 2.33 or later has it): malloc is not split"
+        if mi is None:
+            return {
+                "malloc_in_use_bytes": None,
+                "malloc_mmap_bytes": None,
+                "malloc_free_bytes": None,
+                "malloc_note": note,
+            }
+        return {
+            # uordblks counts the heap's chunks in use; hblkhd the big blocks mmap'd one each
+            "malloc_in_use_bytes": int(mi["uordblks"]) + int(mi["hblkhd"]),
+            "malloc_mmap_bytes": int(mi["hblkhd"]),
+            "malloc_free_bytes": int(mi["fordblks"]),
+            "malloc_note": None,
+        }
+
+    def _arena_part(self) -> dict[str, Any]:
+        now = self._clock()
+        pid = os.getpid()
+        with self._lock:
+            last = self._arenas
+        fresh = (
+            last is None
+            or last[0] != pid
+            or snapshot_depth.get() == "deep"
+            or last[4] <= ARENA_WALK_BUDGET_SECONDS
+            or now - last[1] >= self.arenas_max_age
+        )
+        if fresh:
+            try:
+                started = time.perf_counter()
+                text = self._pymalloc_text()
+                # the first walk also loads the ctypes functions: it says nothing of the heap
+                walk = time.perf_counter() - started if last is not None else 0.0
+            except Exception as exc:  # PyPy, no fmemopen, ...: only this part is lost
+                return self._no_arenas(f"pymalloc statistics unavailable: {exc}")
+            figures = arena_figures(text) if text is not None else None
+            if figures is None:
+                return self._no_arenas(
+                    "pymalloc is not the object allocator (PYTHONMALLOC=malloc or a debug "
+                    "allocator): small objects are in malloc's figures"
+                )
+            last = (pid, now, figures[0], figures[1], walk)
+            with self._lock:
+                self._arenas = last
+        assert last is not None
+        return {
+            "python_arenas": last[2],
+            "python_arena_size_bytes": last[3],
+            "python_arenas_bytes": last[2] * last[3],
+            "python_arenas_age_seconds": round(max(now - last[1], 0.0), 3),
+            "pymalloc_note": None,
+        }
+
+    @staticmethod
+    def _no_arenas(note: str) -> dict[str, Any]:
+        return {
+            "python_arenas": None,
+            "python_arena_size_bytes": None,
+            "python_arenas_bytes": None,
+            "python_arenas_age_seconds": None,
+            "pymalloc_note": note,
+        }
