@@ -31,6 +31,7 @@ BUILTIN = [
     "tasks",
     "threads",
     "allocator",
+    "accounting",
 ]
 
 
