@@ -10,6 +10,11 @@ every contender), measures RSS, runs one contender, measures RSS again:
 2. pymalloc heap: 5M small strings, every 100th kept. The arenas stay pinned and
    nothing in-process can return them; the report must say so rather than claim
    success. The same heap under PYTHONMALLOC=malloc shows the remedy it names.
+3. churn in 4 threads: each thread builds and drops batches of small dicts and strings,
+   keeping 1 in 200, under pymalloc and under PYTHONMALLOC=malloc. RSS is read after the
+   workload (nothing trimmed yet) and after release_memory(): the C allocator keeps what
+   is freed resident until something trims it, so PYTHONMALLOC=malloc only pays off with
+   periodic trimming (release_memory() or a MemoryGuard), which the advice must say.
 
 Also times the allocator collector in-process against the fd 2 capture of
 sys._debugmallocstats() and a psutil RSS read. Prints tables; writes
@@ -51,13 +56,42 @@ def build(kind: str, n: int) -> list[Any]:
     return keep
 
 
+CHURN_THREADS = 4
+CHURN_ROUNDS = 20
+
+
+def churn(n: int) -> list[Any]:
+    """A service-like workload: threads build and drop batches, a few survivors kept."""
+    import threading
+
+    survivors: list[Any] = []
+    lock = threading.Lock()
+
+    def work(seed: int) -> None:
+        for r in range(CHURN_ROUNDS):
+            batch = [
+                {"id": i, "name": f"user-{seed}-{r}-{i}", "blob": "x" * (40 + i % 200)}
+                for i in range(n)
+            ]
+            with lock:
+                survivors.extend(batch[::200])
+            del batch
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(CHURN_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return survivors
+
+
 def child(kind: str, n: int, contender: str) -> None:
     """Build the heap, run one contender, print one JSON line with the numbers."""
     # Both contenders import memscope first, as a service using it would have: the
     # comparison is of the release itself, not of memscope's import (about 2-3 MiB).
     import memscope.guard.release  # noqa: F401
 
-    keep = build(kind, n)
+    keep = churn(n) if kind == "churn" else build(kind, n)
     before = rss_bytes()
     started = time.perf_counter()
     out: dict[str, Any] = {}
@@ -173,6 +207,12 @@ def main() -> int:
     remedy = run_child("pymalloc", n_small, "memscope", {"PYTHONMALLOC": "malloc"})
     results["pymalloc"] = {"memscope": pinned, "bare": pinned_bare, "pythonmalloc_malloc": remedy}
 
+    # (3) the same churn under each allocator: untrimmed, then after release_memory()
+    n_churn = 100_000 // scale
+    churn_py = run_child("churn", n_churn, "memscope", {"PYTHONMALLOC": "pymalloc"})
+    churn_c = run_child("churn", n_churn, "memscope", {"PYTHONMALLOC": "malloc"})
+    results["churn"] = {"pymalloc": churn_py, "malloc": churn_c, "batch": n_churn}
+
     costs, arenas = collector_costs(50 if args.quick else 200, n_small, n_malloc)
     results["collector_costs"] = costs
     results["collector_costs_arenas"] = arenas
@@ -187,6 +227,8 @@ def main() -> int:
         (f"(2) {n_small:,} small str, bare gc+malloc_trim", pinned_bare),
         (f"(2) {n_small:,} small str, release_memory()", pinned),
         ("(2) same, PYTHONMALLOC=malloc, release_memory()", remedy),
+        (f"(3) churn {CHURN_THREADS} threads, pymalloc", churn_py),
+        (f"(3) churn {CHURN_THREADS} threads, PYTHONMALLOC=malloc", churn_c),
     ]
     for label, row in rows:
         print(
@@ -207,6 +249,13 @@ def main() -> int:
     )
     print(f"(2) explanation: {report['explanation']}")
     print(f"(2) with PYTHONMALLOC=malloc: {remedy['report']['explanation']}")
+    untrimmed = churn_c["rss_before_bytes"] / churn_py["rss_before_bytes"]
+    trimmed = churn_c["rss_after_bytes"] / churn_py["rss_after_bytes"]
+    print(
+        f"(3) RSS PYTHONMALLOC=malloc / pymalloc: untrimmed {untrimmed:.2f}x, "
+        f"after release_memory() {trimmed:.2f}x "
+        f"(malloc pays off only when something trims)"
+    )
     print()
     print(f"{f'per-call cost ({arenas} pymalloc arenas)':44} {'microseconds':>14}")
     for row in costs:

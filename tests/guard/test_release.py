@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -396,3 +399,42 @@ def test_a_tracked_object_whose_getattr_raises_is_contained() -> None:
         assert any("release-proxy.expire()" in e and "KeyError" in e for e in report.errors)
     finally:
         memscope.untrack(proxy)
+
+
+CHURN_UNDER_C_MALLOC = r"""
+import json, os, threading
+def rss():
+    with open("/proc/self/statm", "rb") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+survivors = []
+def work(seed):
+    for r in range(10):
+        batch = [{"id": i, "name": f"u-{seed}-{r}-{i}", "blob": "x" * (40 + i % 200)}
+                 for i in range(50_000)]
+        survivors.extend(batch[::200])
+        del batch
+threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+from memscope.guard import release_memory
+before = rss()
+report = release_memory()
+print(json.dumps({"before": before, "after": rss(), "freed": report.to_dict()["freed_bytes"]}))
+"""
+
+
+@needs_trim
+def test_c_malloc_keeps_freed_memory_until_trimmed() -> None:
+    # What the PYTHONMALLOC=malloc advice warns about, on a real multi-threaded churn:
+    # freed small objects stay resident in malloc's arenas until release_memory() trims.
+    out = subprocess.run(
+        [sys.executable, "-c", CHURN_UNDER_C_MALLOC],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONMALLOC="malloc"),
+        timeout=120,
+        check=True,
+    )
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    assert row["before"] - row["after"] >= 20 << 20, row
+    assert row["freed"] >= 20 << 20, row

@@ -30,7 +30,10 @@ PINNED_MAX_UTILISATION = 0.5
 
 REMEDIES = (
     "set PYTHONMALLOC=malloc so small objects come from the C allocator, which "
-    "malloc_trim can shrink (a few percent slower), recycle worker processes "
+    "malloc_trim can shrink, but only together with periodic trimming (a MemoryGuard, or "
+    "release_memory() after big batches): untrimmed, the C allocator keeps freed memory "
+    "resident and RSS can end up higher than with pymalloc (it is also a few percent "
+    "slower); recycle worker processes "
     "(gunicorn --max-requests with --max-requests-jitter, uvicorn --limit-max-requests, "
     "celery worker_max_tasks_per_child), or avoid holding millions of small objects "
     "at once (stream them, or pack them into bytes/array/numpy)"
