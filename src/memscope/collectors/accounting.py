@@ -32,6 +32,8 @@ __all__ = ["ARENA_WALK_BUDGET_SECONDS", "AccountingCollector", "AccountingSectio
 
 # a walk of pymalloc's arenas longer than this is reused by cheap snapshots for a while
 ARENA_WALK_BUDGET_SECONDS = 100e-6
+# the allocators' figures may exceed anonymous memory by this much without a note
+NOTE_MIN_EXCESS_BYTES = 1 << 20
 
 _STATUS_FIELDS = {
     b"VmRSS:": "rss_bytes",
@@ -244,7 +246,9 @@ class AccountingCollector:
         anon = data["anon_bytes"]
         data["unexplained_bytes"] = max(anon - explained, 0)
         data["note"] = None
-        if explained > anon:
+        # a last arena's untouched pools and trimmed free pages are counted but not
+        # resident: worth a word only once the excess is more than rounding
+        if explained - anon > max(NOTE_MIN_EXCESS_BYTES, anon // 100):
             data["note"] = (
                 f"the allocators' figures exceed anonymous memory by "
                 f"{format_bytes(explained - anon)}: part of their free space is not resident "
