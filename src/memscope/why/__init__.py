@@ -8,5 +8,7 @@ from __future__ import annotations
 
 from ._chains import Chain
 from ._explain import Explanation, explain
+from ._leak_report import LeakReport
+from ._leaks import find_leaks
 
-__all__ = ["Chain", "Explanation", "explain"]
+__all__ = ["Chain", "Explanation", "LeakReport", "explain", "find_leaks"]

@@ -1,0 +1,277 @@
+"""What only reference cycles keep alive, and what ``gc.garbage`` holds.
+
+A collection made with ``gc.DEBUG_SAVEALL`` does all a collection does (weak references
+cleared, ``__del__`` finalizers run, as in any collection) and then, instead of breaking
+the cycles, appends every unreachable object to ``gc.garbage``. The check counts those by
+type, puts ``gc.garbage`` back exactly as it was, restores the debug flags, and collects
+again, which frees them; whatever that second collection puts back into ``gc.garbage`` is
+truly uncollectable (a legacy C finalizer in the cycle) and is not counted as freed. A gc
+callback counts what automatic collections free in between (their types are not seen).
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import sys
+import threading
+from collections import Counter
+from typing import Any
+
+from .._base.units import type_name
+from ..collectors._heap import _python_sizeof, _shallow_size
+from ._labels import edge_label, short_type
+
+__all__ = ["AutoCounter", "CycleTally", "describe_cycle", "garbage_rows", "size_of"]
+
+# one check at a time changes the gc's debug flags and gc.garbage
+_lock = threading.Lock()
+_CYCLE_SEARCH = 20_000  # objects a sample cycle's search may visit
+_HELD_LEVELS = 4  # untracked containers inside untracked containers: a few levels at most
+
+
+def size_of(obj: object) -> int:
+    """``sys.getsizeof`` without running a ``__sizeof__`` written in Python (0 if it fails)."""
+    try:
+        if _python_sizeof(type(obj)):
+            return _shallow_size(obj)
+        return sys.getsizeof(obj)
+    except Exception:  # a half-built object whose C __sizeof__ fails
+        return 0
+
+
+class AutoCounter:
+    """A gc callback adding up what automatic collections free while the check runs."""
+
+    def __init__(self) -> None:
+        self.collected = 0
+        self.uncollectable = 0
+        self.ours = False  # set while the check's own collections run
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase != "stop" or self.ours:
+            return
+        collected = info.get("collected", 0)
+        uncollectable = info.get("uncollectable", 0)
+        self.collected += collected if type(collected) is int else 0
+        self.uncollectable += uncollectable if type(uncollectable) is int else 0
+
+    def install(self) -> None:
+        """Add this callback to ``gc.callbacks``."""
+        gc.callbacks.append(self)
+
+    def remove(self) -> None:
+        """Remove this callback (and only it) from ``gc.callbacks``."""
+        callbacks = gc.callbacks
+        for i in range(len(callbacks) - 1, -1, -1):
+            if callbacks[i] is self:
+                del callbacks[i]
+
+
+def _new_items(garbage: list[Any], before: list[Any]) -> list[Any]:
+    """What ``garbage`` gained since it was ``before`` (the gc only ever appends)."""
+    n = len(before)
+    if len(garbage) >= n and all(a is b for a, b in zip(garbage, before)):
+        return garbage[n:]
+    old = {id(o) for o in before}
+    return [o for o in garbage if id(o) not in old]
+
+
+class CycleTally:
+    """The running count, by type, of what the check's collections freed."""
+
+    def __init__(self, counter: AutoCounter) -> None:
+        self.counter = counter
+        self.by_type: dict[int, list[int]] = {}  # id(type) -> [count, own bytes]
+        self.names: dict[int, str] = {}
+        self.samples: dict[int, str] = {}  # id(type) -> a cycle in words
+        self.objects = 0
+        self.bytes = 0
+        self.kept_by_debug_flags = 0  # saved in gc.garbage because the user set DEBUG_SAVEALL
+
+    def collect(self) -> None:
+        """One full collection: count what only cycles kept alive, then let it be freed."""
+        garbage = gc.garbage
+        with _lock:
+            self.counter.ours = True
+            try:
+                flags = gc.get_debug()
+                if flags & gc.DEBUG_SAVEALL:
+                    # the user asked the gc to keep everything: keep it, and count it
+                    before = garbage[:]
+                    gc.collect()
+                    saved = _new_items(garbage, before)
+                    before = []
+                    self.kept_by_debug_flags += len(saved)
+                    self._count(saved)
+                    saved = []
+                    return
+                before = garbage[:]
+                try:
+                    gc.set_debug(flags | gc.DEBUG_SAVEALL)
+                    gc.collect()
+                finally:
+                    gc.set_debug(flags)
+                    saved = _new_items(garbage, before)
+                    garbage[:] = before
+                counted = self._count(saved)
+                saved = []
+                gc.collect()  # now they are freed; a legacy finalizer's cycle comes back
+                back = _new_items(garbage, before)
+                before = []
+                if back:
+                    self._uncount(back, counted)
+                back = []
+            finally:
+                self.counter.ours = False
+
+    def _count(self, saved: list[Any]) -> dict[int, tuple[int, int]]:
+        """Tally ``saved``; id(obj) -> (id(type), size) so the uncollectable can be taken out."""
+        counted: dict[int, tuple[int, int]] = {}
+        if not saved:
+            return counted
+        by_type = self.by_type
+        for obj in saved:
+            tp = type(obj)
+            tid = id(tp)
+            size = size_of(obj)
+            row = by_type.get(tid)
+            if row is None:
+                by_type[tid] = [1, size]
+                self.names[tid] = type_name(tp)
+            else:
+                row[0] += 1
+                row[1] += size
+            counted[id(obj)] = (tid, size)
+            self.bytes += size
+        obj = None
+        self.objects += len(saved)
+        self.bytes += held_bytes(saved)
+        # a cycle in words for the largest group so far that has none yet
+        top = max(by_type, key=lambda t: by_type[t][1])
+        if top not in self.samples:
+            start = next((o for o in saved if id(type(o)) == top), None)
+            if start is not None:
+                self.samples[top] = describe_cycle(start, {id(o) for o in saved})
+            start = None
+        return counted
+
+    def _uncount(self, back: list[Any], counted: dict[int, tuple[int, int]]) -> None:
+        for obj in back:
+            found = counted.pop(id(obj), None)
+            if found is None:
+                continue
+            tid, size = found
+            row = self.by_type[tid]
+            row[0] -= 1
+            row[1] -= size
+            self.objects -= 1
+            self.bytes -= size
+            if row[0] <= 0:
+                del self.by_type[tid]
+
+
+def held_bytes(holders: list[Any]) -> int:
+    """Bytes of the untracked objects (strings, numbers, their tuples) only ``holders`` hold."""
+    total = 0
+    internal: dict[int, int] = {}  # id -> references from the holders and the freed found so far
+    frontier = holders
+    for _ in range(_HELD_LEVELS):
+        refs = gc.get_referents(*frontier)
+        found: dict[int, object] = {}
+        for ref in refs:
+            if gc.is_tracked(ref):
+                continue  # a tracked one is either a holder itself or alive elsewhere
+            rid = id(ref)
+            internal[rid] = internal.get(rid, 0) + 1
+            found[rid] = ref
+        refs = []
+        ref = None
+        if not found:
+            break
+        # the references this function holds to each, measured on a sentinel held the same way
+        sentinel = object()
+        found[id(sentinel)] = sentinel
+        counts = [sys.getrefcount(o) for o in found.values()]
+        ours = counts[-1] - 1  # the local name sentinel is not held the same way
+        del found[id(sentinel)], sentinel
+        freed = [
+            o for o, count in zip(found.values(), counts) if count - ours == internal.get(id(o), 0)
+        ]
+        found.clear()
+        total += sum(map(size_of, freed))
+        frontier = [o for o in freed if gc.get_referents(o)]
+        freed = []
+        if not frontier:
+            break
+    frontier = []
+    return total
+
+
+def describe_cycle(start: object, inside: set[int]) -> str:
+    """The shortest cycle from ``start`` back to it through ``inside``, in words."""
+    parent: dict[int, int] = {id(start): 0}
+    keep: dict[int, object] = {id(start): start}
+    queue: list[object] = [start]
+    last: object = None
+    i = 0
+    try:
+        while i < len(queue) and i < _CYCLE_SEARCH and last is None:
+            node = queue[i]
+            i += 1
+            for ref in gc.get_referents(node):
+                if ref is start:
+                    last = node
+                    break
+                rid = id(ref)
+                if rid in inside and rid not in parent:
+                    parent[rid] = id(node)
+                    keep[rid] = ref
+                    queue.append(ref)
+            node = ref = None
+        if last is None:
+            return ""
+        path = [last]
+        while path[-1] is not start:
+            path.append(keep[parent[id(path[-1])]])
+        path.reverse()
+        path.append(start)
+        hops = [f"{short_type(a)}{edge_label(a, b)}" for a, b in itertools.pairwise(path)]
+        if len(hops) > 8:
+            hops = [*hops[:4], f"... {len(hops) - 6} more ...", *hops[-2:]]
+        path = []
+        return " -> ".join(hops) + f" -> (back to the first {short_type(start)})"
+    finally:
+        queue.clear()
+        keep.clear()
+        last = None
+
+
+def garbage_rows() -> tuple[list[tuple[str, int, int, str]], int, int]:
+    """(type, count, bytes, sample cycle) per type in ``gc.garbage``, largest first; totals."""
+    items = gc.garbage[:]
+    if not items:
+        return [], 0, 0
+    tally: Counter[int] = Counter()
+    sizes: Counter[int] = Counter()
+    names: dict[int, str] = {}
+    first: dict[int, object] = {}
+    for obj in items:
+        tid = id(type(obj))
+        tally[tid] += 1
+        sizes[tid] += size_of(obj)
+        if tid not in names:
+            names[tid] = type_name(type(obj))
+            first[tid] = obj
+    obj = None
+    inside = {id(o) for o in items}
+    order = sorted(tally, key=lambda t: (sizes[t], tally[t]), reverse=True)
+    rows = []
+    for n, tid in enumerate(order):
+        sample = describe_cycle(first[tid], inside) if n == 0 else ""
+        rows.append((names[tid], tally[tid], sizes[tid], sample))
+    first.clear()
+    total = sum(sizes.values())
+    count = len(items)
+    items = []
+    return rows, count, total

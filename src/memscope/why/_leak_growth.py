@@ -1,0 +1,212 @@
+"""Steady growth: types, containers and tracked objects that grew at every census.
+
+Each census is one walk of the gc-tracked heap (the census walk of ``collectors/``, made
+right after a full collection, so garbage never looks like growth), the longest
+containers it met, and the len of every tracked object. Between censuses only numbers
+are kept, in dicts of ints that the gc does not track, so the bookkeeping of the check
+never grows itself and is never counted. The last walk's containers are kept until the
+growing ones have been named, then let go.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from typing import Any
+
+from .._base import tracking
+from .._base.collector import HeapRequest
+from .._base.units import type_name
+from ..collectors._heap import HeapScan, scan_heap
+from ..collectors._holders import describe_owners, summarize_container
+from ._leak_report import Growth
+
+__all__ = ["GrowthWatch"]
+
+_SAMPLES = 3  # newest instances of a growing type whose holders are named
+_CONTAINERS = 50  # the longest containers followed from census to census
+_INDEX = re.compile(r"\[\d+\]")
+
+
+class GrowthWatch:
+    """Counts at each census, and the rule: grew at every one."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.types: list[dict[int, int]] = []  # id(type) -> live count, one dict a census
+        self.type_bytes: dict[int, int] = {}  # at the last census
+        self.type_names: dict[int, str] = {}
+        self.boxes: list[dict[int, int]] = []  # id(container) -> its length
+        self.tracked: list[dict[str, int]] = []  # tracked name -> its len
+        self.last: HeapScan | None = None
+
+    def warm_up(self) -> None:
+        """One walk whose counts are thrown away: the first walk a type meets fills caches
+        (type checks, sizers) that would otherwise look like growth of the next one."""
+        scan_heap(HeapRequest(complete=False, containers=_CONTAINERS, where=False)).release()
+
+    def census(self, now: float) -> None:
+        """Count every gc-tracked type, the longest containers, and the tracked objects."""
+        if self.last is not None:
+            self.last.release()
+            self.last = None
+        scan = scan_heap(HeapRequest(complete=False, containers=_CONTAINERS, where=False))
+        counts: dict[int, int] = {}
+        sizes: dict[int, int] = {}
+        names = self.type_names
+        for tp, (count, size) in scan.tally.items():
+            tid = id(tp)
+            counts[tid] = count
+            sizes[tid] = size
+            if tid not in names:
+                names[tid] = type_name(tp)
+        scan.tally.clear()
+        self.types.append(counts)
+        self.type_bytes = sizes
+        self.boxes.append({id(obj): n for n, _, obj in scan.containers})
+        self.tracked.append(_tracked_lens())
+        self.times.append(now)
+        self.last = scan
+
+    def release(self) -> None:
+        """Let go of the containers of the last walk."""
+        if self.last is not None:
+            self.last.release()
+            self.last = None
+
+    def growing(self, limit: int) -> list[Growth]:
+        """The rows that grew at every census, largest growth first, at most ``limit`` each."""
+        try:
+            if len(self.times) < 2:
+                return []
+            rows = self._types(limit) + self._containers(limit) + self._tracked(limit)
+            return rows
+        finally:
+            self.release()
+
+    def _rate(self, counts: tuple[int, ...]) -> float:
+        span = self.times[-1] - self.times[0]
+        return (counts[-1] - counts[0]) / span if span > 0 else 0.0
+
+    def _types(self, limit: int) -> list[Growth]:
+        grew = _steady(self.types)
+        grew.sort(key=lambda kv: kv[1][-1] - kv[1][0], reverse=True)
+        grew = grew[:limit]
+        if not grew:
+            return []
+        where = _where_types({tid for tid, _ in grew})
+        return [
+            Growth(
+                "type",
+                self.type_names.get(tid, "?"),
+                counts,
+                self._rate(counts),
+                self.type_bytes.get(tid, 0),
+                where.get(tid, ""),
+            )
+            for tid, counts in grew
+        ]
+
+    def _containers(self, limit: int) -> list[Growth]:
+        grew = _steady(self.boxes)
+        grew.sort(key=lambda kv: kv[1][-1] - kv[1][0], reverse=True)
+        grew = grew[:limit]
+        if not grew or self.last is None:
+            return []
+        wanted = {oid for oid, _ in grew}
+        kept = [(obj, size) for _, size, obj in self.last.containers if id(obj) in wanted]
+        targets = [obj for obj, _ in kept]
+        ours = {id(self.last.containers), id(kept), id(targets)}
+        ours.update(map(id, self.last.containers))
+        ours.update(map(id, kept))
+        try:
+            where = describe_owners(targets, ours)
+        except Exception:  # a hint is optional
+            where = {}
+        info = {id(obj): (summarize_container(obj), size) for obj, size in kept}
+        kept.clear()
+        targets.clear()
+        rows = []
+        for oid, counts in grew:
+            summary, size = info.get(oid, ("container", 0))
+            rows.append(
+                Growth("container", summary, counts, self._rate(counts), size, where.get(oid, ""))
+            )
+        return rows
+
+    def _tracked(self, limit: int) -> list[Growth]:
+        grew = _steady(self.tracked)
+        grew.sort(key=lambda kv: kv[1][-1] - kv[1][0], reverse=True)
+        return [
+            Growth("tracked", name, counts, self._rate(counts), 0, f"memscope.track(name={name!r})")
+            for name, counts in grew[:limit]
+        ]
+
+
+def _steady(series: list[dict[Any, int]]) -> list[tuple[Any, tuple[int, ...]]]:
+    """Keys present at every census whose value grew from each census to the next."""
+    if len(series) < 2:
+        return []
+    out = []
+    for key, first in series[0].items():
+        counts = [first]
+        for census in series[1:]:
+            value = census.get(key)
+            if value is None or value <= counts[-1]:
+                break
+            counts.append(value)
+        else:
+            out.append((key, tuple(counts)))
+    return out
+
+
+def _tracked_lens() -> dict[str, int]:
+    lens: dict[str, int] = {}
+    for name, obj, _ in tracking.tracked_objects():
+        try:
+            n = len(obj)  # type: ignore[arg-type]
+        except Exception:  # a tracked object without a len, or whose __len__ raises
+            continue
+        if type(n) is int:
+            lens[name] = n
+    obj = None
+    return lens
+
+
+def _where_types(wanted: set[int]) -> dict[int, str]:
+    """id(type) -> who holds the newest instances (the gc lists survivors of the last
+    collection at the end of the oldest generation, so the newest come last)."""
+    samples: dict[int, list[object]] = {tid: [] for tid in wanted}
+    everything = gc.get_objects()
+    needed = len(wanted) * _SAMPLES
+    for obj in reversed(everything):
+        found = samples.get(id(type(obj)))
+        if found is not None and len(found) < _SAMPLES:
+            found.append(obj)
+            needed -= 1
+            if not needed:
+                break
+    obj = None
+    everything = []
+    targets = [o for found in samples.values() for o in found]
+    ours = {id(samples), id(targets)} | {id(found) for found in samples.values()}
+    try:
+        hints = describe_owners(targets, ours)
+    except Exception:  # a hint is optional
+        hints = {}
+    where: dict[int, str] = {}
+    for tid, found in samples.items():
+        parts: list[str] = []
+        shapes: set[str] = set()
+        for o in found:
+            text = hints.get(id(o))
+            # the newest instances sit at neighbouring indexes of one list: one hint says it
+            shape = _INDEX.sub("[i]", text) if text else ""
+            if text and shape not in shapes:
+                shapes.add(shape)
+                parts.append(text)
+        if parts:
+            where[tid] = "; ".join(parts[:2])
+        found.clear()
+    targets.clear()
+    return where

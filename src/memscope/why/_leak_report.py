@@ -1,0 +1,144 @@
+"""``LeakReport``: what ``find_leaks()`` found, as small frozen rows of text and numbers.
+
+Nothing here holds an object of the heap that was examined: every row is words and
+numbers, so a report kept for later keeps nothing alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .._base.units import format_bytes
+
+__all__ = ["CycleGroup", "GarbageGroup", "Growth", "LeakReport"]
+
+
+@dataclass(frozen=True)
+class CycleGroup:
+    """Objects of one type that only reference cycles kept alive: the cycle collector freed them."""
+
+    type: str
+    count: int
+    size_bytes: int  # their own sizes (what sys.getsizeof reports, no user __sizeof__ run)
+    sample: str = ""  # the cycle one of them is in, in words (the largest group only)
+
+
+@dataclass(frozen=True)
+class GarbageGroup:
+    """Objects of one type in ``gc.garbage``: found unreachable but never freed."""
+
+    type: str
+    count: int
+    size_bytes: int
+    sample: str = ""  # the cycle one of them is in, in words, when it is in one
+
+
+@dataclass(frozen=True)
+class Growth:
+    """A type, container or tracked object whose count grew at every census."""
+
+    kind: str  # "type" (live instances), "container" (its length), "tracked" (its len)
+    name: str  # the type's qualified name, the container's summary, the tracked name
+    counts: tuple[int, ...]  # at each census, first to last
+    per_second: float  # growth rate over the censuses
+    size_bytes: int  # at the last census: all instances of the type, or the container itself
+    where: str = ""  # who holds it (or, for a type, who holds its newest instances)
+
+    @property
+    def growth(self) -> int:
+        """How much it grew from the first census to the last."""
+        return self.counts[-1] - self.counts[0] if self.counts else 0
+
+
+@dataclass(frozen=True, eq=False)
+class LeakReport:
+    """What keeps memory that should have gone: reference cycles, gc.garbage, steady growth."""
+
+    cycles: list[CycleGroup] = field(default_factory=list)  # largest first, at most ``limit``
+    garbage: list[GarbageGroup] = field(default_factory=list)
+    growing: list[Growth] = field(default_factory=list)
+    cycle_objects: int = 0  # every object the check's collections freed (all types)
+    cycle_bytes: int = 0  # their sizes, plus the strings and numbers only they held
+    auto_collected: int = 0  # objects the automatic collections freed meanwhile (types unseen)
+    garbage_objects: int = 0  # len(gc.garbage)
+    garbage_bytes: int = 0
+    censuses: int = 0
+    interval_seconds: float = 0.0
+    seconds: float = 0.0
+    partial: bool = False  # the timeout stopped the check before its last census
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """Nothing found: no cycles freed, no gc.garbage, nothing growing."""
+        return not (self.cycle_objects or self.garbage_objects or self.growing)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of the report (the rows are already bounded by ``limit``)."""
+        out: dict[str, Any] = {
+            "cycles": [asdict(c) for c in self.cycles],
+            "garbage": [asdict(g) for g in self.garbage],
+            "growing": [{**asdict(g), "counts": list(g.counts)} for g in self.growing],
+        }
+        for name in (
+            "cycle_objects",
+            "cycle_bytes",
+            "auto_collected",
+            "garbage_objects",
+            "garbage_bytes",
+            "censuses",
+            "interval_seconds",
+            "seconds",
+            "partial",
+        ):
+            out[name] = getattr(self, name)
+        out["clean"] = self.clean
+        out["notes"] = list(self.notes)
+        return out
+
+    def __str__(self) -> str:
+        lines: list[str] = []
+        if self.cycle_objects:
+            lines.append(
+                f"reference cycles: the cycle collector freed {self.cycle_objects:,} objects"
+                f" ({format_bytes(self.cycle_bytes)}) that only cycles kept alive"
+            )
+            for c in self.cycles:
+                lines.append(f"  {c.count:>9,}  {format_bytes(c.size_bytes):>10}  {c.type}")
+                if c.sample:
+                    lines.append(f"             cycle: {c.sample}")
+        if self.auto_collected:
+            lines.append(
+                f"automatic collections freed {self.auto_collected:,} more objects during the"
+                " check (types not seen)"
+            )
+        if self.garbage_objects:
+            lines.append(
+                f"gc.garbage holds {self.garbage_objects:,} uncollectable objects"
+                f" ({format_bytes(self.garbage_bytes)}); they stay until removed from it"
+            )
+            for g in self.garbage:
+                lines.append(f"  {g.count:>9,}  {format_bytes(g.size_bytes):>10}  {g.type}")
+                if g.sample:
+                    lines.append(f"             cycle: {g.sample}")
+        if self.growing:
+            span = max(self.censuses - 1, 1) * self.interval_seconds
+            lines.append(f"grew at each of {self.censuses} censuses over {span:.1f} s:")
+            for row in self.growing:
+                series = " -> ".join(f"{n:,}" for n in row.counts)
+                lines.append(
+                    f"  {row.kind} {row.name}: {series} (+{row.per_second:,.1f}/s,"
+                    f" {format_bytes(row.size_bytes)})"
+                )
+                if row.where:
+                    lines.append(f"      held by {row.where}")
+        if not lines:
+            lines.append(
+                f"no leaks found: no reference cycles to free, gc.garbage empty, nothing grew"
+                f" at each of {self.censuses} censuses"
+            )
+        if self.partial:
+            lines.append("partial: the timeout stopped the check early")
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
