@@ -71,6 +71,8 @@ def test_design_names_resolve() -> None:
         "SSEBuffer",
         "release_memory",
         "MemoryGrowthError",
+        "find_leaks",
+        "LeakReport",
     ):
         assert hasattr(memscope, name), name
     assert issubclass(memscope.MemoryGrowthError, AssertionError)

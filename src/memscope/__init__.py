@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .monitor import Monitor
     from .monitor._alerts import Alert
     from .monitor._trends import Trend
-    from .why import Explanation, explain
+    from .why import Explanation, LeakReport, explain, find_leaks
 
 __version__ = "0.1.0"
 
@@ -39,6 +39,7 @@ __all__ = [
     "CollectorUnavailable",
     "Diff",
     "Explanation",
+    "LeakReport",
     "MemoryGrowthError",
     "Monitor",
     "SSEBuffer",
@@ -49,6 +50,7 @@ __all__ = [
     "clear_caches",
     "compare",
     "explain",
+    "find_leaks",
     "iter_load",
     "load",
     "register_collector",
@@ -72,6 +74,7 @@ _LAZY = {
     "CollectorUnavailable": "memscope._base.collector",
     "Diff": "memscope._diff",
     "Explanation": "memscope.why._explain",
+    "LeakReport": "memscope.why._leak_report",
     "MemoryGrowthError": "memscope._base.errors",
     "Monitor": "memscope.monitor",
     "SSEBuffer": "memscope.guard.sse",
@@ -81,6 +84,7 @@ _LAZY = {
     "clear_caches": "memscope._base.tracking",
     "compare": "memscope._diff",
     "explain": "memscope.why._explain",
+    "find_leaks": "memscope.why._leaks",
     "iter_load": "memscope._snapshot",
     "load": "memscope._snapshot",
     "register_collector": "memscope._registry",
