@@ -19,6 +19,8 @@ it shows up as a referrer, so no answer names memscope's own bookkeeping.
 from __future__ import annotations
 
 import gc
+import heapq
+import itertools
 import time
 import types
 from collections.abc import Callable
@@ -203,27 +205,40 @@ class Walk(Generic[R]):
             path.append(self.keep[rid])
         return path
 
-    def path_up(self, target: object, roots: dict[int, R]) -> list[object] | None:
-        """The shortest recorded way from ``target`` up to a root (root first), if any."""
+    def path_up(
+        self,
+        target: object,
+        roots: dict[int, R],
+        cost: Callable[[object], int] | None = None,
+    ) -> list[object] | None:
+        """The cheapest recorded way from ``target`` up to a root (root first), if any.
+
+        ``cost(holder)`` is what a hop through ``holder`` costs (1 without it): a list
+        that happens to hold the object can be made dearer than the dict that owns it.
+        """
         start = id(target)
         if start in roots:
             return [target]
         came: dict[int, int] = {start: start}
-        level = [start]
-        while level:
-            nxt: list[int] = []
-            for oid in level:
-                for rid in self.up.get(oid, ()):
-                    if rid in came:
-                        continue
+        best: dict[int, int] = {start: 0}
+        queue: list[tuple[int, int, int]] = [(0, 0, start)]
+        order = itertools.count(1)
+        while queue:
+            spent, _, oid = heapq.heappop(queue)
+            if spent > best.get(oid, spent):
+                continue
+            if oid in roots:
+                path = [oid]
+                while path[-1] != start:
+                    path.append(came[path[-1]])
+                return [self.keep[i] for i in path]
+            for rid in self.up.get(oid, ()):
+                step = 1 if cost is None or rid in roots else cost(self.keep[rid])
+                total = spent + step
+                if total < best.get(rid, total + 1):
+                    best[rid] = total
                     came[rid] = oid
-                    if rid in roots:
-                        path = [rid]
-                        while path[-1] != start:
-                            path.append(came[path[-1]])
-                        return [self.keep[i] for i in path]
-                    nxt.append(rid)
-            level = nxt
+                    heapq.heappush(queue, (total, next(order), rid))
         return None
 
     def release(self) -> None:

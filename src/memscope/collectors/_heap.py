@@ -18,6 +18,7 @@ import gc
 import heapq
 import itertools
 import os
+import re
 import sys
 import threading
 import time
@@ -29,7 +30,7 @@ from typing import Any
 
 from .._base.collector import HeapRequest
 from .._base.units import type_name
-from ._holders import describe_owners, summarize_container
+from ._holders import describe_owners, held_types, holder_paths, summarize_container
 from ._safe import base_len, is_a
 
 CHUNK = 10_000
@@ -52,6 +53,7 @@ class HeapScan:
     containers: list[tuple[int, int, object]] = field(default_factory=list)  # (len, size, obj)
     large: list[tuple[int, object]] = field(default_factory=list)  # (size, obj)
     where: dict[int, str] = field(default_factory=dict)  # id(obj) -> reachability hint
+    paths: dict[int, dict[str, str | None]] = field(default_factory=dict)  # id -> holder path
     request: HeapRequest = _EVERYTHING_COUNTED  # what the walk was asked to keep
     frozen: int = 0  # objects gc.freeze() moved out of gc.get_objects()'s sight
     sizeof_errors: int = 0  # objects whose __sizeof__ failed (counted with size 0)
@@ -492,10 +494,19 @@ def _scan_heap(request: HeapRequest) -> HeapScan:
         ours.update(map(id, result.containers))
         ours.update(map(id, result.large))
         try:
-            result.where = describe_owners(targets, ours)
+            # the walk up to a named root first; the cheap two-hop hint for the rest
+            result.paths = holder_paths(targets, ours)
         except Exception:  # a hint is optional; never fail the scan for it
+            result.paths = {}
+        rest = [t for t in targets if id(t) not in result.paths]
+        try:
+            result.where = describe_owners(rest, ours | {id(rest)}) if rest else {}
+        except Exception:
             result.where = {}
-        del targets
+        for oid, found in result.paths.items():
+            if found.get("where"):
+                result.where[oid] = str(found["where"])
+        del targets, rest
     result.seconds = time.perf_counter() - start
     result.request = request
     return result
@@ -504,15 +515,31 @@ def _scan_heap(request: HeapRequest) -> HeapScan:
 def object_row(scan: HeapScan, obj: object, size: int, **extra: Any) -> dict[str, Any]:
     """A section row for a kept object: identity for diffs, type, size, summary, holder."""
     where = scan.where.get(id(obj))
+    found = scan.paths.get(id(obj)) or {}
+    path = found.get("path")
     tname = type_name(type(obj))
     return {
-        "key": where or tname,  # a stable identity for diffs: where it lives, else its type
+        # a stable identity for diffs: the path from its root (no lengths in it), else where
+        # it lives, else its type; the id pairs it with itself within one process
+        "key": path or _stable(where) or tname,
+        "id": id(obj),
         "type": tname,
         **extra,
         "size_bytes": size,
         "summary": summarize_container(obj),
+        "held": held_types(obj),
         "where": where,
+        "path": path,
+        "owner": found.get("owner"),
     }
+
+
+_COUNTS = re.compile(r" of [\d,]+")
+
+
+def _stable(where: str | None) -> str | None:
+    """A hint without the lengths in it ("item [1] of a list of 5"): those change."""
+    return _COUNTS.sub("", where) if where else None
 
 
 def count_types(complete: bool = True) -> dict[type, tuple[int, int]]:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import gc
 import itertools
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator
-from types import FrameType, FunctionType, ModuleType
+from types import FrameType, FunctionType, MethodType, ModuleType
 from typing import Any
 
 from .._base.units import type_name
@@ -238,3 +239,289 @@ def summarize_container(obj: object, sample: int = 3) -> str:
     except Exception:  # changed size during iteration: the head is still true
         return head
     return head
+
+
+# --- holder paths: from an object up to a named root, by the shared referrer walk ---------
+
+# how long the holder walk of one heap scan may take, and how far up it climbs
+PATH_BUDGET_SECONDS = 1.0
+PATH_MAX_DEPTH = 12
+_SLACK_LEVELS = 2
+_FRONTIER_LIMIT = 128  # objects a level: past it, one batched heap pass a level would cost more
+
+
+def _named(obj: object, modules: dict[int, str], kinds: dict[type, str]) -> str | None:
+    """The root ``obj`` is, in words, if it is one (a module, class, logger, cache, frame)."""
+    oid = id(obj)
+    mod = modules.get(oid)
+    if mod is not None:
+        return f"module {mod}"
+    tp = type(obj)
+    kind = kinds.get(tp)
+    if kind is None:
+        kind = _kind_of(tp)
+        if len(kinds) < 10_000:
+            kinds[tp] = kind
+    if not kind:
+        return None
+    if kind == "class":
+        return f"class {_qualname(obj)}"
+    if kind == "frame":
+        frame: Any = obj
+        if _is_ours(frame):
+            return None
+        return f"frame {frame.f_code.co_name}() at {frame.f_code.co_filename}:{frame.f_lineno}"
+    attrs = instance_dict(obj) or {}
+    if kind == "lru_cache":
+        fn = attrs.get("__wrapped__")
+        return f"functools.lru_cache of {_function_name(fn)}"
+    if kind == "logger":
+        name = attrs.get("name")
+        return f"logger {safe_repr(name, 60)}" if type(name) is str else "a logger"
+    if kind == "bounded_cache":
+        present, name = slot_value(obj, "_name")
+        return f"BoundedCache {safe_repr(name, 60)}" if present and type(name) is str else None
+    return None
+
+
+def _kind_of(tp: type) -> str:
+    if issubclass(tp, type):
+        return "class"
+    if tp is FrameType:
+        return "frame"
+    name = type_name(tp)
+    if name == "functools._lru_cache_wrapper":
+        return "lru_cache"
+    if name == "memscope.guard.cache.BoundedCache":
+        return "bounded_cache"
+    logging = sys.modules.get("logging")
+    logger = getattr(logging, "Logger", None) if logging is not None else None
+    if type(logger) is type and issubclass(tp, logger):
+        return "logger"
+    return ""
+
+
+def _function_name(fn: object) -> str:
+    f: Any = fn
+    if type(f) is FunctionType:
+        mod = f.__module__
+        return f"{mod}.{f.__qualname__}" if type(mod) is str else f.__qualname__
+    return _qualname(f)
+
+
+def holder_paths(
+    targets: list[object],
+    ignore: set[int] | None = None,
+    *,
+    budget_seconds: float = PATH_BUDGET_SECONDS,
+    max_depth: int = PATH_MAX_DEPTH,
+) -> dict[int, dict[str, str | None]]:
+    """id(target) -> ``{"path", "where", "owner"}``: how a named root reaches it.
+
+    ``path`` reads like code (``reports_app._registry['acme']['exports']``,
+    ``logger 'audit' handlers``), ``where`` in words from the object up (``instance of
+    app.Store attribute cache <- module app attribute store``), ``owner`` names the class
+    whose instance holds it. One walk up the referrers of all targets at once, within
+    ``budget_seconds``; a target that reaches no root in time is left out.
+    """
+    from ._chains import Walk
+
+    modules = {id(vars(m)): name for name, m in list(sys.modules.items()) if is_a(m, ModuleType)}
+    kinds: dict[type, str] = {}
+
+    def root_of(obj: object) -> str | None:
+        return _named(obj, modules, kinds)
+
+    # a module's namespace is named already, and every function of the module refers to it
+    targets = [t for t in targets if id(t) not in modules and root_of(t) is None]
+    skip = set(ignore or ()) | {id(targets), id(modules), id(kinds)}
+    deadline = time.monotonic() + budget_seconds
+    walk: Walk[str] = Walk(
+        targets, root_of, skip, edges=4, frontier_limit=_FRONTIER_LIMIT, rank=_climb_rank
+    )
+    out: dict[int, dict[str, str | None]] = {}
+    try:
+        pending = {id(t) for t in targets}
+        roots: dict[int, str] = {}
+        for hit in walk.hits:
+            roots[hit.rid] = hit.root
+        done_at: int | None = None
+        while walk.frontier and walk.depth < max_depth and time.monotonic() < deadline:
+            met = walk.step(deadline)
+            for hit in met:
+                roots[hit.rid] = hit.root
+            if met:
+                for t in targets:
+                    if id(t) in pending and walk.path_up(t, roots, _hop_cost) is not None:
+                        pending.discard(id(t))
+            if not pending:
+                # a way through an owner's __dict__ is a level or two longer than the way
+                # through a passing list: look that much further before choosing
+                done_at = walk.depth if done_at is None else done_at
+                if walk.depth >= done_at + _SLACK_LEVELS:
+                    break
+        for t in targets:
+            path = walk.path_up(t, roots, _hop_cost)
+            if path is not None and len(path) > 1:
+                try:
+                    out[id(t)] = _name_path(path, roots[id(path[0])], modules)
+                except Exception:  # words are optional; the walk's answer must not fail a scan
+                    continue
+    finally:
+        walk.release()
+    return out
+
+
+def _climb_rank(owner: object) -> int:
+    # which referrers to climb first when a level has too many: functions (whose globals
+    # are a namespace) and frames say least about who owns an object
+    if type(owner) in (FunctionType, FrameType):
+        return 4
+    return _owner_rank(owner)
+
+
+def _hop_cost(holder: object) -> int:
+    # a list, tuple or set that holds an object is more often a passer-by (a caller's
+    # working list) than its owner: the way through a dict or an instance is preferred
+    return 4 if is_a(holder, (list, tuple, set, frozenset, deque)) else 1
+
+
+def _steps(path: list[object], modules: dict[int, str]) -> list[tuple[str, object, str]]:
+    """The hops of ``path`` (root first) as (kind, holder, key): attributes fold their dict."""
+    steps: list[tuple[str, object, str]] = []
+    i, n = 0, len(path)
+    while i < n - 1:
+        holder, child = path[i], path[i + 1]
+        if id(holder) in modules:
+            steps.append(("attr", holder, (_key_in(holder, child) or "?").strip("'")))
+        elif (
+            i + 2 < n
+            and is_a(child, dict)
+            and not is_a(holder, dict)
+            and (is_a(holder, type) or instance_dict(holder) is child)
+        ):
+            # a class or an instance and its __dict__ are one hop: Store.cache
+            steps.append(("attr", holder, (_key_in(child, path[i + 2]) or "?").strip("'")))
+            i += 2
+            continue
+        elif type(holder) is FunctionType and i + 3 < n and is_a(child, tuple):
+            f: Any = holder
+            names = f.__code__.co_freevars
+            index = next((k for k, c in enumerate(f.__closure__ or ()) if c is path[i + 2]), -1)
+            var = names[index] if 0 <= index < len(names) else "?"
+            steps.append(("closure", holder, var))
+            i += 3
+            continue
+        elif type(holder) is MethodType:
+            steps.append(("method", holder, ""))
+        elif is_a(holder, dict):
+            steps.append(("key", holder, _key_in(holder, child) or "?"))
+        elif is_a(holder, (list, tuple, deque)):
+            steps.append(("item", holder, _key_in(holder, child) or "[?]"))
+        elif is_a(holder, (set, frozenset)):
+            steps.append(("member", holder, ""))
+        elif type(holder) is FrameType:
+            frame: Any = holder
+            name = next((k for k, v in frame.f_locals.items() if v is child), "?")
+            steps.append(("local", holder, name))
+        elif type_name(type(holder)) == "functools.partial":
+            steps.append(("partial", holder, ""))
+        else:
+            found = _key_in(holder, child)
+            steps.append(("attr", holder, found.strip("'")) if found else ("ref", holder, ""))
+        i += 1
+    return steps
+
+
+def _name_path(path: list[object], root: str, modules: dict[int, str]) -> dict[str, str | None]:
+    steps = _steps(path, modules)
+    # as code, root first
+    if root.startswith("module "):
+        text = root[len("module ") :]
+    elif root.startswith("class "):
+        text = root[len("class ") :]
+    else:
+        text = root
+    words: list[str] = []
+    owner: str | None = None
+    special = not root.startswith(("module ", "class ", "frame "))
+    root_named = False
+    for n, (kind, holder, key) in enumerate(steps):
+        last = n == len(steps) - 1
+        if n == 0 and special and kind == "ref":
+            # a cache wrapper holds its storage from C: the root's name says it all
+            words.append(root)
+            root_named = True
+            owner = root
+        elif kind == "attr":
+            if n == 0 and root.startswith("logger ") and key == "handlers":
+                text += " handlers"
+            else:
+                text += f".{key}"
+            if id(holder) in modules:
+                words.append(f"module {modules[id(holder)]} attribute {key}")
+            elif is_a(holder, type):
+                words.append(f"class {_qualname(holder)} attribute {key}")
+            elif n == 0 and special:
+                words.append(f"{root} attribute {key}")
+                root_named = True
+            else:
+                words.append(f"instance of {_qualname(holder)} attribute {key}")
+            if last and not is_a(holder, (type, ModuleType)) and id(holder) not in modules:
+                owner = root if n == 0 and special else _qualname(holder)
+        elif kind == "key":
+            text += key if key.startswith("key ") else f"[{key}]"
+            words.append(f"dict key {key}")
+        elif kind == "item":
+            text += key
+            words.append(f"item {key} of a {type(holder).__name__}")
+        elif kind == "member":
+            text += " (a member)"
+            words.append(f"item of a {type(holder).__name__}")
+        elif kind == "closure":
+            fname = _function_name(holder)
+            text += f" -> closure of {fname} ({key})"
+            words.append(f"closure variable {key} of function {fname}")
+        elif kind == "method":
+            m: Any = holder
+            text += f" -> bound method {_function_name(m.__func__)}"
+            words.append(f"bound method {_function_name(m.__func__)}")
+        elif kind == "local":
+            text = f"local {key} of {root}"
+            words.append(f"local {key} in {root[len('frame ') :]}")
+        elif kind == "partial":
+            text += " -> functools.partial"
+            words.append("functools.partial")
+        else:
+            text += f" -> {type(holder).__name__}"
+            words.append(f"referenced by a {_qualname(holder)}")
+    if special and not root_named:
+        words.insert(0, root)
+    return {"path": text, "where": " <- ".join(reversed(words)), "owner": owner}
+
+
+def held_types(obj: object, sample: int = 5) -> list[str]:
+    """Type names of a few of a container's items (keys, values, and one level into keys).
+
+    For a cache keyed by argument tuples (``functools.lru_cache``) that names the
+    arguments' types too. Read by the built-in bases' own methods: no user code runs.
+    """
+    o: Any = obj
+    base: Any = base_of(o)
+    found: dict[str, None] = {}
+    try:
+        if base is dict:
+            pairs = list(itertools.islice(dict.items(o), sample))
+            items: list[object] = [v for _, v in pairs] + [k for k, _ in pairs]
+        elif base in (list, tuple, set, frozenset, deque):
+            items = list(itertools.islice(base_iter(o), sample))
+        else:
+            return []
+        for item in items:
+            found[_qualname(item)] = None
+            if is_a(item, (tuple, list)):
+                for inner in itertools.islice(base_iter(item), sample):
+                    found[_qualname(inner)] = None
+    except Exception:  # changed size during iteration: what was read is still true
+        pass
+    return list(found)[:8]
