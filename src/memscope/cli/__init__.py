@@ -10,12 +10,14 @@ from collections.abc import Sequence
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "attach": ("attach", "a snapshot taken inside a running CPython process (PID), no restart"),
     "diff": ("diff", "what changed between two saved snapshots (FILE or FILE:INDEX)"),
     "plot": ("plot", "draw RSS and the top types or modules over time from a .jsonl, as a PNG"),
     "report": (
         "report",
         "print a report of this process, of a saved snapshot file, or of any process (--pid)",
     ),
+    "shell": ("shell", "a Python shell with memscope's helpers, here or inside a process (--pid)"),
     "show": ("show", "print one saved snapshot (FILE or FILE:INDEX)"),
 }
 

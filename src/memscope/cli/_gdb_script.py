@@ -1,0 +1,154 @@
+"""The gdb side of ``memscope attach`` on CPython 3.10-3.13: run by gdb's Python, not by memscope.
+
+gdb runs this file with ``-x`` after attaching (every thread of the target is stopped). It
+reads the plan (a JSON file named by ``MEMSCOPE_GDB_PLAN``), checks the target is CPython of
+the expected version, picks a safe place for the bootstrap and detaches. It prints
+``MEMSCOPE <word> <text>`` lines the CLI reads.
+
+The bootstrap (a few lines of Python that start the agent thread) runs either
+
+* ``ensure``: on a thread that has a Python thread state, does not hold the GIL and is not
+  inside malloc (typically the main thread sleeping or blocked in a system call), between
+  ``PyGILState_Ensure`` and ``PyGILState_Release``: the thread takes the GIL the normal way;
+* ``pending``: when the only Python thread holds the GIL (a busy loop), as a pending call
+  (``Py_AddPendingCall``): the interpreter runs it at its next safe point, and gdb is gone
+  by then.
+
+Importing this module outside gdb does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from typing import Any
+
+SYMBOLS = (
+    "Py_GetVersion",
+    "PyGILState_Ensure",
+    "PyGILState_Release",
+    "PyGILState_Check",
+    "PyGILState_GetThisThreadState",
+    "PyRun_SimpleString",
+    "Py_AddPendingCall",
+)
+# a frame of these means the thread may hold a lock the bootstrap would need (malloc's
+# arena lock, the dynamic loader's lock, the GIL's own mutex)
+UNSAFE = (
+    "malloc",
+    "free",
+    "calloc",
+    "realloc",
+    "memalign",
+    "_int_",
+    "_dl_",
+    "take_gil",
+    "drop_gil",
+)
+FRAMES_CHECKED = 24
+
+
+def say(word: str, text: str = "") -> None:
+    """One line for the CLI."""
+    print(f"MEMSCOPE {word} {text}".rstrip(), flush=True)
+
+
+def _frames(gdb: Any) -> list[str]:
+    names: list[str] = []
+    try:
+        frame = gdb.newest_frame()
+        while frame is not None and len(names) < FRAMES_CHECKED:
+            names.append(frame.name() or "")
+            frame = frame.older()
+    except gdb.error:
+        names.append("?")
+    return names
+
+
+def _choose(gdb: Any, pid: int) -> tuple[str, Any] | None:
+    """('ensure', thread) or ('pending', main thread), or None when no place is safe now."""
+    main = None
+    for thread in gdb.selected_inferior().threads():
+        thread.switch()
+        frames = _frames(gdb)
+        unsafe = any(part in name for name in frames for part in UNSAFE)
+        if thread.ptid[1] == pid:
+            main = (thread, unsafe)
+        if unsafe:
+            continue
+        tstate = int(gdb.parse_and_eval("(long)PyGILState_GetThisThreadState()"))
+        if tstate == 0:
+            continue  # not a Python thread
+        if int(gdb.parse_and_eval("(int)PyGILState_Check()")) == 0:
+            return "ensure", thread
+    if main is not None and not main[1]:
+        main[0].switch()
+        return "pending", main[0]
+    return None
+
+
+def _buffer(gdb: Any, code: bytes) -> int:
+    """A C string holding ``code`` in the target (malloc'ed there)."""
+    address = int(gdb.parse_and_eval(f"(long)malloc({len(code) + 1})"))
+    if address == 0:
+        raise RuntimeError("malloc in the target returned NULL")
+    gdb.selected_inferior().write_memory(address, code + b"\0")
+    return address
+
+
+def main(gdb: Any) -> None:
+    """Run the plan inside gdb; every outcome is a MEMSCOPE line."""
+    with open(os.environ["MEMSCOPE_GDB_PLAN"]) as fh:
+        plan = json.load(fh)
+    for command in ("set confirm off", "set pagination off", "set unwindonsignal on"):
+        gdb.execute(command)
+    missing = []
+    for name in SYMBOLS:
+        try:
+            gdb.parse_and_eval(f"(long)&{name}")
+        except gdb.error:
+            missing.append(name)
+    if missing:
+        say("NOT-CPYTHON", ", ".join(missing))
+        return
+    version = gdb.parse_and_eval("(char*)Py_GetVersion()").string()
+    say("VERSION", version.split()[0] if version else "?")
+    if not version.startswith(plan["version_prefix"]):
+        return  # the CLI refuses, naming both versions
+    choice = _choose(gdb, int(plan["pid"]))
+    if choice is None:
+        say("BUSY")
+        return
+    how, _thread = choice
+    address = _buffer(gdb, plan["bootstrap"].encode())
+    if how == "ensure":
+        state = int(gdb.parse_and_eval("(int)PyGILState_Ensure()"))
+        status = int(gdb.parse_and_eval(f"(int)PyRun_SimpleString((char*){address})"))
+        gdb.execute(f"call (void)PyGILState_Release({state})", to_string=True)
+        gdb.execute(f"call (void)free((void*){address})", to_string=True)
+        say("INJECTED", f"ensure {status}")
+    else:
+        # the agent frees the string once the bootstrap has run
+        with open(os.path.join(plan["directory"], "buffer"), "w") as fh:
+            fh.write(hex(address))
+        status = int(
+            gdb.parse_and_eval(
+                f"(int)Py_AddPendingCall((int(*)(void*))PyRun_SimpleString, (void*){address})"
+            )
+        )
+        say("INJECTED", f"pending {status}")
+
+
+if __name__ == "__main__" and "MEMSCOPE_GDB_PLAN" in os.environ:
+    import importlib
+
+    _gdb: Any = importlib.import_module("gdb")  # there only inside gdb
+
+    try:
+        main(_gdb)
+    except Exception as exc:  # the CLI turns this into its message
+        say("FAILED", f"{type(exc).__name__}: {exc}".replace("\n", " "))
+    finally:
+        with contextlib.suppress(_gdb.error):
+            _gdb.execute("detach", to_string=True)

@@ -1,0 +1,74 @@
+"""``memscope attach PID``: a memscope snapshot taken inside a running CPython process that was
+started without memscope (sys.remote_exec on 3.14+, gdb on 3.10-3.13)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import CLIError
+from ._common import BAD_INPUT, Parser, positive_int
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``memscope attach``."""
+    p = Parser(prog="memscope attach", description=__doc__)
+    p.add_argument("pid", metavar="PID", help="the process id of a running CPython program")
+    p.add_argument(
+        "--deep", action="store_true", help="add the heap scans (census, containers, large objects)"
+    )
+    p.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="also append the snapshot to FILE (.jsonl)"
+    )
+    p.add_argument("--top", type=positive_int, default=10, help="rows per table (default 10)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the snapshot (default 60)",
+    )
+    return p
+
+
+def parse_pid(text: str, name: str = "PID") -> int:
+    """A process id argument; CLIError (exit 1) naming ``name`` otherwise."""
+    try:
+        pid = int(text)
+    except ValueError:
+        pid = 0
+    if pid < 1:
+        raise CLIError(f"{name} takes a process id (an integer >= 1), got {text!r}", BAD_INPUT)
+    return pid
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    import memscope
+
+    from ._inject import agent
+
+    ns = build_parser().parse_args(argv)
+    pid = parse_pid(ns.pid)
+    if not ns.timeout > 0:
+        raise CLIError(f"--timeout must be > 0 seconds, got {ns.timeout:g}", BAD_INPUT)
+    answer = agent(pid, "snapshot", timeout=ns.timeout, deep=ns.deep, label=f"attach {pid}")
+    snap = memscope.Snapshot.from_dict(answer["snapshot"])
+    if ns.output:
+        try:
+            memscope.save(snap, ns.output)
+        except OSError as exc:
+            raise CLIError(f"-o: cannot write {ns.output}: {exc.strerror or exc}") from exc
+    if ns.json:
+        print(snap.to_json(indent=2))
+    else:
+        print(snap.report(top=ns.top))
+        left = answer.get("footprint", {}).get("modules_left") or []
+        note = f"; {len(left)} stdlib modules it imported stay loaded" if left else ""
+        print(
+            f"(taken inside pid {pid} in {answer.get('seconds', 0.0):.2f} s via "
+            f"{answer['injected'].split()[0]}; memscope's modules and paths removed again{note})",
+            file=sys.stderr,
+        )
+    return 0
