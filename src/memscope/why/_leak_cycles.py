@@ -15,12 +15,13 @@ import gc
 import itertools
 import sys
 import threading
+import types
 from collections import Counter
 from typing import Any
 
 from .._base.units import type_name
 from ..collectors._heap import _python_sizeof, _shallow_size
-from ._labels import edge_label, short_type
+from ._labels import edge_label, is_a, short_type
 
 __all__ = ["AutoCounter", "CycleTally", "describe_cycle", "garbage_rows", "size_of"]
 
@@ -157,10 +158,14 @@ class CycleTally:
         return counted
 
     def _uncount(self, back: list[Any], counted: dict[int, tuple[int, int]]) -> None:
-        for obj in back:
+        """Take out what came back to gc.garbage, and what it keeps alive: never freed."""
+        alive: list[Any] = [o for o in back if id(o) in counted]
+        while alive:
+            obj = alive.pop()
             found = counted.pop(id(obj), None)
             if found is None:
                 continue
+            alive.extend(r for r in gc.get_referents(obj) if id(r) in counted)
             tid, size = found
             row = self.by_type[tid]
             row[0] -= 1
@@ -169,6 +174,7 @@ class CycleTally:
             self.bytes -= size
             if row[0] <= 0:
                 del self.by_type[tid]
+        obj = None
 
 
 def held_bytes(holders: list[Any]) -> int:
@@ -208,8 +214,11 @@ def held_bytes(holders: list[Any]) -> int:
     return total
 
 
-def describe_cycle(start: object, inside: set[int]) -> str:
-    """The shortest cycle from ``start`` back to it through ``inside``, in words."""
+def describe_cycle(start: object, inside: set[int] | None) -> str:
+    """The shortest cycle from ``start`` back to it through ``inside``, in words.
+
+    ``inside=None``: through any object but classes and modules (bounded by a budget).
+    """
     parent: dict[int, int] = {id(start): 0}
     keep: dict[int, object] = {id(start): start}
     queue: list[object] = [start]
@@ -224,10 +233,16 @@ def describe_cycle(start: object, inside: set[int]) -> str:
                     last = node
                     break
                 rid = id(ref)
-                if rid in inside and rid not in parent:
-                    parent[rid] = id(node)
-                    keep[rid] = ref
-                    queue.append(ref)
+                if rid in parent:
+                    continue
+                if inside is None:
+                    if is_a(ref, type) or is_a(ref, types.ModuleType):
+                        continue
+                elif rid not in inside:
+                    continue
+                parent[rid] = id(node)
+                keep[rid] = ref
+                queue.append(ref)
             node = ref = None
         if last is None:
             return ""
@@ -264,11 +279,10 @@ def garbage_rows() -> tuple[list[tuple[str, int, int, str]], int, int]:
             names[tid] = type_name(type(obj))
             first[tid] = obj
     obj = None
-    inside = {id(o) for o in items}
     order = sorted(tally, key=lambda t: (sizes[t], tally[t]), reverse=True)
     rows = []
     for n, tid in enumerate(order):
-        sample = describe_cycle(first[tid], inside) if n == 0 else ""
+        sample = describe_cycle(first[tid], None) if n == 0 else ""
         rows.append((names[tid], tally[tid], sizes[tid], sample))
     first.clear()
     total = sum(sizes.values())

@@ -1,0 +1,319 @@
+"""find_leaks(): real cycles, real uncollectable garbage, real growth, a quiet process."""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import types
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import memscope
+from memscope.why import _leak_cycles, _leaks
+from memscope.why._leak_report import Growth
+
+
+class Node:
+    """One half of a two-object reference cycle."""
+
+    def __init__(self) -> None:
+        self.peer: Node | None = None
+        self.payload = bytes(1000)  # a new bytes object each time: only the cycle holds it
+
+
+class Record:
+    """What the growing thread leaks."""
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+
+class Registry(dict[str, int]):
+    """A weakly referenceable dict, tracked by name."""
+
+
+def _gc_state() -> tuple[int, bool, list[Any], list[Any]]:
+    return gc.get_debug(), gc.isenabled(), gc.garbage[:], gc.callbacks[:]
+
+
+def _assert_state(before: tuple[int, bool, list[Any], list[Any]]) -> None:
+    flags, enabled, garbage, callbacks = before
+    assert gc.get_debug() == flags
+    assert gc.isenabled() == enabled
+    assert len(gc.garbage) == len(garbage) and all(a is b for a, b in zip(gc.garbage, garbage))
+    assert len(gc.callbacks) == len(callbacks)
+    assert all(a is b for a, b in zip(gc.callbacks, callbacks))
+
+
+@pytest.fixture
+def no_auto_gc() -> Iterator[None]:
+    # the automatic collector would free the planted cycles before the check sees them
+    was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def test_counts_reference_cycles_exactly_and_frees_them(no_auto_gc: None) -> None:
+    refs = []
+    for _ in range(150):
+        a, b = Node(), Node()
+        a.peer, b.peer = b, a
+        refs.append(weakref.ref(a))
+    del a, b
+    before = _gc_state()
+    report = memscope.find_leaks(rounds=1, interval=0.0)
+    _assert_state(before)
+    rows = {c.type: c for c in report.cycles}
+    node = rows[f"{__name__}.Node"]
+    assert node.count == 300
+    assert node.size_bytes == 300 * sys.getsizeof(Node())
+    # the 300 payloads were only held by the cycles: freed with them, counted in the total
+    assert report.cycle_bytes >= node.size_bytes + 300 * sys.getsizeof(bytes(1000))
+    assert report.cycles[0] is node  # the largest group first, with its cycle in words
+    assert node.sample == "Node.peer -> Node.peer -> (back to the first Node)"
+    assert all(r() is None for r in refs)  # freed, and nothing of memscope holds them
+    assert "Node" in str(report) and "cycle collector freed" in str(report)
+
+
+def test_report_is_json_bounded_by_limit_and_holds_no_objects(no_auto_gc: None) -> None:
+    kinds = [type(f"Loop{i}", (), {}) for i in range(12)]
+    for kind in kinds:
+        for _ in range(3):
+            o = kind()
+            o.me = o
+    del o, kind
+    report = memscope.find_leaks(rounds=1, interval=0.0, limit=5)
+    assert len(report.cycles) == 5
+    assert any("more types in cycles not shown (limit=5)" in n for n in report.notes)
+    data = report.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data["cycle_objects"] == report.cycle_objects >= 36
+    # words and numbers only: no object of the examined heap is reachable from the report
+    seen: list[object] = [report]
+    while seen:
+        obj = seen.pop()
+        if type(obj) is type:
+            continue  # an instance refers to its class
+        assert type(obj) in (
+            _leaks.LeakReport,
+            _leaks.CycleGroup,
+            _leaks.GarbageGroup,
+            Growth,
+            dict,
+            list,
+            tuple,
+            str,
+            int,
+            float,
+            bool,
+        ), type(obj)
+        if type(obj) not in (str, int, float, bool):
+            seen.extend(gc.get_referents(obj))
+
+
+def test_steady_growth_from_a_background_thread(
+    make_module: Callable[[str], types.ModuleType],
+) -> None:
+    mod = make_module("leaky_service")
+    mod.LEAK = [Record(-i) for i in range(300)]  # long enough to be among the longest lists
+    registry = memscope.track(Registry(), name="t_leak_registry")
+    stop = threading.Event()
+
+    def grow() -> None:
+        i = 0
+        while not stop.is_set():
+            mod.LEAK.append(Record(i))
+            registry[str(i)] = i
+            i += 1
+            time.sleep(0.002)
+
+    worker = threading.Thread(target=grow, daemon=True)
+    worker.start()
+    try:
+        report = memscope.find_leaks(rounds=3, interval=0.25, timeout=30)
+    finally:
+        stop.set()
+        worker.join(5)
+    assert report.censuses == 4 and not report.partial
+    rows = {(g.kind, g.name): g for g in report.growing}
+    record = rows[("type", f"{__name__}.Record")]
+    assert list(record.counts) == sorted(set(record.counts))  # grew at every census
+    assert record.per_second > 10
+    assert "module leaky_service attribute LEAK" in record.where
+    box = next(g for g in report.growing if g.kind == "container" and "LEAK" in g.where)
+    assert box.name.startswith("list of")
+    tracked = rows[("tracked", "t_leak_registry")]
+    assert tracked.growth > 0
+    assert "leaky_service" in str(report)
+    memscope.untrack(registry)
+
+
+def test_from_a_worker_thread_with_an_injected_clock() -> None:
+    now = [0.0]
+    waits: list[float] = []
+
+    def clock() -> float:
+        return now[0]
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    out: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: out.append(
+            _leaks.check(rounds=5, interval=1.0, limit=20, timeout=2.5, clock=clock, sleep=sleep)
+        )
+    )
+    worker.start()
+    worker.join(60)
+    report = out[0]
+    # censuses at 0, 1 and 2 s; the one at 3 s would pass the 2.5 s timeout
+    assert report.censuses == 3 and report.partial
+    assert waits == [1.0, 1.0]
+    assert "partial" in str(report)
+
+
+def test_gc_state_is_restored_when_the_check_fails(
+    monkeypatch: pytest.MonkeyPatch, no_auto_gc: None
+) -> None:
+    a, b = Node(), Node()
+    a.peer, b.peer = b, a
+    del a, b
+
+    def broken(obj: object) -> int:
+        raise RuntimeError("sizing failed")
+
+    monkeypatch.setattr(_leak_cycles, "size_of", broken)
+    before = _gc_state()
+    with pytest.raises(RuntimeError, match="sizing failed"):
+        memscope.find_leaks(rounds=1, interval=0.0)
+    _assert_state(before)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"rounds": 0}, ValueError, "rounds"),
+        ({"rounds": 2.0}, TypeError, "rounds"),
+        ({"interval": -1}, ValueError, "interval"),
+        ({"interval": "1"}, TypeError, "interval"),
+        ({"limit": 0}, ValueError, "limit"),
+        ({"timeout": 0}, ValueError, "timeout"),
+        ({"timeout": float("nan")}, ValueError, "timeout"),
+    ],
+)
+def test_bad_arguments_name_themselves(kwargs: dict[str, Any], error: type, words: str) -> None:
+    before = _gc_state()
+    with pytest.raises(error, match=words):
+        memscope.find_leaks(**kwargs)
+    _assert_state(before)
+
+
+def _run(code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_a_quiet_process_reports_nothing() -> None:
+    out = _run(
+        """
+        import gc, json
+        import memscope, memscope.why._leaks
+        gc.collect()  # what importing left behind
+        report = memscope.find_leaks(rounds=3, interval=0.2)
+        print(json.dumps(report.to_dict()))
+        print(report)
+        """
+    )
+    data = json.loads(out.splitlines()[0])
+    assert data["clean"], out
+    assert data["cycles"] == [] and data["garbage"] == [] and data["growing"] == []
+    assert data["censuses"] == 4
+    assert "no leaks found" in out
+
+
+def test_uncollectable_garbage_is_reported_not_counted_as_freed() -> None:
+    pytest.importorskip("_testcapi")
+    out = _run(
+        """
+        import gc, _testcapi, memscope
+
+        class Legacy:
+            def __tp_del__(self):
+                pass
+
+        Legacy = _testcapi.with_tp_del(Legacy)  # a C-level (legacy) finalizer: uncollectable
+
+        class Tail:
+            pass
+
+        gc.disable()
+        for _ in range(4):
+            a, t = Legacy(), Tail()
+            a.tail, t.head = t, a
+        del a, t
+        report = memscope.find_leaks(rounds=1, interval=0.0)
+        held = list(gc.garbage)
+        print(report.garbage_objects, len(held))
+        print(sorted((g.type, g.count) for g in report.garbage))
+        print(sorted((c.type, c.count) for c in report.cycles))
+        for o in held:
+            o.__dict__.clear()
+        gc.garbage.clear()
+        print(report)
+        """
+    )
+    lines = out.splitlines()
+    # gc.garbage holds the objects with the finalizer (what they hold stays alive with them);
+    # the check's collections put them back where it found them
+    assert lines[0] == "4 4"
+    assert lines[1] == "[('__main__.Legacy', 4)]"
+    assert "Legacy" not in lines[2] and "Tail" not in lines[2]  # never freed, so not "cycles"
+    assert "gc.garbage holds 4 uncollectable objects" in out
+    assert "cycle: Legacy.tail -> Tail.head -> (back to the first Legacy)" in out
+
+
+def test_debug_saveall_set_by_the_user_is_kept() -> None:
+    out = _run(
+        """
+        import gc, memscope, memscope.why._leaks
+        gc.collect()
+        gc.disable()
+
+        class Pair:
+            pass
+
+        for _ in range(5):
+            p, q = Pair(), Pair()
+            p.other, q.other = q, p
+        del p, q
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        report = memscope.find_leaks(rounds=1, interval=0.0)
+        print(gc.get_debug() == gc.DEBUG_SAVEALL)
+        print([(c.type, c.count) for c in report.cycles if c.type.endswith("Pair")])
+        print(sum(type(o).__name__ == "Pair" for o in gc.garbage))
+        print(report.notes)
+        """
+    )
+    lines = out.splitlines()
+    assert lines[0] == "True"
+    assert lines[1] == "[('__main__.Pair', 10)]"
+    assert lines[2] == "10"  # the user's DEBUG_SAVEALL asked the gc to keep them: kept
+    assert "DEBUG_SAVEALL is set" in lines[3]
