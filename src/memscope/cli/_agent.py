@@ -27,10 +27,6 @@ REQUEST = "request.json"  # what the CLI asks: written by the CLI before the inj
 STARTED = "started"  # written by the agent as soon as it runs (a timed-out attach says so)
 RESULT = "result.json"  # the answer: {"ok": true, ...} or {"ok": false, "error": ...}
 BUFFER = "buffer"  # the address of the bootstrap's C string, when the agent must free it
-SOCKET = "shell.sock"  # the shell session's unix socket
-SHELL_ACCEPT_SECONDS = 30.0  # a shell nobody connects to is closed after this
-SHELL_IDLE_SECONDS = 600.0  # a connected shell silent this long is closed
-SHELL_LINE_BYTES = 1 << 16  # longest line a shell client may send
 
 
 def _write(directory: str, name: str, data: bytes) -> None:

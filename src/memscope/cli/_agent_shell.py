@@ -18,7 +18,10 @@ import socket
 import sys
 from typing import IO, Any
 
-from ._agent import SHELL_ACCEPT_SECONDS, SHELL_IDLE_SECONDS, SHELL_LINE_BYTES, SOCKET
+SOCKET = "shell.sock"  # the session's unix socket, in the attach's private directory
+SHELL_ACCEPT_SECONDS = 30.0  # a shell nobody connects to is closed after this
+SHELL_IDLE_SECONDS = 600.0  # a connected shell silent this long is closed
+SHELL_LINE_BYTES = 1 << 16  # longest line a client may send
 
 OUTPUT = b"\x01"
 PROMPT = b"\x00"

@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         interactive({})
         return 0
-    from ._agent import SOCKET
+    from ._agent_shell import SOCKET
     from ._inject import agent
     from .attach import parse_pid
 
