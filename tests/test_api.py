@@ -73,6 +73,7 @@ def test_design_names_resolve() -> None:
         "MemoryGrowthError",
         "find_leaks",
         "LeakReport",
+        "interactive",
     ):
         assert hasattr(memscope, name), name
     assert issubclass(memscope.MemoryGrowthError, AssertionError)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._diff import Diff, compare
     from ._registry import register_collector, registered_collectors, unregister_collector
     from ._snapshot import Snapshot, iter_load, load, save, snapshot
+    from .cli._console import interactive
     from .collectors.tracing import start_tracing, stop_tracing
     from .guard.cache import BoundedCache
     from .guard.release import release_memory
@@ -51,6 +52,7 @@ __all__ = [
     "compare",
     "explain",
     "find_leaks",
+    "interactive",
     "iter_load",
     "load",
     "register_collector",
@@ -85,6 +87,7 @@ _LAZY = {
     "compare": "memscope._diff",
     "explain": "memscope.why._explain",
     "find_leaks": "memscope.why._leaks",
+    "interactive": "memscope.cli._console",
     "iter_load": "memscope._snapshot",
     "load": "memscope._snapshot",
     "register_collector": "memscope._registry",
