@@ -1,0 +1,1 @@
+"""Front ends that put memscope's numbers into other systems (``prometheus``); none load here."""
