@@ -1,0 +1,208 @@
+"""What the running frames of every thread hold in their local variables, read without side effects.
+
+The census starts from the objects the gc tracks. A frame that is running in a thread
+is not one of them on 3.11+: its locals live in the interpreter's own frame record,
+which the gc does not show, so a string that only a running loop's local holds (a
+growing ``buffer``) would be invisible. Suspended generators and coroutines are no
+problem (the gc shows their locals), nor are frames on 3.10 (real gc-tracked objects).
+
+``frame.f_locals`` would give the values, but on 3.10 to 3.12 it builds a dict inside the
+frame and keeps it, which changes the heap being measured and the program's frames.
+So the fast-locals array is read directly, on 3.11 and 3.12, by address: each layout
+is checked against the frame first (the record must point back at this frame and at
+its code object, both known by ``id()``) and a frame that does not match is skipped,
+never read. 3.13+ has the PEP 667 proxy, which reads the same array without a dict.
+No user code runs: only pointers are read and the objects' identities compared.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import threading
+from collections.abc import Iterator
+from types import CellType, CodeType, FrameType
+
+# per thread, the frames walked from the innermost outwards; deeper frames are skipped
+MAX_FRAMES_PER_THREAD = 256
+# the most (value, hint) pairs one call returns, whatever the number of threads
+MAX_VALUES = 100_000
+
+_PTR = ctypes.sizeof(ctypes.c_void_p)
+# offsets in bytes: PyFrameObject.f_frame, then in _PyInterpreterFrame f_code, frame_obj
+# and localsplus (64-bit builds; 32-bit ones are read through the proxy or not at all)
+_LAYOUTS: dict[tuple[int, int], tuple[int, int, int, int]] = {
+    (3, 11): (24, 32, 40, 72),
+    (3, 12): (24, 0, 48, 72),
+}
+
+
+def _read_ptr(address: int) -> int:
+    return ctypes.c_void_p.from_address(address).value or 0
+
+
+def _local_names(code: CodeType) -> list[str]:
+    """The names of the fast-locals slots: arguments and locals, then cells, then free vars."""
+    names = list(code.co_varnames)
+    names.extend(c for c in code.co_cellvars if c not in code.co_varnames)
+    names.extend(code.co_freevars)
+    return names
+
+
+def _fast_locals_by_address(
+    frame: FrameType, layout: tuple[int, int, int, int]
+) -> list[tuple[str, object]]:
+    f_frame_at, code_at, frame_obj_at, localsplus_at = layout
+    record = _read_ptr(id(frame) + f_frame_at)
+    if not record:
+        return []
+    # the record must be this frame's: it names this frame object and this code object
+    if _read_ptr(record + frame_obj_at) != id(frame) or _read_ptr(record + code_at) != id(
+        frame.f_code
+    ):
+        return []
+    code = frame.f_code
+    plain = len(code.co_varnames)
+    out: list[tuple[str, object]] = []
+    for i, name in enumerate(_local_names(code)):
+        pointer = _read_ptr(record + localsplus_at + i * _PTR)
+        if not pointer:  # NULL: not bound yet, or deleted
+            continue
+        value = ctypes.cast(pointer, ctypes.py_object).value
+        if i >= plain or name in code.co_cellvars:
+            # a cell or free variable's slot holds its cell: the value is the content
+            if type(value) is not CellType:
+                continue
+            try:
+                value = value.cell_contents
+            except ValueError:  # an empty cell
+                continue
+        out.append((name, value))
+    return out
+
+
+def _fast_locals_by_proxy(frame: FrameType) -> list[tuple[str, object]]:
+    proxy = frame.f_locals
+    if type(proxy).__name__ != "FrameLocalsProxy":  # a module or class body: a real dict
+        return []
+    return list(proxy.items())
+
+
+def _reader() -> object:
+    if sys.version_info >= (3, 13):
+        return _fast_locals_by_proxy
+    layout = _LAYOUTS.get(sys.version_info[:2])
+    if layout is None or _PTR != 8 or sys.implementation.name != "cpython":
+        return None
+    return lambda frame: _fast_locals_by_address(frame, layout)
+
+
+def _check(reader: object) -> bool:
+    """Read a frame whose locals are known; the reader is used only if it finds them exactly."""
+    if not callable(reader):
+        return False
+    sentinel_a, sentinel_b = object(), "memscope-frame-probe"
+
+    def probe(read: object, a: object, b: object) -> list[tuple[str, object]]:
+        c = [a]
+        del c  # a deleted local reads as unbound
+        cell = b
+
+        def inner() -> object:
+            return cell
+
+        del inner
+        return read(sys._getframe())  # type: ignore[operator,no-any-return]
+
+    try:
+        got = probe(reader, sentinel_a, sentinel_b)
+    except Exception:
+        return False
+    names = [n for n, _ in got]
+    values = dict(got)
+    return (
+        names == ["read", "a", "b", "cell"]
+        and values["a"] is sentinel_a
+        and values["b"] is sentinel_b
+        and values["cell"] is sentinel_b
+    )
+
+
+_READER: object = None
+_CHECKED = False
+_lock = threading.Lock()
+
+
+def available() -> bool:
+    """True when running frames' locals can be read on this interpreter (checked once)."""
+    global _READER, _CHECKED
+    if not _CHECKED:
+        with _lock:
+            if not _CHECKED:
+                candidate = _reader()
+                _READER = candidate if _check(candidate) else None
+                _CHECKED = True
+    return _READER is not None
+
+
+def needed() -> bool:
+    """False on 3.10, where running frames are gc-tracked objects the walk already reaches."""
+    return sys.version_info >= (3, 11)
+
+
+def fast_locals(frame: FrameType) -> list[tuple[str, object]]:
+    """The (name, value) pairs of a frame's bound local variables; [] if they cannot be read."""
+    if not available():
+        return []
+    try:
+        return _READER(frame)  # type: ignore[operator,no-any-return]
+    except Exception:  # an unexpected frame state: nothing read, nothing broken
+        return []
+
+
+def _own(frame: FrameType) -> bool:
+    name = frame.f_globals.get("__name__")
+    return isinstance(name, str) and (name == "memscope" or name.startswith("memscope."))
+
+
+def _where(frame: FrameType, name: str, thread: str) -> str:
+    module = frame.f_globals.get("__name__")
+    module = module if isinstance(module, str) else "?"
+    code = frame.f_code
+    function = getattr(code, "co_qualname", code.co_name)
+    return f"local `{name}` of {module}.{function}, thread {thread!r}"
+
+
+def _threads_by_ident() -> dict[int, str]:
+    return {t.ident: t.name for t in threading.enumerate() if t.ident is not None}
+
+
+def _frames() -> Iterator[tuple[FrameType, str]]:
+    names = _threads_by_ident()
+    for ident, top in sys._current_frames().items():
+        thread = names.get(ident, f"thread {ident}")
+        frame: FrameType | None = top
+        depth = 0
+        while frame is not None and depth < MAX_FRAMES_PER_THREAD:
+            if not _own(frame):
+                yield frame, thread
+            frame = frame.f_back
+            depth += 1
+
+
+def running_locals() -> list[tuple[object, str]]:
+    """(value, "local `x` of mod.fn, thread 'name'") for every running frame's locals.
+
+    Frames of memscope's own code are left out (the walk's own variables are not the
+    program's), and so are the values of the frames' globals. Holds the values strongly:
+    the caller drops the list when it is done.
+    """
+    if not needed() or not available():
+        return []
+    out: list[tuple[object, str]] = []
+    for frame, thread in _frames():
+        for name, value in fast_locals(frame):
+            out.append((value, _where(frame, name, thread)))
+            if len(out) >= MAX_VALUES:
+                return out
+    return out
