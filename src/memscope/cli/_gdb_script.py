@@ -101,6 +101,9 @@ def main(gdb: Any) -> None:
     """Run the plan inside gdb; every outcome is a MEMSCOPE line."""
     with open(os.environ["MEMSCOPE_GDB_PLAN"]) as fh:
         plan = json.load(fh)
+    if gdb.selected_inferior().pid == 0:
+        say("NOT-ATTACHED")  # gdb's own message (ptrace refused, no such process) says why
+        return
     for command in ("set confirm off", "set pagination off", "set unwindonsignal on"):
         gdb.execute(command)
     missing = []

@@ -32,6 +32,7 @@ AGENT = HERE / "_agent.py"
 GDB_SCRIPT = HERE / "_gdb_script.py"
 BUSY_RETRIES = 5  # the gdb pass finds no safe thread (all in malloc, say): try again
 POLL_SECONDS = 0.05
+GDB_SECONDS = 30.0  # gdb's own allowance (starting it and reading symbols takes a second)
 
 
 def src_dir() -> str:
@@ -194,7 +195,7 @@ def _run_gdb(pid: int, directory: str, timeout: float) -> dict[str, str]:
         if line.startswith("MEMSCOPE "):
             word, _, text = line[9:].partition(" ")
             said[word] = text
-    if not said:
+    if not said or "NOT-ATTACHED" in said:
         text = " ".join(err.split())
         if "ptrace" in err and ("not permitted" in err or "Operation not permitted" in err):
             raise CLIError(f"PID {pid}: ptrace was refused: {_ptrace_advice(pid)}", GONE)
@@ -270,7 +271,6 @@ def agent(
     then); CLIError with exit 2 for every way the target cannot be reached.
     """
     check_target(pid)
-    deadline = time.monotonic() + timeout
     with private_dir(pid) as directory:
         request = {
             "mode": mode,
@@ -289,7 +289,8 @@ def agent(
         if sys.version_info >= (3, 14):
             how = _inject_remote_exec(pid, directory)
         else:
-            how = _inject_gdb(pid, directory, max(1.0, deadline - time.monotonic()))
+            how = _inject_gdb(pid, directory, max(timeout, GDB_SECONDS))
+        deadline = time.monotonic() + timeout
         if on_started is not None:
             on_started(directory)
             deadline = time.monotonic() + timeout  # a shell session takes its own time

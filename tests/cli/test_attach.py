@@ -1,0 +1,245 @@
+"""``memscope attach`` and ``memscope shell --pid`` against real targets, with real gdb.
+
+Every target is a plain interpreter started with ``-I -S`` (no site-packages: memscope is
+not importable there, and it checks so at start); it holds a planted leak and answers
+expressions read from its stdin, so the tests can ask it afterwards what is left in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from .conftest import Run
+
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="attach is Linux-only before 3.14"),
+    pytest.mark.skipif(
+        sys.version_info < (3, 14) and shutil.which("gdb") is None, reason="gdb is not installed"
+    ),
+]
+
+TARGET = """
+import gc, os, sys
+try:
+    import memscope
+except ImportError:
+    pass
+else:
+    raise SystemExit("memscope must not be importable in the target")
+
+class PlantedLeak:
+    def __init__(self, i):
+        self.payload = "leak-%d" % i
+
+hoard = [PlantedLeak(i) for i in range(20000)]
+state0 = (list(sys.path), len(gc.callbacks))
+print("ready", flush=True)
+for line in sys.stdin:
+    print(repr(eval(line)), flush=True)
+"""
+# the busy variant holds the GIL in a pure-Python loop (the pending-call path) and looks
+# at its stdin now and then
+BUSY = TARGET.replace(
+    "for line in sys.stdin:\n    print(repr(eval(line)), flush=True)\n",
+    "import select\n"
+    "n = 0\n"
+    "while True:\n"
+    "    n += 1\n"
+    "    if n % 200000 == 0 and select.select([sys.stdin], [], [], 0)[0]:\n"
+    "        print(repr(eval(sys.stdin.readline())), flush=True)\n",
+)
+
+
+class Target:
+    """A running target and a way to ask it something."""
+
+    def __init__(self, code: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.ask_line() == "ready"
+        self.pid = self.proc.pid
+
+    def ask_line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def ask(self, expression: str) -> object:
+        """Evaluate ``expression`` in the target (which must still answer)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(expression + "\n")
+        self.proc.stdin.flush()
+        import ast
+
+        return ast.literal_eval(self.ask_line())
+
+    def leftovers(self) -> dict[str, object]:
+        """What memscope could have left behind: modules, threads, path, gc callbacks."""
+        deadline = time.monotonic() + 30
+        while True:  # the agent thread ends right after writing its answer
+            threads = self.ask("__import__('threading').active_count()")
+            if threads == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        return {
+            "modules": self.ask("sorted(m for m in sys.modules if m.startswith('memscope'))"),
+            "threads": threads,
+            "state": self.ask("(list(sys.path), len(gc.callbacks)) == state0"),
+            "hoard": self.ask("len(hoard)"),
+        }
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=60)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+CLEAN = {"modules": [], "threads": 1, "state": True, "hoard": 20000}
+
+
+@pytest.fixture
+def target() -> Iterator[Target]:
+    t = Target(TARGET)
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+@pytest.mark.slow
+def test_attach_deep_names_the_leak_and_the_target_lives_on(run: Run, target: Target) -> None:
+    out = run("attach", str(target.pid), "--deep", "--json", timeout=240)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["pid"] == target.pid and data["label"] == f"attach {target.pid}"
+    rows = {row["type"]: row for row in data["sections"]["census"]["by_type"]}
+    assert rows["__main__.PlantedLeak"]["count"] == 20000
+    [held] = [r for r in data["sections"]["containers"]["top"] if r["key"] == "__main__.hoard"]
+    assert held["length"] == 20000 and held["where"] == "module __main__ attribute hoard"
+    assert target.leftovers() == CLEAN
+    # and it keeps running its own code
+    assert target.ask("sum(1 for x in hoard if x.payload.startswith('leak-'))") == 20000
+
+
+@pytest.mark.slow
+def test_two_attaches_in_a_row_then_a_busy_target(run: Run, target: Target) -> None:
+    for _ in range(2):
+        out = run("attach", str(target.pid), "--top", "3", timeout=240)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith(f"memscope snapshot 'attach {target.pid}' pid {target.pid}")
+        assert "via ensure" in out.stderr  # blocked in read(): its own thread takes the GIL
+    assert target.leftovers() == CLEAN
+
+    busy = Target(BUSY)
+    try:
+        out = run("attach", str(busy.pid), "--deep", "--top", "3", timeout=240)
+        assert out.returncode == 0, out.stderr
+        assert "__main__.PlantedLeak" in out.stdout
+        assert "via pending" in out.stderr or "via ensure" in out.stderr
+        assert busy.leftovers() == CLEAN
+    finally:
+        busy.close()
+
+
+@pytest.mark.slow
+def test_a_timed_out_attach_leaves_the_target_running(run: Run, target: Target) -> None:
+    # the target's main thread holds the GIL in C for seconds (sum over a range runs no
+    # bytecode): the pending call waits, the CLI gives up, the late agent finds no request
+    assert target.proc.stdin is not None
+    target.proc.stdin.write("sum(range(250_000_000))\n")
+    target.proc.stdin.flush()
+    time.sleep(0.3)
+    out = run("attach", str(target.pid), "--timeout", "1", timeout=240)
+    assert out.returncode == 2
+    assert "no answer within 1 s" in out.stderr and "never ran" in out.stderr
+    assert target.ask_line() == str(sum(range(250_000_000)))  # the sum finished unharmed
+    assert target.leftovers() == CLEAN
+
+
+@pytest.mark.slow
+def test_shell_pid_driven_through_a_pipe(target: Target) -> None:
+    commands = "\n".join(
+        [
+            "len(hoard)",
+            "print('printed', type(hoard[0]).__name__)",
+            "top(3)",
+            "1/0",
+            "quit()",
+            "print('after quit')",
+        ]
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "memscope", "shell", "--pid", str(target.pid)],
+        input=commands + "\n",
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"memscope shell in pid {target.pid}")
+    assert lines[1] == "20000"
+    assert lines[2] == "printed PlantedLeak"  # the shell thread's print reaches the client
+    assert any(line.endswith("__main__.PlantedLeak") for line in lines)
+    assert "ZeroDivisionError: division by zero" in out.stdout
+    assert "after quit" not in out.stdout
+    assert target.leftovers() == CLEAN
+
+
+def test_refusals_exit_2_with_the_cause(run: Run, tmp_path: os.PathLike[str]) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=60)
+    out = run("attach", str(gone.pid))
+    assert out.returncode == 2
+    assert f"PID {gone.pid}: no such process" in out.stderr
+
+    out = run("attach", "abc")
+    assert out.returncode == 1 and "PID takes a process id" in out.stderr
+
+    sleeper = subprocess.Popen(["sleep", "120"])
+    try:
+        out = run("attach", str(sleeper.pid))
+        assert out.returncode == 2
+        assert "is not a CPython process" in out.stderr
+        if sys.version_info < (3, 14):
+            env = {**os.environ, "PATH": str(tmp_path)}  # no gdb on it
+            no_gdb = subprocess.run(
+                [sys.executable, "-m", "memscope", "attach", str(sleeper.pid)],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+            )
+            assert no_gdb.returncode == 2 and "gdb is not installed" in no_gdb.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait(timeout=60)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root")
+def test_ptrace_refused_names_the_cause(target: Target) -> None:
+    # an unprivileged user attaching to root's process: the kernel refuses ptrace
+    out = subprocess.run(
+        [*NOBODY, sys.executable, "-m", "memscope", "attach", str(target.pid)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2, out.stderr
+    assert f"PID {target.pid}: ptrace was refused" in out.stderr
+    assert "belongs to uid 0" in out.stderr
+    assert target.leftovers() == CLEAN
