@@ -6,7 +6,9 @@ is built, so the ``web`` extra is needed only then.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,7 +185,17 @@ def build_app(
         Route("/clear_caches", ep.clear, methods=["POST"]),
         Route("/release", ep.release, methods=["POST"]),
     ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # run standalone, the app stops the monitor it started; mounted, a host's lifespan
+        # does not reach it and the monitor's daemon thread ends with the process
+        yield
+        if state.own_monitor:
+            state.monitor.stop()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=routes,
         middleware=[Middleware(Gatekeeper, token=secret, loopback_only=loopback_only)],
         exception_handlers={

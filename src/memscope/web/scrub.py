@@ -16,7 +16,7 @@ __all__ = ["REDACTED", "scrub"]
 
 REDACTED = "<redacted>"
 # object contents under these keys, whatever section they are in
-_CONTENT_KEYS = frozenset({"summary", "repr", "reprs", "sample", "samples", "value"})
+_CONTENT_KEYS = frozenset({"summary", "repr", "reprs", "value"})
 # a Python str or bytes literal as safe_repr prints one: 'x', "x", b'x' (escapes included)
 _LITERAL = re.compile(r"[bB]?'(?:[^'\\]|\\.)*'" + r'|[bB]?"(?:[^"\\]|\\.)*"')
 _MAX_DEPTH = 12

@@ -1,0 +1,153 @@
+"""The debug app's parts on their own: query parameters, the scrubber, the snapshot store."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+import memscope
+from memscope.web import debug_app
+from memscope.web.params import MAX_QUERY_BYTES, Param, ParamError, parse_query
+from memscope.web.scrub import REDACTED, scrub
+from memscope.web.store import SnapshotStore
+
+SPEC = {
+    "limit": Param("int", 20, 1, 100),
+    "deep": Param("bool", False),
+    "seconds": Param("float", None, 1.0, 60.0),
+    "a": Param("id", required=False),
+}
+
+
+def error_of(query: bytes) -> ParamError:
+    with pytest.raises(ParamError) as info:
+        parse_query(query, SPEC)
+    return info.value
+
+
+def test_parse_query_defaults_and_values() -> None:
+    assert parse_query(b"", SPEC) == {"limit": 20, "deep": False, "seconds": None, "a": None}
+    got = parse_query(b"limit=100&deep=TRUE&seconds=2.5&a=7", SPEC)
+    assert got == {"limit": 100, "deep": True, "seconds": 2.5, "a": 7}
+    assert parse_query(b"limit=+5&deep=0", SPEC)["limit"] == 5
+    assert parse_query(b"limit=%35", SPEC)["limit"] == 5  # percent-encoded digits
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter", "words"),
+    [
+        (b"limit=0", "limit", "limit must be an integer from 1 to 100, got '0'"),
+        (b"limit=101", "limit", "from 1 to 100"),
+        (b"limit=1e2", "limit", "an integer"),
+        (b"limit=" + b"9" * 40, "limit", "an integer"),
+        (b"seconds=inf", "seconds", "a number from 1 to 60"),
+        (b"seconds=0.5", "seconds", "a number from 1 to 60"),
+        (b"deep=2", "deep", "true or false"),
+        (b"a=0", "a", "a snapshot id"),
+        (b"limit=1&limit=1", "limit", "given more than once"),
+        (b"other=1", "other", "unknown parameter 'other'; this endpoint accepts: limit, deep"),
+        (b"x" * 60 + b"=1", "x" * 37 + "...", "unknown parameter"),
+        (b"limit=%ff", "query", "not valid percent-encoded UTF-8"),
+        (b"\xff=1", "query", "not valid percent-encoded UTF-8"),
+        (b"&".join([b"limit=1"] * 40), "query", "too many fields"),
+        (b"x" * (MAX_QUERY_BYTES + 1), "query", f"at most {MAX_QUERY_BYTES:,} are accepted"),
+    ],
+)
+def test_parse_query_errors_name_the_parameter(query: bytes, parameter: str, words: str) -> None:
+    error = error_of(query)
+    assert error.parameter == parameter
+    assert words in str(error)
+    assert error.to_dict()["parameter"] == parameter
+    assert len(str(error)) < 200  # a huge input never makes a huge message
+
+
+def test_required_parameter() -> None:
+    with pytest.raises(ParamError, match="b is required: a snapshot id"):
+        parse_query(b"", {"b": Param("id", required=True)})
+
+
+def test_scrub_drops_contents_and_quoted_literals() -> None:
+    data = {
+        "top": [
+            {
+                "key": "dict key 'sess-4f2a' of module app attribute sessions",
+                "summary": "dict of 3 items; keys like 'sess-4f2a'",
+                "length": 3,
+                "where": 'item b"\\x00secret" of list',
+            }
+        ],
+        "text": "memscope diff 'debug_app deep' -> 'mine'",
+        "value": None,
+    }
+    clean = scrub(data, keep={"debug_app deep"})
+    row = clean["top"][0]
+    assert row["summary"] == REDACTED and row["length"] == 3
+    assert row["key"] == f"dict key {REDACTED} of module app attribute sessions"
+    assert row["where"] == f"item {REDACTED} of list"
+    assert clean["text"] == f"memscope diff 'debug_app deep' -> {REDACTED}"
+    assert clean["value"] is None
+    assert "sess-" not in repr(clean) and "secret" not in repr(clean)
+    assert data["top"][0]["summary"].startswith("dict of 3")  # the input is untouched
+    deep: Any = "x 'y'"
+    for _ in range(30):
+        deep = [deep]
+    assert "y" not in repr(scrub(deep))
+
+
+def test_store_is_bounded_and_drops_the_oldest() -> None:
+    store = SnapshotStore(2)
+    snaps = [memscope.snapshot(label=f"s{i}", collectors=["gc"]) for i in range(4)]
+    assert store.add(snaps[0]) == (1, [])
+    assert store.add(snaps[1]) == (2, [])
+    assert store.add(snaps[2]) == (3, [1])
+    assert store.add(snaps[3]) == (4, [2])
+    assert len(store) == 2 and store.get(1) is None and store.get(4) is snaps[3]
+    assert [row["id"] for row in store.listing()] == [3, 4]
+    assert store.memscope_stats() == {"kept": 2, "maxsize": 2, "dropped_total": 2}
+    with pytest.raises(ValueError, match="max_snapshots"):
+        SnapshotStore(0)
+    with pytest.raises(TypeError, match="max_snapshots"):
+        SnapshotStore(2.5)  # type: ignore[arg-type]
+
+
+def test_own_monitor_starts_on_first_use_and_stops_with_the_app() -> None:
+    app = debug_app(token="t" * 16)
+    state = app.state.memscope
+    assert state.own_monitor and not state.monitor.running  # building starts nothing
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            r = await http.get("/history", headers={"Authorization": "Bearer " + "t" * 16})
+            assert r.status_code == 200
+        assert state.monitor.running
+        async with app.router.lifespan_context(app):
+            pass
+
+    asyncio.run(run())
+    assert not state.monitor.running
+
+
+def test_websockets_are_closed() -> None:
+    app = debug_app(loopback_only=True, monitor=memscope.Monitor(label="idle"))
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "path": "/status",
+        "client": ("127.0.0.1", 1),
+        "headers": [],
+        "query_string": b"",
+        "root_path": "",
+    }
+    asyncio.run(app(scope, receive, send))
+    assert sent and sent[0]["type"] == "websocket.close"
