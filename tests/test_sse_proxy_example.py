@@ -1,0 +1,407 @@
+"""examples/sse_proxy under load: a real uvicorn, a misbehaving upstream, concurrent clients.
+
+The proxy (examples/sse_proxy/app.py) and its fake upstream (upstream.py) run as two
+uvicorn subprocesses on loopback, each on a port the OS picked. For a bounded time,
+concurrent httpx clients ask for streams the upstream breaks (no blank line ever, CRLF
+line ends, 50 MB events, a stall) under hundreds of profile names, while a prober hits
+/healthz and a sampler reads the debug app (GET status and caches, bearer token). Every
+sample is checked against the bounds the proxy was started with, RSS growth after warm-up
+against a stated budget, and /metrics is parsed with prometheus_client's parser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import select
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sse_proxy"
+MIB = 1 << 20
+
+# the bounds the proxy runs with (SSE_PROXY_<NAME> in its environment)
+BOUNDS: dict[str, Any] = {
+    "max_event_bytes": 1 * MIB,
+    "max_streams": 32,
+    "model_cache_size": 16,
+    "model_bytes": 512 << 10,
+    "task_limit": 8,
+    "read_timeout": 1.0,
+    "soft_limit": "400MiB",
+    "hard_limit": "600MiB",
+    "guard_interval": 0.5,
+}
+PROFILES = 400  # profile names the clients use: 25x the model cache
+HOT_PROFILES = 8  # the busy ones, 70% of the streams
+WARMUP_SECONDS = 4.0
+LOAD_SECONDS = 12.0
+# RSS may grow this much from the end of warm-up to the end of the load. What the naive
+# service would add over the same load: a 50 MB buffer per huge stream in flight (two
+# clients ask for them), a 512 KiB model per profile seen (400), a task per audit.
+RSS_GROWTH_BUDGET = 48 * MIB
+
+# clients by the stream they ask for, again and again
+WORKERS = {"normal": 6, "crlf": 3, "huge": 2, "noblank": 2, "stall": 2}
+TOKENS = 8  # token events of a well-behaved stream (then "done", then the proxy's "end")
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], str]:
+    """Start a server that prints ``listening on URL`` first; return it and its URL."""
+    errors = log.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=EXAMPLE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        text=True,
+    )
+    errors.close()  # the child has its own copy
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 60.0)
+    line = proc.stdout.readline() if ready else ""
+    if not line.startswith("listening on "):
+        proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
+        raise AssertionError(f"{args[0]} did not start: {line!r}\n{log.read_text()}")
+    return proc, line.split()[-1]
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+@dataclass
+class Run:
+    """What the load run saw: per-stream outcomes, probes, debug samples, final reads."""
+
+    base: str
+    headers: dict[str, str]
+    streams: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    client_overflows: int = 0
+    stall_seconds: list[float] = field(default_factory=list)
+    health_seconds: list[float] = field(default_factory=list)
+    health_failures: list[str] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)  # GET caches, by row name
+    statuses: list[dict[str, Any]] = field(default_factory=list)  # GET status
+    rss_after_warmup: int = 0
+    final_caches: dict[str, Any] = field(default_factory=dict)
+    final_status: dict[str, Any] = field(default_factory=dict)
+    metrics_status: int = 0
+    metrics_text: str = ""
+
+
+def _events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """The proxy's own SSE output (LF, JSON data), parsed."""
+    out = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        out.append((fields["event"], json.loads(fields["data"])))
+    return out
+
+
+def _check_stream(
+    run: Run, mode: str, events: list[tuple[str, dict[str, Any]]], took: float
+) -> None:
+    """What a client of each mode must see; a wrong stream is a failure, counted."""
+    kinds = [kind for kind, _ in events]
+    end = events[-1][1] if events and kinds[-1] == "end" else None
+    overflows = sum(data["dropped"] for kind, data in events if kind == "overflow")
+    run.client_overflows += overflows
+    problem = None
+    if end is None:
+        problem = "no end event"
+    elif mode in ("normal", "crlf"):
+        if kinds != ["message"] * TOKENS + ["done", "end"] or end["reason"] != "complete":
+            problem = f"tokens lost: {kinds} {end}"
+    elif mode == "huge":
+        # the 50 MB event is dropped in constant memory; the events around it arrive
+        if kinds != ["message", "overflow", "message", "done", "end"] or end["overflows"] != 1:
+            problem = f"huge: {kinds} {end}"
+    elif mode == "noblank":
+        if kinds != ["overflow", "end"] or end["events"] != 0:
+            problem = f"noblank: {kinds} {end}"
+    elif mode == "stall":
+        if kinds != ["message", "end"] or end["reason"] != "stalled":
+            problem = f"stall: {kinds} {end}"
+        run.stall_seconds.append(took)
+    if problem is None:
+        run.streams[mode] += 1
+    else:
+        run.failures.append(problem)
+
+
+async def _client(run: Run, client: Any, mode: str, until: float, seed: int) -> None:
+    rng = random.Random(seed)
+    while time.monotonic() < until:
+        # most traffic from a few busy profiles, the rest from a long tail
+        hot = rng.random() < 0.7
+        profile = f"profile-{rng.randrange(HOT_PROFILES if hot else PROFILES)}"
+        started = time.monotonic()
+        try:
+            response = await client.get(f"{run.base}/chat/{profile}", params={"mode": mode})
+        except httpx.HTTPError as exc:
+            run.failures.append(f"{mode}: {type(exc).__name__}: {exc}")
+            continue
+        if response.status_code != 200:
+            run.failures.append(f"{mode}: HTTP {response.status_code} {response.text[:200]}")
+            continue
+        _check_stream(run, mode, _events(response.text), time.monotonic() - started)
+
+
+async def _prober(run: Run, client: Any, until: float) -> None:
+    while time.monotonic() < until:
+        started = time.monotonic()
+        try:
+            response = await client.get(f"{run.base}/healthz", timeout=10.0)
+            ok = response.status_code == 200 and response.json()["ok"] is True
+            if not ok:
+                run.health_failures.append(f"HTTP {response.status_code}")
+        except httpx.HTTPError as exc:
+            run.health_failures.append(f"{type(exc).__name__}: {exc}")
+        run.health_seconds.append(time.monotonic() - started)
+        await asyncio.sleep(0.1)
+
+
+async def _debug(run: Run, client: Any, path: str) -> dict[str, Any]:
+    response = await client.get(f"{run.base}/_debug/memory/{path}", headers=run.headers)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def _rows(caches: dict[str, Any]) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    for row in caches["caches"]:
+        rows.setdefault(row["name"], []).append(row)
+    return rows
+
+
+async def _sampler(run: Run, client: Any, warm: float, until: float) -> None:
+    while time.monotonic() < until:
+        status = await _debug(run, client, "status")
+        if time.monotonic() >= warm:
+            if not run.rss_after_warmup:
+                run.rss_after_warmup = status["process"]["rss_bytes"]
+            run.statuses.append(status)
+        run.samples.append(_rows(await _debug(run, client, "caches")))
+        await asyncio.sleep(0.5)
+
+
+async def _drive(run: Run) -> None:
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+    # a 50 MB event is skipped in silence: on a loaded machine that can take a while
+    async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
+        started = time.monotonic()
+        warm, until = started + WARMUP_SECONDS, started + WARMUP_SECONDS + LOAD_SECONDS
+        jobs = [_prober(run, client, until), _sampler(run, client, warm, until)]
+        seed = 0
+        for mode, count in WORKERS.items():
+            for _ in range(count):
+                seed += 1
+                jobs.append(_client(run, client, mode, until, seed))
+        await asyncio.gather(*jobs)
+        # the load is over: the proxy winds down its streams and audits
+        for _ in range(100):
+            run.final_caches = _rows(await _debug(run, client, "caches"))
+            streams = run.final_caches["sse_proxy.streams"][0]
+            audits = run.final_caches["sse_proxy.audits"][0]
+            if streams["len"] == 0 and audits["len"] == 0:
+                break
+            await asyncio.sleep(0.1)
+        run.final_status = await _debug(run, client, "status")
+        metrics = await client.get(f"{run.base}/metrics")
+        run.metrics_status, run.metrics_text = metrics.status_code, metrics.text
+
+
+def _summary(run: Run) -> str:
+    rss = [s["process"]["rss_bytes"] for s in run.statuses] or [0]
+    probes = sorted(run.health_seconds) or [0.0]
+    final = run.final_caches
+    models = final["sse_proxy.models"][0]
+    stats = final["sse_proxy.streams"][0]["stats"]
+    audits = final["sse_proxy.audits"][0]["stats"]
+    peak_models = max(r["sse_proxy.models"][0]["len"] for r in run.samples)
+    peak_pending = max(r["sse_proxy.streams"][0]["stats"]["pending_bytes"] for r in run.samples)
+    return "\n".join(
+        [
+            f"streams served: {dict(run.streams)}; failures: {len(run.failures)}",
+            f"upstream bytes read: {stats['upstream_bytes_total'] / MIB:,.0f} MiB; "
+            f"overflows counted: {stats['overflows_total']} (clients told: "
+            f"{run.client_overflows}); stalls cut: {stats['stalled_total']}",
+            f"peak SSE pending (all streams): {peak_pending / MIB:.2f} MiB "
+            f"(bound {BOUNDS['max_streams']} x {BOUNDS['max_event_bytes'] / MIB:.0f} MiB)",
+            f"models: {stats['models_loaded_total']} loaded for {PROFILES} profiles, peak "
+            f"{peak_models} kept (maxsize {BOUNDS['model_cache_size']}), "
+            f"{models['evictions']:.0f} evicted, hit rate {models['hit_rate']:.2f}",
+            f"audits: {audits['spawned_total']} run, peak {audits['peak']} at once (limit "
+            f"{BOUNDS['task_limit']}), {stats['audits_dropped_total']} dropped",
+            f"RSS after warm-up {run.rss_after_warmup / MIB:.1f} MiB, peak under load "
+            f"{max(rss) / MIB:.1f} MiB (+{(max(rss) - run.rss_after_warmup) / MIB:.1f} MiB; "
+            f"budget +{RSS_GROWTH_BUDGET / MIB:.0f} MiB), {len(rss)} samples",
+            f"/healthz: {len(probes)} probes, median {probes[len(probes) // 2] * 1000:.0f} ms, "
+            f"slowest {probes[-1] * 1000:.0f} ms",
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """Both servers up, the load driven once; every test below reads what it saw."""
+    logs = tmp_path_factory.mktemp("sse_proxy")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSE_PROXY_", "PROMETHEUS"))}
+    upstream, upstream_url = _start(["upstream.py", "--port", "0"], env, logs / "upstream.log")
+    token = secrets.token_urlsafe(24)
+    app_env = {**env, "MEMSCOPE_TOKEN": token, "SSE_PROXY_UPSTREAM": upstream_url}
+    app_env.update({f"SSE_PROXY_{k.upper()}": str(v) for k, v in BOUNDS.items()})
+    try:
+        proxy, base = _start(["app.py", "--port", "0"], app_env, logs / "app.log")
+    except BaseException:
+        _stop(upstream)
+        raise
+    try:
+        result = Run(base, {"Authorization": f"Bearer {token}"})
+        asyncio.run(_drive(result))
+        print(_summary(result))  # shown with pytest -s: the figures docs quote
+        yield result
+    finally:
+        _stop(proxy)
+        _stop(upstream)
+        log = (logs / "app.log").read_text()
+        assert "Traceback" not in log, log[-4000:]
+
+
+def test_every_stream_is_served_right(run: Run) -> None:
+    assert run.failures == []
+    # every kind of stream went through, many times
+    assert run.streams["normal"] >= 20 and run.streams["crlf"] >= 10, run.streams
+    assert run.streams["huge"] >= 2 and run.streams["noblank"] >= 2, run.streams
+    assert run.streams["stall"] >= 4, run.streams
+    # a stalled upstream is cut after read_timeout, not held open
+    assert min(run.stall_seconds) >= BOUNDS["read_timeout"] * 0.9
+    assert max(run.stall_seconds) < BOUNDS["read_timeout"] + 10.0
+
+
+def test_health_answers_quickly_throughout(run: Run) -> None:
+    assert run.health_failures == []
+    probes = sorted(run.health_seconds)
+    assert len(probes) >= 40  # one every 0.1 s plus its own time, over 16 s
+    median, p95, slowest = probes[len(probes) // 2], probes[len(probes) * 95 // 100], probes[-1]
+    # generous for a loaded 2-core machine; a loop blocked by a big buffer stalls for seconds
+    assert median < 0.5, f"median /healthz {median:.3f} s"
+    assert p95 < 2.0, f"95th percentile /healthz {p95:.3f} s"
+    assert slowest < 5.0, f"slowest /healthz {slowest:.3f} s"
+
+
+def test_tracked_structures_stay_within_their_bounds(run: Run) -> None:
+    assert len(run.samples) >= 10
+    max_event = BOUNDS["max_event_bytes"]
+    for rows in run.samples:
+        models = rows["sse_proxy.models"][0]
+        assert models["len"] <= BOUNDS["model_cache_size"]
+        assert models["size_bytes"] <= BOUNDS["model_cache_size"] * (BOUNDS["model_bytes"] + 4096)
+        audits = rows["sse_proxy.audits"][0]
+        assert audits["len"] <= BOUNDS["task_limit"]
+        streams = rows["sse_proxy.streams"][0]
+        assert streams["len"] <= BOUNDS["max_streams"]
+        assert streams["stats"]["pending_bytes"] <= streams["len"] * max_event
+        for buf in rows.get("sse_proxy.upstream", []):  # one row per live stream
+            assert buf["size_bytes"] <= max_event
+            assert buf["stats"]["max_event_bytes"] == max_event
+        assert len(rows.get("sse_proxy.upstream", [])) <= BOUNDS["max_streams"]
+
+    final = run.final_caches
+    models = final["sse_proxy.models"][0]
+    # 400 profiles through a 16-model cache: it evicted, and kept only its bound
+    audits = final["sse_proxy.audits"][0]["stats"]
+    stats = final["sse_proxy.streams"][0]["stats"]
+    assert stats["models_loaded_total"] > 4 * BOUNDS["model_cache_size"]
+    assert models["misses"] >= stats["models_loaded_total"]  # concurrent misses share a load
+    assert models["evictions"] == stats["models_loaded_total"] - models["len"]
+    # one audit a stream: run in the tracker, or dropped (and counted) when it was full
+    assert audits["spawned_total"] + stats["audits_dropped_total"] >= sum(run.streams.values())
+    assert audits["spawned_total"] > 0
+    assert audits["peak"] <= BOUNDS["task_limit"] and audits["live"] == 0
+    # every overflow a client was told about was counted by the proxy (and the proxy may
+    # have counted more: streams cut at the end of the load)
+    assert run.client_overflows >= run.streams["huge"] + run.streams["noblank"]
+    assert stats["overflows_total"] >= run.client_overflows
+    assert stats["stalled_total"] >= run.streams["stall"]
+    assert stats["streams_live"] == 0 and stats["pending_bytes"] == 0
+    assert stats["refused_total"] == 0  # never full, never shedding
+    # the upstream sent far more than the proxy ever held
+    assert stats["upstream_bytes_total"] >= run.streams["huge"] * 50_000_000
+    guard = final["memory_guard.sse_proxy"][0]["stats"]
+    assert guard["running"] is True and guard["checks_total"] >= 10
+    assert guard["soft_limit_bytes"] == 400 * MIB and guard["hard_limit_bytes"] == 600 * MIB
+    assert guard["hard_limit_events_total"] == 0
+
+
+def test_rss_stays_bounded_after_warmup(run: Run) -> None:
+    rss = [s["process"]["rss_bytes"] for s in run.statuses]
+    assert run.rss_after_warmup > 0 and len(rss) >= 8
+    growth = max(rss) - run.rss_after_warmup
+    assert growth < RSS_GROWTH_BUDGET, f"RSS grew {growth / MIB:.1f} MiB after warm-up: {rss}"
+    assert max(rss) < 400 * MIB  # under the MemoryGuard's soft limit: it never had to act
+    final = run.final_status["process"]["rss_bytes"]
+    assert final - run.rss_after_warmup < RSS_GROWTH_BUDGET
+    # the debug app's own monitor kept sampling the whole time
+    assert run.final_status["monitor"]["running"] is True
+    assert run.final_status["monitor"]["kept"] >= 5
+    assert run.final_status["tasks"]["pending"] < 4 * BOUNDS["max_streams"]
+
+
+def test_metrics_parse_and_show_the_bounded_structures(run: Run) -> None:
+    if run.metrics_status == 503 and "integration is missing" in run.metrics_text:
+        pytest.skip(run.metrics_text)
+    assert run.metrics_status == 200, run.metrics_text[:500]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(run.metrics_text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    assert any(name.startswith("memscope_") for name in samples)
+
+    def value(metric: str, **labels: str) -> float:
+        found = [s.value for s in samples.get(metric, []) if s.labels.items() >= labels.items()]
+        assert found, f"no {metric}{labels} in /metrics"
+        return float(sum(found))
+
+    models = run.final_caches["sse_proxy.models"][0]
+    length = value("memscope_tracked_length", name="sse_proxy.models")
+    assert length == models["len"] <= BOUNDS["model_cache_size"]
+    assert value("memscope_tracked_length", name="sse_proxy.audits") <= BOUNDS["task_limit"]
+    # counters scraped after the final debug read: at least what it saw
+    assert value("memscope_cache_misses_total", cache="sse_proxy.models") >= models["misses"]
+    evictions = value("memscope_cache_evictions_total", cache="sse_proxy.models", reason="size")
+    assert evictions >= models["evictions"] > 0
