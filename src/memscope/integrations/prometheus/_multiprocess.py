@@ -159,8 +159,9 @@ class MultiprocessPublisher:
             last = self._published.get((name, labels), 0.0)
             # a source that restarted (a cache's stats reset) counts again from zero
             delta = value - last if value >= last else value
+            child = metric.labels(*labels) if labels else metric  # made at 0: the series shows
             if delta > 0:
-                (metric.labels(*labels) if labels else metric).inc(delta)
+                child.inc(delta)
             self._published[(name, labels)] = value
 
     def _add_pauses(self) -> None:
