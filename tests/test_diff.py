@@ -25,7 +25,11 @@ def test_compare_finds_planted_growth_first() -> None:
     gc.collect()
     after = memscope.snapshot(label="after", deep=True)
     diff = memscope.compare(before, after)
-    assert diff.delta("census", f"by_type[{__name__}.Holder].count") == 5000
+    # Holder had no instance before, so no row: a row missing from a full top list is "at
+    # most the list's floor" there, not zero, and the delta is that much smaller
+    holders = diff.get("census", f"by_type[{__name__}.Holder].count")
+    assert holders is not None and 4900 <= holders.delta <= 5000
+    assert holders.delta == 5000 or "not in the top" in getattr(holders, "note", "")
     assert diff.delta("census", "by_type[bytes].count") >= 5000
     assert diff.delta("census", "by_type[bytes].size_bytes") >= 5000 * 2000
     text = str(diff)

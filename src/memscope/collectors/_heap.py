@@ -53,7 +53,8 @@ class HeapScan:
     containers: list[tuple[int, int, object]] = field(default_factory=list)  # (len, size, obj)
     large: list[tuple[int, object]] = field(default_factory=list)  # (size, obj)
     where: dict[int, str] = field(default_factory=dict)  # id(obj) -> reachability hint
-    paths: dict[int, dict[str, str | None]] = field(default_factory=dict)  # id -> holder path
+    # id(obj) -> holder path (None until the where-hints are made: no dict more per scan)
+    paths: dict[int, dict[str, str | None]] | None = None
     request: HeapRequest = _EVERYTHING_COUNTED  # what the walk was asked to keep
     frozen: int = 0  # objects gc.freeze() moved out of gc.get_objects()'s sight
     sizeof_errors: int = 0  # objects whose __sizeof__ failed (counted with size 0)
@@ -503,15 +504,16 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
             result.paths = holder_paths(targets, ours)
         except Exception:  # a hint is optional; never fail the scan for it
             result.paths = {}
-        rest = [t for t in targets if id(t) not in result.paths]
+        paths = result.paths
+        rest = [t for t in targets if id(t) not in paths]
         try:
             result.where = describe_owners(rest, ours | {id(rest)}) if rest else {}
         except Exception:
             result.where = {}
-        for oid, found in result.paths.items():
+        for oid, found in paths.items():
             if found.get("where"):
                 result.where[oid] = str(found["where"])
-        del targets, rest
+        del targets, rest, paths
     result.seconds = time.perf_counter() - start
     result.request = request
     return result
@@ -520,7 +522,7 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
 def object_row(scan: HeapScan, obj: object, size: int, **extra: Any) -> dict[str, Any]:
     """A section row for a kept object: identity for diffs, type, size, summary, holder."""
     where = scan.where.get(id(obj))
-    found = scan.paths.get(id(obj)) or {}
+    found = (scan.paths or {}).get(id(obj)) or {}
     path = found.get("path")
     tname = type_name(type(obj))
     return {

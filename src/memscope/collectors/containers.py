@@ -2,13 +2,146 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._base.collector import HeapRequest
-from .._base.section import Section
-from .._base.units import format_bytes
+from .._base.section import Change, Section, flatten_numbers
+from .._base.units import format_bytes, unit_of
 from .._base.validate import check_bool, check_int
 from ._heap import get_scan, object_row
+
+__all__ = ["ContainersCollector", "ContainersSection", "TopChange", "diff_top_rows"]
+
+
+@dataclass(frozen=True)
+class TopChange(Change):
+    """A change of a row of a bounded top list; ``note`` says when one side only bounds it.
+
+    A row missing from one snapshot's top list was not zero there: it was at most the
+    list's smallest row. ``before`` (or ``after``) is then that bound and ``note`` says so
+    ("not in the top 20"), so a row that fell out of a list never reads as shrinking to 0.
+    """
+
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form, with the note."""
+        data = super().to_dict()
+        data["note"] = self.note
+        return data
+
+
+def _floor(rows: Sequence[Mapping[str, Any]], field: str, full: bool) -> float:
+    if not full or not rows:
+        return 0
+    values = [r.get(field) for r in rows]
+    return min((v for v in values if isinstance(v, (int, float))), default=0)
+
+
+Floor = Callable[[str, Mapping[str, Any], str], "tuple[float, str] | None"]
+
+
+def diff_top_rows(
+    section: str,
+    table: str,
+    fields: tuple[str, ...],
+    before: Sequence[Mapping[str, Any]],
+    after: Sequence[Mapping[str, Any]],
+    *,
+    full_before: bool,
+    full_after: bool,
+    identity: Callable[[Mapping[str, Any]], object] | None = None,
+    key: str = "key",
+    floor: Floor | None = None,
+) -> list[Change]:
+    """Row-by-row changes of two top lists: paired by ``identity`` first, then by ``key``.
+
+    A row on one side only is compared with the other list's smallest row when that list
+    was full (``full_*``): it was "not in the top N", at most that much. ``floor(side,
+    row, field)`` replaces that rule: (the bound, a note), or None when nothing bounds it.
+    """
+
+    def default(side: str, row: Mapping[str, Any], field: str) -> tuple[float, str] | None:
+        rows, full = (before, full_before) if side == "before" else (after, full_after)
+        return (_floor(rows, field, full), f"not in the top {len(rows)} {side}" if full else "")
+
+    floor_of = floor or default
+    pairs: list[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]] = []
+    olds = [r for r in before if isinstance(r, Mapping)]
+    news = [r for r in after if isinstance(r, Mapping)]
+    left = list(range(len(olds)))
+    if identity is not None:
+        by_id: dict[object, int] = {}
+        for i in left:
+            ident = identity(olds[i])
+            if ident is not None:
+                by_id.setdefault(ident, i)
+        unpaired_new = []
+        taken: set[int] = set()
+        for row in news:
+            ident = identity(row)
+            found = by_id.get(ident) if ident is not None else None
+            if found is not None and found not in taken:
+                taken.add(found)
+                pairs.append((olds[found], row))
+            else:
+                unpaired_new.append(row)
+        left = [i for i in left if i not in taken]
+        news = unpaired_new
+    by_key: dict[str, list[int]] = {}
+    for i in left:
+        by_key.setdefault(str(olds[i].get(key)), []).append(i)  # two types may share a name
+    taken = set()
+    for row in news:
+        same = by_key.get(str(row.get(key)))
+        if same:
+            match = same.pop(0)
+            taken.add(match)
+            pairs.append((olds[match], row))
+        else:
+            pairs.append((None, row))
+    pairs.extend((olds[i], None) for i in left if i not in taken)
+    changes: list[Change] = []
+    for old, new in pairs:
+        name = str((new if new is not None else old or {}).get(key))
+        for field in fields:
+            note = ""
+            if old is not None and new is not None:
+                a, b = old.get(field, 0), new.get(field, 0)
+            else:
+                one = new if new is not None else old
+                assert one is not None
+                bound = floor_of("before" if new is not None else "after", one, field)
+                if bound is None:
+                    continue  # nothing bounds this field on the other side
+                if new is not None:
+                    (a, note), b = bound, new.get(field, 0)
+                else:
+                    a, (b, note) = one.get(field, 0), bound
+            if not (_number(a) and _number(b)):
+                continue
+            if note and ((new is not None and b <= a) or (new is None and a <= b)):
+                continue  # within the bound: no change can be told
+            if a != b:
+                changes.append(
+                    TopChange(section, f"{table}[{name}].{field}", a, b, unit_of(field), note)
+                )
+    return changes
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _same_object(pid: object) -> Callable[[Mapping[str, Any]], object]:
+    def identity(row: Mapping[str, Any]) -> object:
+        oid = row.get("id")
+        return None if oid is None or pid is None else (pid, oid, row.get("type"))
+
+    return identity
 
 
 class ContainersSection(Section):
@@ -23,6 +156,37 @@ class ContainersSection(Section):
         """A named container that grew is the most telling line of a diff: rank it high."""
         return 20.0 if key.endswith(".length") else 1.0
 
+    def describe(self, key: str) -> str:
+        """``container reports_app._registry['acme']: length`` for a row of the top list."""
+        if key.startswith("top[") and "]." in key:
+            where, field = key[4:].rsplit("].", 1)
+            return f"container {where}: {'entries' if field == 'length' else field}"
+        return super().describe(key)
+
+    def diff(self, earlier: Section | None) -> list[Change]:
+        """Changes; rows pair by identity within one process, else by their holder path."""
+        before = earlier.to_dict() if earlier is not None else {}
+        changes = [
+            Change(self.name, k, before.get(k, 0), v, unit_of(k))
+            for k, v in flatten_numbers(self._data).items()
+            if k not in self.ignore and v != before.get(k, 0)
+        ]
+        old_rows = before.get("top") or []
+        new_rows = self.get("top") or []
+        pid = self.get("pid")
+        same = pid is not None and pid == before.get("pid")
+        changes += diff_top_rows(
+            self.name,
+            "top",
+            ("length", "size_bytes"),
+            old_rows,
+            new_rows,
+            full_before=len(old_rows) >= (before.get("limit") or len(old_rows) + 1),
+            full_after=len(new_rows) >= (self.get("limit") or len(new_rows) + 1),
+            identity=_same_object(pid) if same else None,
+        )
+        return changes
+
     def summary_lines(self, top: int = 10) -> list[str]:
         """One line per container, longest first."""
         rows = self["top"]
@@ -30,7 +194,7 @@ class ContainersSection(Section):
             return ["no container over the reporting floor"]
         lines = []
         for row in rows[:top]:
-            where = row.get("where") or "(holder not found cheaply)"
+            where = row.get("path") or row.get("where") or "(holder not found cheaply)"
             lines.append(
                 f"{row['length']:>10,} items {format_bytes(row['size_bytes']):>10}  "
                 f"{row['summary']}  <- {where}"
@@ -60,4 +224,6 @@ class ContainersCollector:
             object_row(scan, obj, size, length=length)
             for length, size, obj in scan.containers[: self.top]
         ]
-        return {"top": rows, "count": len(rows)}
+        # pid and limit are context, not changes: the diff pairs rows by identity within one
+        # process, and a row missing from a full list is "not in the top N", not zero
+        return {"top": rows, "count": len(rows), "limit": self.top, "pid": os.getpid()}
