@@ -105,10 +105,10 @@ def _alerts(monitor: Monitor) -> list[dict[str, Any]]:
     ]
 
 
-def _number(value: object) -> float | None:
+def _number(value: object) -> int | float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    return value
 
 
 def cache_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def cache_row(row: Mapping[str, Any]) -> dict[str, Any]:
     stats = row.get("stats") if isinstance(row.get("stats"), Mapping) else {}
     assert isinstance(stats, Mapping)
 
-    def first(*keys: str) -> float | None:
+    def first(*keys: str) -> int | float | None:
         for key in keys:
             found = _number(stats.get(key))
             if found is not None:
