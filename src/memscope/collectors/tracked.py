@@ -3,17 +3,37 @@
 The registry itself lives in the bottom layer (``memscope._base.tracking``); this module
 turns it into a section: name, type, len, size and the object's own statistics (a
 guard object's hits, misses, evictions), which diff by name like any table.
+
+Deep sizes (by default in deep snapshots, ``TrackedCollector(deep=True)`` for every one):
+``deep_bytes`` is everything the object reaches, ``retained_bytes`` what only it keeps
+alive (what would be freed without it). The walk (``deep_size``) follows
+``gc.get_referents`` a level at a time, adds the str keys a dict does not show the gc,
+stops at modules, their namespaces and classes, and finds the retained part inside the
+deep set by reference counts: an object with more references than the set gives it is
+held from outside, and so is all it reaches. It runs no user code and is bounded by a
+time and an object budget; a cut walk says so (``deep_truncated``) and its deep size is
+a lower bound. docs/why.md compares it with pympler's asizeof.
 """
 
 from __future__ import annotations
 
+import gc
+import sys
+import time
+import types
+from collections import Counter
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from functools import partial
+from itertools import compress
+from operator import lt, sub
+from typing import Any, ClassVar, NamedTuple
 
 from .._base import tracking
+from .._base.collector import snapshot_depth
 from .._base.section import Change, Section
 from .._base.units import format_bytes, type_name, unit_of
-from .._base.validate import check_int
+from .._base.validate import check_int, check_number
+from ._heap import _python_sizeof, _shallow_size
 
 
 class TrackedSection(Section):
@@ -35,8 +55,14 @@ class TrackedSection(Section):
             approx = "~" if row.get("size_estimated") else ""
             stats = row.get("stats") or {}
             extra = " ".join(f"{k}={v}" for k, v in list(stats.items())[:6])
+            deep = ""
+            if "deep_bytes" in row:
+                cut = ">=" if row.get("deep_truncated") else ""
+                deep = f" deep={cut}{format_bytes(row['deep_bytes'])}"
+                if row.get("retained_bytes") is not None:
+                    deep += f" retained={format_bytes(row['retained_bytes'])}"
             lines.append(
-                f"{row['name']}: {row['type']} len={row.get('len')} size={approx}{size}"
+                f"{row['name']}: {row['type']} len={row.get('len')} size={approx}{size}{deep}"
                 + (f" {extra}" if extra else "")
             )
         if len(rows) > top:
@@ -51,10 +77,16 @@ class TrackedSection(Section):
             for row in (earlier.get("objects") if earlier is not None else None) or ()
             if isinstance(row, Mapping)
         }
+        earlier_rows = {
+            str(row.get("name")): row
+            for row in (earlier.get("objects") if earlier is not None else None) or ()
+            if isinstance(row, Mapping)
+        }
         for row in self.get("objects") or ():
             if not isinstance(row, Mapping):
                 continue
             name = str(row.get("name"))
+            changes.extend(self._deep_changes(name, row, earlier_rows.get(name)))
             old = before.get(name, {})
             for key, value in (row.get("stats") or {}).items():
                 prev = old.get(key, 0)
@@ -63,6 +95,19 @@ class TrackedSection(Section):
                         Change(self.name, f"objects[{name}].stats.{key}", prev, value, unit_of(key))
                     )
         return changes
+
+    def _deep_changes(
+        self, name: str, row: Mapping[str, Any], old: Mapping[str, Any] | None
+    ) -> list[Change]:
+        # only between two rows that both were measured: a cheap snapshot has no deep size,
+        # which is not a deep size of 0
+        out = []
+        for key in ("deep_bytes", "retained_bytes"):
+            a: Any = old.get(key) if old is not None else None
+            b: Any = row.get(key)
+            if _is_count(a) and _is_count(b) and a != b:
+                out.append(Change(self.name, f"objects[{name}].{key}", a, b, "bytes"))
+        return out
 
     def describe(self, key: str) -> str:
         """``cache models: evictions`` for a row statistic, the dotted key otherwise."""
@@ -120,16 +165,32 @@ class TrackedCollector:
     cost = "cheap"
     section_type = TrackedSection
 
-    def __init__(self, max_rows: int = 200) -> None:
+    def __init__(
+        self,
+        max_rows: int = 200,
+        *,
+        deep: bool | None = None,
+        deep_seconds: float = 2.0,
+        deep_objects: int = 5_000_000,
+    ) -> None:
         self.max_rows = check_int("max_rows", max_rows, low=1)
+        if deep is not None and not isinstance(deep, bool):
+            raise TypeError(f"deep must be True, False or None, got {type(deep).__name__}")
+        self.deep = deep  # None: deep sizes in deep snapshots only
+        self.deep_seconds = check_number(
+            "deep_seconds", deep_seconds, low=0.0, low_open=True, unit="seconds"
+        )
+        self.deep_objects = check_int("deep_objects", deep_objects, low=1)
 
     def collect(self) -> dict[str, Any]:
         """Rows for the live tracked objects, largest first, bounded by max_rows."""
         rows = []
         names: dict[str, int] = {}
+        objects: dict[str, object] = {}  # label -> object, for the deep sizes
         for name, obj, clearable in tracking.tracked_objects():
             n = names[name] = names.get(name, 0) + 1
             label = name if n == 1 else f"{name}#{n}"
+            objects[label] = obj
             try:
                 rows.append(_row(label, obj, clearable))
             except Exception as exc:  # one bad object costs its own row, not the section
@@ -145,8 +206,191 @@ class TrackedCollector:
                     }
                 )
         rows.sort(key=lambda r: r["size_bytes"], reverse=True)
+        deep = self.deep if self.deep is not None else snapshot_depth.get() == "deep"
+        if deep:
+            self._add_deep_sizes(rows[: self.max_rows], objects)
+        objects.clear()
         return {
             "count": len(rows),
             "dropped_total": tracking.dropped_total,
             "objects": rows[: self.max_rows],
         }
+
+    def _add_deep_sizes(self, rows: list[dict[str, Any]], objects: dict[str, object]) -> None:
+        """Deep and retained bytes for ``rows``, largest first, within the budgets."""
+        deadline = time.monotonic() + self.deep_seconds
+        budget = self.deep_objects
+        stop = namespaces()
+        for row in rows:
+            obj = objects.get(row["name"])
+            if obj is None:
+                continue
+            try:
+                found = deep_size(obj, deadline=deadline, max_objects=budget, stop=stop)
+            except Exception as exc:  # contained: the row says why it has no deep size
+                row["deep_error"] = f"{type(exc).__name__}: {exc}"
+                continue
+            finally:
+                obj = None
+            budget = max(budget - found.deep_objects, 1)
+            row["deep_bytes"] = found.deep_bytes
+            row["deep_objects"] = found.deep_objects
+            row["retained_bytes"] = found.retained_bytes
+            row["deep_truncated"] = found.truncated
+
+
+class DeepSize(NamedTuple):
+    """What one object reaches (deep) and what only it keeps alive (retained)."""
+
+    deep_bytes: int  # a lower bound when truncated
+    deep_objects: int
+    retained_bytes: int | None  # None when the walk was cut short
+    truncated: bool
+
+
+def namespaces() -> set[int]:
+    """Ids of every module's namespace and of sys.modules: a deep walk never enters them."""
+    found = {id(sys.modules)}
+    for module in list(sys.modules.values()):
+        if issubclass(type(module), types.ModuleType):
+            try:
+                found.add(id(_MODULE_DICT.__get__(module)))
+            except Exception:  # a half-initialised module
+                continue
+    return found
+
+
+_MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]  # a module's namespace, no hooks
+_SKIP: dict[type, bool] = {}
+
+
+def _skipped(tp: type) -> bool:
+    """Modules and classes are shared by everything: never part of an object's size."""
+    found = _SKIP.get(tp)
+    if found is None:
+        found = issubclass(tp, (type, types.ModuleType))
+        if len(_SKIP) < 100_000:
+            _SKIP[tp] = found
+    return found
+
+
+def _size(obj: object) -> int:
+    try:
+        if _python_sizeof(type(obj)):
+            return _shallow_size(obj)  # a __sizeof__ written in Python is user code
+        return sys.getsizeof(obj)
+    except Exception:
+        return 0
+
+
+_dict_keys: Any = dict.keys  # unbound: a subclass's keys() is never called
+
+
+def _referents(level: list[object]) -> list[object]:
+    """What ``level`` refers to, with the str keys of dicts (the gc does not show those)."""
+    refs = gc.get_referents(*level)
+    for obj in level:
+        if issubclass(type(obj), dict):
+            keys = list(_dict_keys(obj))
+            # a dict of str keys only keeps a table that hides the keys from the gc; a dict
+            # with any other key shows them all already
+            if keys and all(type(k) is str for k in keys):
+                refs.extend(keys)
+    return refs
+
+
+def deep_size(
+    obj: object, *, deadline: float, max_objects: int, stop: set[int] | None = None
+) -> DeepSize:
+    """Deep and retained bytes of ``obj``; ``stop`` holds ids never walked into."""
+    # every step is a C-level pass over a whole level (map, Counter, set and dict algebra):
+    # a Python loop per object would cost several times the walk itself
+    stop = namespaces() if stop is None else stop
+    seen: dict[int, object] = {id(obj): obj}
+    internal: Counter[int] = Counter()  # id -> references from inside the deep set
+    frontier: list[object] = [obj]
+    truncated = False
+    while frontier:
+        if time.monotonic() > deadline:
+            truncated = True
+            break
+        refs = _referents(frontier)
+        ids = list(map(id, refs))
+        internal.update(ids)
+        fresh = dict(zip(ids, refs))
+        del refs, ids
+        new = fresh.keys() - seen.keys() - stop
+        frontier = list(map(fresh.__getitem__, new))
+        fresh.clear()
+        del new
+        kinds = set(map(type, frontier))
+        if any(map(_skipped, kinds)):
+            frontier = [o for o in frontier if not _skipped(type(o))]
+        room = max_objects - len(seen)
+        if len(frontier) > room:
+            # one level can be a million objects (the items of one big dict): cut inside it
+            del frontier[max(room, 0) :]
+            truncated = True
+        seen.update(zip(map(id, frontier), frontier))
+        if truncated:
+            break
+    frontier = []
+    order = list(seen.values())
+    sizes = _sizes(order)
+    deep_bytes = sum(sizes)
+    if truncated:
+        seen.clear()
+        order.clear()
+        return DeepSize(deep_bytes, len(sizes), None, True)
+    retained = _retained(obj, seen, order, internal, sizes)
+    seen.clear()
+    return DeepSize(deep_bytes, len(sizes), retained, False)
+
+
+def _sizes(objs: list[object]) -> list[int]:
+    """sys.getsizeof of each, in one C pass when no type has a Python ``__sizeof__``."""
+    if not any(map(_python_sizeof, set(map(type, objs)))):
+        try:
+            return list(map(sys.getsizeof, objs))
+        except Exception:  # a C __sizeof__ that fails (a half-built object): one at a time
+            pass
+    return list(map(_size, objs))
+
+
+def _retained(
+    target: object,
+    seen: dict[int, object],
+    order: list[object],
+    internal: Counter[int],
+    sizes: list[int],
+) -> int:
+    """Bytes of the objects of ``seen`` that nothing outside it holds, through ``target``."""
+    # the references this function's own bookkeeping holds, measured on a sentinel held
+    # the same way (in ``seen`` and ``order``) in the very same expression
+    sentinel = object()
+    seen[id(sentinel)] = sentinel
+    order.append(sentinel)
+    counts = list(map(sys.getrefcount, order))
+    ours = counts.pop() - 1  # the name ``sentinel`` is not held the same way
+    order.pop()
+    del seen[id(sentinel)], sentinel
+    ids = list(map(id, order))
+    # references from outside the set: the count less ours and those from inside
+    outer = map(sub, counts, map(internal.__getitem__, ids))
+    held = [o for o in compress(order, map(partial(lt, ours), outer)) if o is not target]
+    del counts
+    alive = set(map(id, held))
+    level = held
+    while level:
+        refs = _referents(level)
+        level = []
+        fresh = dict(zip(map(id, refs), refs))
+        del refs
+        new = fresh.keys() & seen.keys()
+        new -= alive
+        new.discard(id(target))
+        alive |= new
+        level = list(map(fresh.__getitem__, new))
+        fresh.clear()
+    order.clear()
+    return sum(size for oid, size in zip(ids, sizes) if oid not in alive)
