@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("attach", "a snapshot taken inside a running CPython process (PID), no restart"),
     "diff": ("diff", "what changed between two saved snapshots (FILE or FILE:INDEX)"),
+    "monitor": ("monitor", "watch a process (--pid) or a command (-- CMD) from outside over time"),
     "plot": ("plot", "draw RSS and the top types or modules over time from a .jsonl, as a PNG"),
     "report": (
         "report",

@@ -1,0 +1,267 @@
+"""``memscope monitor (--pid PID | -- CMD ARGS...)``: watch a process and its children from
+outside (psutil): a line per interval, a JSON Lines record, and a summary with trends."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import CLIError
+from ._common import BAD_INPUT, GONE, Parser
+
+if TYPE_CHECKING:
+    from .._snapshot import Snapshot
+
+SAMPLES_KEPT = 10_000  # the summary and --json see the last 10,000 samples (start and peak: all)
+SNAPSHOTS_KEPT = 720  # the trends are fitted over the last 720 samples
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``memscope monitor``."""
+    p = Parser(prog="memscope monitor", description=__doc__)
+    p.add_argument("--pid", help="a running process (any program); exit 2 when it goes away")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples (1)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        help="stop watching after this many seconds (a command started with -- keeps running)",
+    )
+    p.add_argument("--record", metavar="FILE", help="append every sample to FILE (.jsonl)")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS: start CMD and watch it")
+    return p
+
+
+def read_sample(pid: int, psutil: Any = None) -> Snapshot:
+    """One outside reading of ``pid`` as a snapshot with a ``process`` section.
+
+    CLIError (exit 2) when the process is gone or not readable.
+    """
+    from .._base.proc import psutil as _psutil
+    from .._snapshot import Snapshot
+    from ..collectors.process import ProcessCollector, ProcessSection
+    from ._outside import _gone, cgroup_of
+
+    ps = _psutil() if psutil is None else psutil
+    try:
+        proc = ps.Process(pid)
+        data = ProcessCollector(proc=proc).collect()
+        if proc.status() == ps.STATUS_ZOMBIE:
+            raise ps.ZombieProcess(pid)
+    except (ps.NoSuchProcess, ps.AccessDenied) as exc:
+        raise _gone(pid, exc, ps) from exc
+    data["cgroup"] = cgroup_of(pid)  # the target's own, not this CLI's
+    return Snapshot(
+        label=f"monitor {pid}",
+        pid=pid,
+        python="seen from outside",
+        sections={"process": ProcessSection(data)},
+    )
+
+
+class Watch:
+    """The readings of one run: bounded samples, start, peak, and the snapshots for trends."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: collections.deque[dict[str, Any]] = collections.deque(maxlen=SAMPLES_KEPT)
+        self.snapshots: collections.deque[Snapshot] = collections.deque(maxlen=SNAPSHOTS_KEPT)
+        self.first: dict[str, Any] | None = None
+        self.peak_rss = 0
+        self.peak_children = 0
+
+    def add(self, snap: Snapshot) -> dict[str, Any]:
+        """Keep one reading; returns its sample row."""
+        process = snap["process"]
+        row: dict[str, Any] = {
+            "timestamp": snap.timestamp,
+            "rss_bytes": int(process["rss_bytes"]),
+            "children_rss_bytes": int(process.get("children_rss_bytes") or 0),
+            "children_count": int(process.get("children_count") or 0),
+            "num_fds": process.get("num_fds"),
+            "num_threads": process.get("num_threads"),
+        }
+        if self.first is None:
+            self.first = row
+        self.peak_rss = max(self.peak_rss, row["rss_bytes"])
+        self.peak_children = max(self.peak_children, row["children_rss_bytes"])
+        self.samples.append(row)
+        self.snapshots.append(snap)
+        return row
+
+    def summary(self) -> dict[str, Any]:
+        """Start, end and peak RSS (process and children), growth per minute, steady."""
+        from ..monitor._trends import fit
+
+        if self.first is None:
+            return {"samples": 0}
+        last = self.samples[-1]
+        rows = list(self.samples)
+        line = fit([r["timestamp"] for r in rows], [r["rss_bytes"] for r in rows])
+        return {
+            "samples": len(rows),
+            "seconds": last["timestamp"] - self.first["timestamp"],
+            "start_rss_bytes": self.first["rss_bytes"],
+            "end_rss_bytes": last["rss_bytes"],
+            "peak_rss_bytes": self.peak_rss,
+            "start_children_rss_bytes": self.first["children_rss_bytes"],
+            "end_children_rss_bytes": last["children_rss_bytes"],
+            "peak_children_rss_bytes": self.peak_children,
+            "growth_bytes_per_minute": line.slope * 60.0,
+            "steady": line.steady,
+            "steady_reason": line.reason,
+        }
+
+    def trends(self) -> list[str]:
+        """The growing series of the kept snapshots, in words."""
+        from ..monitor._trends import trends_of
+
+        return [str(t) for t in trends_of(list(self.snapshots), top=5)]
+
+
+def _line(row: dict[str, Any], first: dict[str, Any], start: float) -> str:
+    from .._base.units import format_bytes, format_value
+
+    change = format_value(row["rss_bytes"] - first["rss_bytes"], "bytes", signed=True)
+    kids = ""
+    if row["children_count"]:
+        kids = f"  children {row['children_count']} {format_bytes(row['children_rss_bytes'])}"
+    return (
+        f"{row['timestamp'] - start:8.1f}s  rss {format_bytes(row['rss_bytes']):>10} "
+        f"({change}){kids}  fds {row['num_fds']}  threads {row['num_threads']}"
+    )
+
+
+def render_summary(watch: Watch, why: str) -> str:
+    """The summary block printed at the end."""
+    from .._base.units import format_bytes, format_value
+
+    s = watch.summary()
+    if not s["samples"]:
+        return f"memscope monitor: pid {watch.pid}: no sample taken ({why})"
+    lines = [
+        f"memscope monitor: pid {watch.pid}, {s['samples']} samples over {s['seconds']:.1f} s "
+        f"({why})",
+        f"  rss       start {format_bytes(s['start_rss_bytes'])}, "
+        f"end {format_bytes(s['end_rss_bytes'])}, peak {format_bytes(s['peak_rss_bytes'])}",
+        f"  children  start {format_bytes(s['start_children_rss_bytes'])}, "
+        f"end {format_bytes(s['end_children_rss_bytes'])}, "
+        f"peak {format_bytes(s['peak_children_rss_bytes'])}",
+        f"  growth    {format_value(s['growth_bytes_per_minute'], 'bytes', signed=True)}/min, "
+        + ("steady" if s["steady"] else f"not steady: {s['steady_reason']}"),
+    ]
+    trends = watch.trends()
+    lines.extend(f"  trend     {t}" for t in trends)
+    return "\n".join(lines)
+
+
+def _printer(json_out: bool) -> Callable[[str], None]:
+    """A line per sample: rich on a TTY when installed, plain otherwise, nothing for --json."""
+    if json_out:
+        return lambda text: None
+    if sys.stdout.isatty():
+        try:
+            from rich.console import Console
+        except ImportError:
+            pass
+        else:
+            console = Console(highlight=False)
+            return lambda text: console.print(text, style="cyan")
+
+    def plain(text: str) -> None:
+        print(text, flush=True)
+
+    return plain
+
+
+def _check(ns: argparse.Namespace) -> tuple[int | None, list[str]]:
+    cmd = list(ns.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not ns.interval > 0:
+        raise CLIError(f"--interval must be > 0 seconds, got {ns.interval:g}", BAD_INPUT)
+    if ns.duration is not None and not ns.duration > 0:
+        raise CLIError(f"--duration must be > 0 seconds, got {ns.duration:g}", BAD_INPUT)
+    if (ns.pid is None) == (not cmd):
+        raise CLIError("give exactly one of --pid PID or -- CMD ARGS...", BAD_INPUT)
+    if ns.pid is None:
+        return None, cmd
+    from .attach import parse_pid
+
+    return parse_pid(ns.pid, "--pid"), cmd
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    import memscope
+
+    ns = build_parser().parse_args(argv)
+    pid, cmd = _check(ns)
+    child: subprocess.Popen[bytes] | None = None
+    if pid is None:
+        try:
+            child = subprocess.Popen(cmd)  # its output passes through
+        except OSError as exc:
+            raise CLIError(f"cannot start {cmd[0]!r}: {exc.strerror or exc}", BAD_INPUT) from exc
+        pid = child.pid
+    show = _printer(ns.json)
+    watch = Watch(pid)
+    start = time.time()
+    deadline = None if ns.duration is None else time.monotonic() + ns.duration
+    why = "duration reached"
+    code = 0
+    try:
+        next_at = time.monotonic()
+        while True:
+            if child is not None and child.poll() is not None:
+                why, code = f"the command exited with code {child.returncode}", child.returncode
+                break
+            try:
+                snap = read_sample(pid)
+            except CLIError as exc:
+                if child is not None and child.poll() is not None:
+                    continue  # it exited between the two looks: the check above says so
+                why, code = f"the process went away: {exc}", GONE
+                break
+            row = watch.add(snap)
+            if ns.record:
+                try:
+                    memscope.save(snap, ns.record)
+                except OSError as exc:
+                    raise CLIError(
+                        f"--record: cannot write {ns.record}: {exc.strerror or exc}"
+                    ) from exc
+            assert watch.first is not None
+            show(_line(row, watch.first, start))
+            next_at += ns.interval
+            now = time.monotonic()
+            if deadline is not None and min(next_at, deadline) >= deadline:
+                time.sleep(max(0.0, deadline - now))
+                break
+            if child is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=max(0.0, next_at - now))
+            else:
+                time.sleep(max(0.0, next_at - now))
+    except KeyboardInterrupt:
+        why = "interrupted"
+        if child is not None:
+            try:
+                child.wait(timeout=10)  # it got the same Ctrl-C
+            except subprocess.TimeoutExpired:
+                child.terminate()
+                child.wait(timeout=10)
+            code = child.returncode
+    if ns.json:
+        out = {"pid": pid, "samples": list(watch.samples), "summary": watch.summary(), "end": why}
+        print(json.dumps(out, indent=2))
+    else:
+        print(render_summary(watch, why), flush=True)
+    return code

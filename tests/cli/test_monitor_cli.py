@@ -1,0 +1,109 @@
+"""``memscope monitor``: real processes watched from outside, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import memscope
+
+from .conftest import Run
+
+MiB = 1 << 20
+# grows by 2 MiB of written pages every 0.25 s, holds a 20 MiB child, exits with code 3
+GROWER = (
+    "import subprocess, sys, time\n"
+    "kid = subprocess.Popen([sys.executable, '-c', "
+    "\"import time; x = b'k' * (20 << 20); time.sleep(60)\"])\n"
+    "keep = []\n"
+    "for i in range(16):\n"
+    "    keep.append(b'g' * (2 << 20))\n"
+    "    time.sleep(0.25)\n"
+    "print('grower done', flush=True)\n"
+    "kid.kill(); kid.wait()\n"
+    "sys.exit(3)\n"
+)
+
+
+@pytest.mark.slow
+def test_monitor_a_command_records_and_keeps_its_exit_code(run: Run, tmp_path: Path) -> None:
+    record = tmp_path / "mon.jsonl"
+    out = run(
+        "monitor", "--interval", "0.3", "--record", str(record), "--", sys.executable, "-c", GROWER
+    )
+    assert out.returncode == 3, out.stderr
+    lines = out.stdout.splitlines()
+    assert "grower done" in lines  # the command's own output passes through
+    samples = [line for line in lines if line.strip().split()[1:2] == ["rss"]]
+    assert len(samples) >= 5
+    assert any(line.strip().startswith(("children",)) for line in lines)
+    assert any("the command exited with code 3" in line for line in lines)
+    snaps = memscope.load(record)
+    assert len(snaps) == len(samples)
+    rss = [s["process"]["rss_bytes"] for s in snaps]
+    assert max(rss) - rss[0] >= 10 * MiB  # the planted growth, seen from outside
+    assert max(s["process"]["children_rss_bytes"] for s in snaps) >= 20 * MiB
+    # the record is what show, diff and plot read
+    shown = run("show", f"{record}:-1", "--top", "2")
+    assert shown.returncode == 0 and "(seen from outside)" in shown.stdout.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_monitor_json_summary_and_a_pid_that_exits(run: Run) -> None:
+    target = subprocess.Popen([sys.executable, "-c", GROWER], stdout=subprocess.DEVNULL)
+    try:
+        out = run("monitor", "--pid", str(target.pid), "--interval", "0.3", "--json")
+    finally:
+        target.wait(timeout=120)
+    assert out.returncode == 2, out.stderr  # the target went away
+    data = json.loads(out.stdout)
+    assert data["pid"] == target.pid and data["end"].startswith("the process went away")
+    assert len(data["samples"]) >= 5
+    assert set(data["samples"][0]) >= {"timestamp", "rss_bytes", "children_rss_bytes"}
+    summary = data["summary"]
+    assert summary["peak_rss_bytes"] - summary["start_rss_bytes"] >= 10 * MiB
+    assert summary["peak_rss_bytes"] >= summary["end_rss_bytes"]
+    assert summary["growth_bytes_per_minute"] > 10 * MiB
+    assert isinstance(summary["steady"], bool)
+
+
+@pytest.mark.slow
+def test_monitor_stops_on_ctrl_c_and_after_duration(run: Run) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        out = run("monitor", "--pid", str(sleeper.pid), "--interval", "0.2", "--duration", "1")
+        assert out.returncode == 0, out.stderr
+        assert "(duration reached)" in out.stdout
+        assert 2 <= sum(" rss " in line for line in out.stdout.splitlines()) <= 8
+
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "memscope", "monitor", "--pid", str(sleeper.pid)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert watcher.stdout is not None
+        assert " rss " in watcher.stdout.readline()  # watching
+        watcher.send_signal(signal.SIGINT)
+        rest, _ = watcher.communicate(timeout=60)
+        assert watcher.returncode == 0
+        assert "(interrupted)" in rest and "Traceback" not in rest
+        assert sleeper.poll() is None  # the watched process is untouched
+    finally:
+        sleeper.kill()
+        sleeper.wait(timeout=60)
+
+
+def test_monitor_bad_input_exits_1(run: Run) -> None:
+    out = run("monitor")
+    assert out.returncode == 1 and "exactly one of --pid PID or -- CMD" in out.stderr
+    out = run("monitor", "--pid", "1", "--", "true")
+    assert out.returncode == 1 and "exactly one of" in out.stderr
+    out = run("monitor", "--pid", "1", "--interval", "0")
+    assert out.returncode == 1 and "--interval must be > 0" in out.stderr
+    out = run("monitor", "--", "/nonexistent/program")
+    assert out.returncode == 1 and "cannot start '/nonexistent/program'" in out.stderr
