@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in the t
 
 from ._collector import MemscopeCollector
 from ._families import metric_names
-from ._multiprocess import MultiprocessPublisher, multiprocess_dir
+from ._multiprocess import MultiprocessPublisher, current_publisher, multiprocess_dir
 
 if TYPE_CHECKING:
     from ...monitor import Monitor
@@ -42,7 +42,6 @@ __all__ = [
 
 _lock = threading.Lock()
 _single: tuple[object, MemscopeCollector] | None = None  # (registry, collector)
-_publisher: MultiprocessPublisher | None = None
 
 
 def start_multiprocess(
@@ -50,14 +49,10 @@ def start_multiprocess(
 ) -> MultiprocessPublisher:
     """This worker's publisher, started (call it in each worker, after the fork).
 
-    The first call makes it; later calls in the same process return the same one
-    (started again if it had stopped, e.g. in a forked child).
+    The first call makes it (the arguments count then); later calls return the same one,
+    started again if it had stopped (in a forked child, its thread did not survive).
     """
-    global _publisher
-    with _lock:
-        if _publisher is None:
-            _publisher = MultiprocessPublisher(monitor, interval=interval, max_names=max_names)
-        publisher = _publisher
+    publisher = current_publisher(monitor, interval=interval, max_names=max_names)
     if not publisher.running:
         publisher.start()
     return publisher
@@ -67,21 +62,17 @@ def render_metrics() -> tuple[bytes, str]:
     """(body, content type) of memscope's metrics in the Prometheus text format.
 
     Outside multiprocess mode: one MemscopeCollector's scrape. With
-    ``PROMETHEUS_MULTIPROC_DIR`` set: this worker publishes now (its publisher is made,
-    not started, if :func:`start_multiprocess` was never called) and the multiprocess
+    ``PROMETHEUS_MULTIPROC_DIR`` set: this worker publishes now (through its publisher,
+    made but not started if :func:`start_multiprocess` was never called) and the multiprocess
     files are aggregated as prometheus_client does, every worker's series included.
     """
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-    global _single, _publisher
+    global _single
     if multiprocess_dir() is not None:
         from prometheus_client.multiprocess import MultiProcessCollector
 
-        with _lock:
-            if _publisher is None:
-                _publisher = MultiprocessPublisher()
-            publisher = _publisher
-        publisher.publish()
+        current_publisher().publish()
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST

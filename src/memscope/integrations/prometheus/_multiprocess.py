@@ -26,7 +26,7 @@ from ._readings import Readings
 if TYPE_CHECKING:
     from ...monitor import Monitor
 
-__all__ = ["MultiprocessPublisher", "multiprocess_dir"]
+__all__ = ["MultiprocessPublisher", "current_publisher", "multiprocess_dir"]
 
 log = logging.getLogger("memscope.prometheus")
 
@@ -41,6 +41,25 @@ def multiprocess_dir() -> str | None:
     )
 
 
+_current_lock = threading.Lock()
+_current: MultiprocessPublisher | None = None  # one a process (a forked child inherits it)
+
+
+def current_publisher(
+    monitor: Monitor | None = None, *, interval: float = 15.0, max_names: int = 50
+) -> MultiprocessPublisher:
+    """This process's publisher, made with these arguments if there is none yet."""
+    with _current_lock:
+        found = _current
+    if found is not None:
+        return found
+    try:
+        return MultiprocessPublisher(monitor, interval=interval, max_names=max_names)
+    except RuntimeError:  # another thread made it in between
+        assert _current is not None
+        return _current
+
+
 class MultiprocessPublisher:
     """Publishes this worker's memscope readings into multiprocess-safe metrics.
 
@@ -49,7 +68,8 @@ class MultiprocessPublisher:
     The metrics belong to no registry: prometheus_client's MultiProcessCollector reads
     them from the files. Label values are sticky (at most ``max_names`` a family for the
     process's life, the rest "other") because the files keep every value they saw.
-    Thread-safe.
+    One a process (a second raises RuntimeError: it would count every counter twice).
+    A forked child counts its counters from its parent's last publication. Thread-safe.
     """
 
     def __init__(
@@ -59,7 +79,15 @@ class MultiprocessPublisher:
         interval: float = 15.0,
         max_names: int = 50,
     ) -> None:
+        global _current
         self.interval = check_number("interval", interval, low=0.0, low_open=True, unit="seconds")
+        with _current_lock:
+            if _current is not None:
+                raise RuntimeError(
+                    "this process already has a MultiprocessPublisher, and two would count "
+                    "every counter twice: start_multiprocess() returns the existing one"
+                )
+            _current = self
         # in multiprocess mode GCCollector's python_gc_* are not aggregated: publish them
         self.readings = Readings(monitor, gc_counts=True, max_names=max_names, sticky=True)
         self._metrics: dict[str, Any] = {}
@@ -102,12 +130,13 @@ class MultiprocessPublisher:
         samples = self.readings.gather()
         with self._lock:
             if os.getpid() != self._pid:
-                # a forked child: its files start empty, so everything is published afresh
+                # a forked child: its files start empty, and what it inherited up to the
+                # parent's last publication is the parent's to count, so the baseline stays
                 self._pid = os.getpid()
-                self._published.clear()
                 self._gauges_set.clear()
-                self._pauses_published = None
             for name, rows in samples.items():
+                if not rows and name not in self._metrics:
+                    continue  # a family with no source here (no monitor, not tracing) stays absent
                 spec = FAMILIES[name]
                 write = self._set_gauge if spec.kind == "gauge" else self._add_counter
                 self._contained(name, write, name, rows)
