@@ -54,7 +54,8 @@ def test_names_follow_the_conventions_and_never_clash_with_prometheus_client() -
     ProcessCollector(registry=registry)
     GCCollector(registry=registry)
     PlatformCollector(registry=registry)
-    registry.register(MemscopeCollector(gc_counts=True))  # a clash would raise here
+    monitor = memscope.Monitor(interval=60.0, history=2, label="prom-names")
+    registry.register(MemscopeCollector(monitor, gc_counts=True))  # a clash would raise here
     text = generate_latest(registry).decode()
     families = list(text_string_to_metric_families(text))
     ours = [f for f in families if f.name.startswith("memscope_")]
@@ -73,9 +74,10 @@ def test_names_follow_the_conventions_and_never_clash_with_prometheus_client() -
     assert not [n for n in names if re.search(r"_(kb|kib|mb|mib|ms|milliseconds)(_|$)", n)]
 
 
-def test_default_collector_leaves_gc_counts_to_gccollector() -> None:
+def test_default_collector_leaves_gc_counts_to_gccollector_and_needs_a_monitor_for_its() -> None:
     families = scrape(MemscopeCollector())
     assert "memscope_gc_collections" not in families
+    assert not [name for name in families if name.startswith("memscope_monitor_")]
     assert "memscope_gc_pause_seconds" in families
     with_counts = scrape(MemscopeCollector(gc_counts=True))
     collections = values(with_counts["memscope_gc_collections"])

@@ -100,8 +100,13 @@ class Readings:
         )
 
     def families(self) -> list[str]:
-        """The families this reader exports (the gc counts only with ``gc_counts``)."""
-        return [n for n in FAMILIES if self.gc_counts or n not in GC_COUNT_FAMILIES]
+        """The families this reader exports (gc counts with ``gc_counts``, monitor's with one)."""
+        return [
+            n
+            for n in FAMILIES
+            if (self.gc_counts or n not in GC_COUNT_FAMILIES)
+            and (self.monitor is not None or not n.startswith("memscope_monitor_"))
+        ]
 
     def gather(self) -> Samples:
         """Samples of every family but the pause histogram (read it from ``pauses``)."""
