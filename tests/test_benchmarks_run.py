@@ -19,6 +19,7 @@ SMOKE = {
     "bench_import.py": ["--runs", "1"],
     "bench_monitor.py": ["--seconds", "0.2", "--rounds", "2"],
     "bench_why.py": ["--scale", "0.01", "--rounds", "1"],
+    "bench_tracked.py": ["--scale", "0.01"],
     "bench_concurrent.py": ["--scale", "0.02"],
 }
 
