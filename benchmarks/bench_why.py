@@ -9,8 +9,12 @@ On a heap of about two million objects (scale 1.0):
   find_backref_chain (gc.get_referrers once per object it visits);
 - retained bytes of a list holding 100k objects: explain().retained_bytes and guppy3's
   hpy().iso(obj).domisize.
+- find_leaks() with its defaults on the same heap, with planted reference cycles and a
+  thread that leaks steadily: its seconds (contract: about 3 s), whether it counted the
+  cycles exactly and found the leak, and one of its censuses against objgraph.growth().
 Prints the times and ratios, writes benchmarks/results/why.json, and exits 1 when a
 target is missed (explain under 1 s and 5x faster than objgraph; retained under 2 s).
+Deep sizes of tracked objects against pympler.asizeof: benchmarks/bench_tracked.py.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import gc
 import json
 import sys
+import threading
 import time
 import types
 from collections import deque
@@ -77,6 +82,69 @@ def forward_search(target: object) -> int:
                 seen.add(id(ref))
                 queue.append((ref, depth + 1))
     return -1
+
+
+class Pair:
+    def __init__(self) -> None:
+        self.other: Pair | None = None
+
+
+class Leaked:
+    pass
+
+
+def leak_check(module: types.ModuleType, cycles: int) -> dict[str, object]:
+    """find_leaks() with defaults: planted cycles, a leaking thread; a census vs objgraph."""
+    import objgraph
+
+    import memscope
+    from memscope.why._leak_growth import GrowthWatch
+
+    module.leak = []
+    stop = threading.Event()
+
+    def leak() -> None:
+        while not stop.is_set():
+            module.leak.append(Leaked())
+            time.sleep(0.005)
+
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()  # or the automatic collector frees the planted cycles first
+    try:
+        for _ in range(cycles):
+            a, b = Pair(), Pair()
+            a.other, b.other = b, a
+        del a, b
+        worker = threading.Thread(target=leak, daemon=True)
+        worker.start()
+        started = time.perf_counter()
+        report = memscope.find_leaks()
+        seconds = time.perf_counter() - started
+    finally:
+        stop.set()
+        if enabled:
+            gc.enable()
+    worker.join(5)
+    pairs = next((c.count for c in report.cycles if c.type.endswith(".Pair")), 0)
+    grew = [g for g in report.growing if g.name.endswith(".Leaked")]
+    watch = GrowthWatch()
+    watch.warm_up()
+    t_census, _ = best_of(lambda: watch.census(0.0), 1)
+    watch.release()
+    objgraph.growth(limit=20)  # its first call counts everything as new
+    t_og, _ = best_of(lambda: objgraph.growth(limit=20), 1)
+    module.leak = []
+    return {
+        "find_leaks_seconds": round(seconds, 3),
+        "planted_pairs": cycles,
+        "pairs_counted": pairs // 2,
+        "leak_found": bool(grew),
+        "leak_where": grew[0].where if grew else "",
+        "census_seconds": round(t_census, 4),
+        "objgraph_growth_seconds": round(t_og, 4),
+        "report": str(report),
+    }
 
 
 def best_of(fn: object, rounds: int) -> tuple[float, object]:
@@ -139,6 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'  memscope.explain().retained_bytes':<44}{t_retained:>9.3f}{retained:>14,}")
     print(f"{'  guppy3 hpy().iso(obj).domisize':<44}{t_guppy:>9.3f}{dom:>14,}")
     print(f"explain vs guppy3 domisize: {ratio_gp:.1f}x faster; bytes ratio = {retained / dom:.3f}")
+    leaks = leak_check(module, max(int(10_000 * args.scale), 100))
+    ratio_census = leaks["objgraph_growth_seconds"] / leaks["census_seconds"]  # type: ignore[operator]
+    print(f"{'find_leaks(), defaults (3 rounds, 0.5 s)':<44}{'seconds':>9}")
+    print(f"{'  memscope.find_leaks':<44}{leaks['find_leaks_seconds']:>9.3f}")
+    print(
+        f"  planted {leaks['planted_pairs']:,} reference cycles: counted"
+        f" {leaks['pairs_counted']:,}; leaking thread found: {leaks['leak_found']}"
+        f" ({leaks['leak_where']})"
+    )
+    print(f"{'  one census of find_leaks':<44}{leaks['census_seconds']:>9.3f}")
+    print(f"{'  objgraph.growth()':<44}{leaks['objgraph_growth_seconds']:>9.3f}")
+    print(f"census vs objgraph.growth: {ratio_census:.2f}x faster")
     ok = t_explain < 1.0 and ratio_og >= 5.0 and t_retained < 2.0
     result = {
         "scale": args.scale,
@@ -156,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         "guppy_seconds": round(t_guppy, 4),
         "guppy_domisize_bytes": int(dom),
         "explain_vs_guppy": round(ratio_gp, 2),
+        **{k: v for k, v in leaks.items() if k != "report"},
+        "census_vs_objgraph_growth": round(ratio_census, 2),
         "targets_met": ok,
     }
     RESULTS.mkdir(exist_ok=True)
