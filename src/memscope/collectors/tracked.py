@@ -24,7 +24,7 @@ import types
 from collections import Counter
 from collections.abc import Mapping
 from functools import partial
-from itertools import compress
+from itertools import compress, repeat
 from operator import lt, sub
 from typing import Any, ClassVar, NamedTuple
 
@@ -284,18 +284,18 @@ def _size(obj: object) -> int:
 
 
 _dict_keys: Any = dict.keys  # unbound: a subclass's keys() is never called
+_STR_ONLY = {str}
 
 
 def _referents(level: list[object]) -> list[object]:
     """What ``level`` refers to, with the str keys of dicts (the gc does not show those)."""
     refs = gc.get_referents(*level)
-    for obj in level:
-        if issubclass(type(obj), dict):
-            keys = list(_dict_keys(obj))
-            # a dict of str keys only keeps a table that hides the keys from the gc; a dict
-            # with any other key shows them all already
-            if keys and all(type(k) is str for k in keys):
-                refs.extend(keys)
+    for obj in compress(level, map(issubclass, map(type, level), repeat(dict))):
+        keys = list(_dict_keys(obj))
+        # a dict of str keys only keeps a table that hides the keys from the gc; a dict
+        # with any other key shows them all already
+        if keys and set(map(type, keys)) == _STR_ONLY:
+            refs.extend(keys)
     return refs
 
 
