@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "report",
         "print a report of this process, of a saved snapshot file, or of any process (--pid)",
     ),
+    "run": ("run", "run a Python script (-- script.py ARGS, or -m module) under memscope"),
     "shell": ("shell", "a Python shell with memscope's helpers, here or inside a process (--pid)"),
     "show": ("show", "print one saved snapshot (FILE or FILE:INDEX)"),
 }
