@@ -295,7 +295,7 @@ class Sessions:
     """Holds secrets as dict keys, in a container long enough to top the containers list."""
 
     def __init__(self) -> None:
-        self.by_token = {f"sk-live-SECRET{i:06d}": i for i in range(60_000)}
+        self.by_token = {f"sk-live-SECRET{i:06d}": i for i in range(20_000)}
 
 
 def test_reprs_stay_out_unless_expose_reprs() -> None:
@@ -311,7 +311,7 @@ def test_reprs_stay_out_unless_expose_reprs() -> None:
             r = http.get("/containers?limit=5")
             assert r.status_code == 200
             rows = r.json()["top"]
-            ours = [row for row in rows if row["length"] == 60_000]
+            ours = [row for row in rows if row["length"] == 20_000]
             assert ours, rows
             if expose:
                 assert "sk-live-SECRET" in ours[0]["summary"]
@@ -323,4 +323,4 @@ def test_reprs_stay_out_unless_expose_reprs() -> None:
                 assert "sk-live-SECRET" not in r.text
                 assert "sk-live-SECRET" not in diff
                 assert ours[0]["summary"] == "<redacted>"
-    assert len(holder.by_token) == 60_000
+    assert len(holder.by_token) == 20_000
