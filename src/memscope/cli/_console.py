@@ -38,13 +38,15 @@ class Helpers:
         self._memscope = memscope
         self._write = write
         self.snaps: collections.deque[Any] = collections.deque(maxlen=SNAPSHOTS_KEPT)
+        self.taken = 0
 
     def _say(self, text: str) -> None:
         self._write(text if text.endswith("\n") else text + "\n")
 
     def snap(self, label: str | None = None, deep: bool = True, top: int = 5) -> None:
         """Take a snapshot, keep it and print its report."""
-        shot = self._memscope.snapshot(label=label or f"shell #{len(self.snaps)}", deep=deep)
+        shot = self._memscope.snapshot(label=label or f"shell #{self.taken}", deep=deep)
+        self.taken += 1
         self.snaps.append(shot)
         self._say(shot.report(top=top))
 

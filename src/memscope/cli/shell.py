@@ -67,6 +67,9 @@ def relay(sock: socket.socket, stdin: IO[str], stdout: IO[str]) -> None:
                 line = input(text) if tty else stdin.readline()
             except EOFError:
                 line = ""
+            except KeyboardInterrupt:
+                stdout.write("\nKeyboardInterrupt\n")
+                line = "\n"  # a fresh prompt, as Python's own REPL does
             if not line:
                 sock.shutdown(socket.SHUT_WR)  # end of input: the agent ends the session
                 continue
