@@ -239,7 +239,7 @@ def test_a_failing_part_costs_its_samples_not_the_scrape(monkeypatch: pytest.Mon
     monkeypatch.setattr(collector.readings._accounting, "collect", broken)
     families = scrape(collector)
     assert not families["memscope_rss_part_bytes"].samples
-    assert families["memscope_allocated_blocks"].samples  # the other parts still come
+    assert families["memscope_tracked_objects"].samples  # the other parts still come
     errors = values(families["memscope_scrape_errors"], "memscope_scrape_errors_total")
     assert errors == {(("part", "accounting"),): 1.0}
     assert (

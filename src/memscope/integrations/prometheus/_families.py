@@ -38,9 +38,6 @@ FAMILIES: dict[str, Family] = {
         "gauge", "Free bytes at the top of malloc's heap that malloc_trim can return."
     ),
     "memscope_pymalloc_arenas": Family("gauge", "pymalloc arenas allocated now."),
-    "memscope_allocated_blocks": Family(
-        "gauge", "Memory blocks the Python allocator has handed out (sys.getallocatedblocks)."
-    ),
     "memscope_gc_pause_seconds": Family(
         "histogram",
         "GC pause times by generation, since memscope's callback was installed.",
