@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, int]] = [
     ("memscope._registry", 2),
     ("memscope._snapshot", 2),
     ("memscope._diff", 2),
+    ("memscope._findings", 2),
     ("memscope._report", 2),
     ("memscope.monitor", 3),
     ("memscope.testing", 3),

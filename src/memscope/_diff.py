@@ -8,16 +8,62 @@ from typing import Any
 from ._base.section import Change
 from ._base.units import format_value
 from ._base.validate import check_int
+from ._findings import Finding, find
 from ._snapshot import Snapshot
 
 # how much one unit weighs when ranking changes of different kinds against each other
 _RANK_WEIGHT = {"bytes": 1.0, "count": 64.0, "seconds": 1e7, "": 1.0}
 
+# numbers that restate the process's memory: one line of the table, not five
+_MEMORY = {
+    ("process", "rss_bytes"): "rss",
+    ("process", "vms_bytes"): "vms",
+    ("process", "uss_bytes"): "uss",
+    ("process", "cgroup.usage_bytes"): "cgroup usage",
+    ("allocator", "heap_in_use_bytes"): "malloc heap in use",
+    ("allocator", "arena_bytes"): "malloc arenas",
+    ("allocator", "mmap_bytes"): "malloc mmap",
+    ("allocator", "pymalloc_arena_bytes"): "pymalloc arenas",
+    ("allocator", "pymalloc_used_bytes"): "pymalloc used",
+    ("census", "size_bytes_total"): "python objects",
+}
+# totals that are state, not counters, despite the suffix
+_STATE_TOTALS = frozenset({"objects_total", "size_bytes_total", "types_total", "modules_total"})
+_COUNTER_STATS = frozenset({"hits", "misses", "evictions", "expirations", "overflows", "dropped"})
+
+
+def is_counter(change: Change) -> bool:
+    """A cumulative counter (``collected_total``, a cache's hits): it grows in every healthy
+    process, so a diff shows it as a rate and never ranks it above state."""
+    leaf = change.key.rsplit(".", 1)[-1]
+    if leaf.endswith("_total"):
+        return leaf not in _STATE_TOTALS
+    return ".stats." in change.key and leaf in _COUNTER_STATS
+
+
+def _is_evidence(change: Change) -> bool:
+    """Resources and the program's own objects: what leads the ranked table."""
+    key, section = change.key, change.section
+    if change.delta <= 0:
+        return False
+    if section == "process":
+        return (key.startswith("fds.") or key in ("num_fds", "num_threads")) and change.delta >= 3
+    if section == "threads":
+        return key == "count" and change.delta >= 2
+    if section == "tasks":
+        return key in ("pending", "done") and change.delta >= 10
+    if section == "containers":
+        return key.endswith("].length") and change.delta >= 50
+    if section == "census" and key.endswith("].count"):
+        name = key[key.index("[") + 1 : -len("].count")]
+        return "." in name and change.delta >= 20  # a dotted name: not a builtin type
+    return False
+
 
 class Diff:
     """Per-section changes from snapshot ``a`` to snapshot ``b``."""
 
-    __slots__ = ("a", "b", "changes", "errors")
+    __slots__ = ("_findings", "a", "b", "changes", "errors")
 
     def __init__(
         self,
@@ -30,6 +76,7 @@ class Diff:
         self.b = b
         self.changes: dict[str, list[Change]] = {k: list(v) for k, v in changes.items()}
         self.errors: dict[str, str] = dict(errors or {})
+        self._findings: list[Finding] | None = None
 
     @property
     def seconds(self) -> float:
@@ -40,15 +87,30 @@ class Diff:
         return self.changes[section]
 
     def ranked(self) -> list[Change]:
-        """Every change, largest first, on one scale; each section weighs its own keys."""
+        """Every change, strongest evidence first: resources and the program's own objects,
+        then state by size on one scale (each section weighs its own keys), then counters."""
         weighted = []
         for name, changes in self.changes.items():
             section = self.b.sections.get(name)
             for c in changes:
-                weight = section.rank_weight(c.key) if section is not None else 1.0
-                weighted.append((abs(c.delta) * _RANK_WEIGHT.get(c.unit, 1.0) * weight, c))
-        weighted.sort(key=lambda wc: wc[0], reverse=True)
-        return [c for _, c in weighted]
+                try:
+                    weight = section.rank_weight(c.key) if section is not None else 1.0
+                except Exception:  # a third-party section's weights must not break the ranking
+                    weight = 1.0
+                tier = 2 if is_counter(c) else 0 if _is_evidence(c) else 1
+                score = abs(c.delta) * _RANK_WEIGHT.get(c.unit, 1.0) * weight
+                weighted.append((tier, -score, c))
+        weighted.sort(key=lambda wc: (wc[0], wc[1]))
+        return [c for _, _, c in weighted]
+
+    def findings(self) -> list[Finding]:
+        """What the diff says in plain sentences, strongest evidence of a leak first."""
+        if self._findings is None:
+            try:
+                self._findings = find(self)
+            except Exception:  # the story is a bonus: the table below it must still print
+                self._findings = []
+        return list(self._findings)
 
     def get(self, section: str, key: str) -> Change | None:
         """The change of one key (dotted path) in one section, or None if it did not change."""
@@ -73,32 +135,85 @@ class Diff:
                 name: [c.to_dict() for c in changes] for name, changes in self.changes.items()
             },
             "errors": dict(self.errors),
+            "findings": [f.to_dict() for f in self.findings()],
         }
 
-    def summary(self, top: int = 15) -> str:
-        """A short human summary, largest changes first."""
+    def summary(self, top: int = 15, findings: int = 5) -> str:
+        """Up to ``findings`` plain sentences, then the ``top`` strongest changes."""
         check_int("top", top, low=1)
+        check_int("findings", findings, low=0)
         a = self.a.label or "a"
         b = self.b.label or "b"
         head = f"memscope diff {a!r} -> {b!r} over {self.seconds:.2f} s"
         if self.a.pid != self.b.pid:
             head += f" (pid {self.a.pid} -> {self.b.pid}: different processes)"
         lines = [head]
+        lines.extend(f"  * {f.evidence}" for f in self.findings()[:findings])
         ranked = self.ranked()
         if not ranked:
             lines.append("  no changes")
-        for change in ranked[:top]:
-            lines.append(
-                f"  {format_value(change.delta, change.unit, signed=True):>14}  "
-                f"{self._describe(change)}  "
-                f"({format_value(change.before, change.unit)} -> "
-                f"{format_value(change.after, change.unit)})"
-            )
-        if len(ranked) > top:
-            lines.append(f"  ... and {len(ranked) - top} smaller changes")
+        rows = self._rows(ranked)
+        if rows and len(lines) > 1:
+            lines.append("  changes, strongest evidence first:")
+        for row in rows[:top]:
+            lines.append(row)
+        if len(rows) > top:
+            lines.append(f"  ... and {len(rows) - top} smaller changes")
         for name, error in sorted(self.errors.items()):
             lines.append(f"  ! {name}: {error}")
         return "\n".join(lines)
+
+    def _rows(self, ranked: list[Change]) -> list[str]:
+        """Table lines: memory restatements folded into one, counters as rates, bounds said."""
+        rows: list[str] = []
+        memory = [c for c in ranked if (c.section, c.key) in _MEMORY]
+        memory_done = False
+        for change in ranked:
+            if (change.section, change.key) in _MEMORY:
+                if not memory_done:
+                    memory_done = True
+                    rows.append(self._memory_line(memory))
+                continue
+            if is_counter(change):
+                rate = change.delta / self.seconds if self.seconds > 0 else 0.0
+                rows.append(
+                    f"  {format_value(change.delta, change.unit, signed=True):>14}  "
+                    f"{self._describe(change)}  "
+                    f"({format_value(rate, change.unit)}/s, a counter)"
+                )
+                continue
+            note = getattr(change, "note", "")
+            before = format_value(change.before, change.unit)
+            if note:
+                side = "before" if note.endswith("before") else "after"
+                bound = f"at most {before}" if side == "before" else before
+                after = format_value(change.after, change.unit)
+                after = f"at most {after}" if side == "after" else after
+                span = f"{bound} -> {after}: {note}"
+            else:
+                span = f"{before} -> {format_value(change.after, change.unit)}"
+            rows.append(
+                f"  {format_value(change.delta, change.unit, signed=True):>14}  "
+                f"{self._describe(change)}  ({span})"
+            )
+        return rows
+
+    def _memory_line(self, memory: list[Change]) -> str:
+        lead = memory[0]
+        for change in memory:
+            if (change.section, change.key) == ("process", "rss_bytes"):
+                lead = change
+        others = ", ".join(
+            f"{_MEMORY[(c.section, c.key)]} {format_value(c.delta, c.unit, signed=True)}"
+            for c in memory
+            if c is not lead
+        )
+        name = _MEMORY[(lead.section, lead.key)]
+        text = (
+            f"  {format_value(lead.delta, lead.unit, signed=True):>14}  memory: {name} "
+            f"({format_value(lead.before, lead.unit)} -> {format_value(lead.after, lead.unit)})"
+        )
+        return text + (f"; the same change seen as {others}" if others else "")
 
     def _describe(self, change: Change) -> str:
         section = self.b.sections.get(change.section)

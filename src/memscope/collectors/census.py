@@ -85,7 +85,7 @@ class CensusSection(Section):
         """``census: logging.FileHandler objects`` for a type's row, the dotted key otherwise."""
         if key.startswith(("by_type[", "by_count[")) and "]." in key:
             name, field = key[key.index("[") + 1 :].rsplit("].", 1)
-            return f"census: {name} {'objects' if field == 'count' else 'bytes'}"
+            return f"census: {name} {'objects' if field == 'count' else 'objects, bytes'}"
         return super().describe(key)
 
     def diff(self, earlier: Section | None) -> list[Change]:
