@@ -60,6 +60,7 @@ def test_design_names_resolve() -> None:
         "compare",
         "Snapshot",
         "Diff",
+        "Finding",
         "track",
         "clear_caches",
         "save",

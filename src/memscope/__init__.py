@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._base.section import Change, Section
     from ._base.tracking import clear_caches, track, untrack
     from ._diff import Diff, compare
+    from ._findings import Finding
     from ._registry import register_collector, registered_collectors, unregister_collector
     from ._snapshot import Snapshot, iter_load, load, save, snapshot
     from .cli._console import interactive
@@ -40,6 +41,7 @@ __all__ = [
     "CollectorUnavailable",
     "Diff",
     "Explanation",
+    "Finding",
     "LeakReport",
     "MemoryGrowthError",
     "Monitor",
@@ -76,6 +78,7 @@ _LAZY = {
     "CollectorUnavailable": "memscope._base.collector",
     "Diff": "memscope._diff",
     "Explanation": "memscope.why._explain",
+    "Finding": "memscope._findings",
     "LeakReport": "memscope.why._leak_report",
     "MemoryGrowthError": "memscope._base.errors",
     "Monitor": "memscope.monitor",
