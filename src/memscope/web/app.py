@@ -22,9 +22,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._base.validate import check_bool, check_int, check_number
-from .endpoints import Endpoints, json_response, make_state, to_json
+from .endpoints import Endpoints
 from .params import ParamError
 from .security import check_token, is_loopback, token_ok
+from .state import make_state
+from .views import json_response, to_json
 
 if TYPE_CHECKING:
     from ..monitor import Monitor

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import gc
-import json
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from starlette.concurrency import run_in_threadpool
@@ -16,67 +13,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._base import proc
-from .._base.tracking import clear_caches, track
+from .._base.tracking import clear_caches
 from .._diff import compare
 from .._snapshot import run_collector, snapshot
-from .params import Param, ParamError, parse_query
+from .params import Param, parse_query
 from .scrub import scrub
-from .security import ScanGate
-from .store import SnapshotStore
+from .state import DebugState
+from .views import alert_rows, cache_row, history_points, json_response, trend_rows
 
 if TYPE_CHECKING:
     from .._base.collector import Collector
-    from ..monitor import Monitor
 
 log = logging.getLogger("memscope.web")
 
-ALERTS_SHOWN = 50  # of the monitor's last 100
 TRACKED_NAMES_SHOWN = 50
 OWN_LABELS = frozenset({"debug_app cheap", "debug_app deep"})  # labels this app gives
-
-
-@dataclass
-class DebugState:
-    """What one debug app holds: its settings, monitor, snapshot store and scan gate."""
-
-    monitor: Monitor
-    own_monitor: bool
-    expose_reprs: bool
-    gate: ScanGate
-    store: SnapshotStore
-    started: float = field(default_factory=time.time)
-
-    def ensure_monitor(self) -> None:
-        """Start the app's own monitor on first use (a monitor passed in is left as it is)."""
-        if self.own_monitor and not self.monitor.running:
-            self.monitor.start()
-
-
-def to_json(data: Any) -> bytes:
-    """Strict JSON (no NaN) of ``data``; odd values become strings rather than errors."""
-    try:
-        return json.dumps(data, allow_nan=False, default=str, separators=(",", ":")).encode()
-    except ValueError:  # a NaN or an infinity somewhere: null is what JSON can say
-        return json.dumps(_finite(data), default=str, separators=(",", ":")).encode()
-
-
-def _finite(data: Any) -> Any:
-    if isinstance(data, float) and not math.isfinite(data):
-        return None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite(v) for v in data]
-    return data
-
-
-def json_response(
-    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
-) -> Response:
-    """A JSON response (Starlette's, with the strict encoder above)."""
-    return Response(
-        to_json(data), status, headers=dict(headers or {}), media_type="application/json"
-    )
 
 
 def _as_collector(collector: object) -> Collector:
@@ -87,58 +38,6 @@ def _as_collector(collector: object) -> Collector:
 def _section(snap: Any, name: str) -> dict[str, Any] | None:
     section = snap.get(name)
     return None if section is None else section.to_dict()
-
-
-def _alerts(monitor: Monitor) -> list[dict[str, Any]]:
-    rows = list(monitor.alerts)[-ALERTS_SHOWN:]
-    return [
-        {
-            "metric": a.metric,
-            "value": a.value,
-            "threshold": a.threshold,
-            "unit": a.unit,
-            "label": a.label,
-            "timestamp": a.timestamp,
-            "text": str(a),
-        }
-        for a in reversed(rows)
-    ]
-
-
-def _number(value: object) -> int | float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value
-
-
-def cache_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A tracked row with the figures every cache-like object shares pulled out."""
-    stats = row.get("stats") if isinstance(row.get("stats"), Mapping) else {}
-    assert isinstance(stats, Mapping)
-
-    def first(*keys: str) -> int | float | None:
-        for key in keys:
-            found = _number(stats.get(key))
-            if found is not None:
-                return found
-        return None
-
-    hits, misses = first("hits", "hits_total"), first("misses", "misses_total")
-    lookups = (hits or 0.0) + (misses or 0.0)
-    return {
-        "name": row.get("name"),
-        "type": row.get("type"),
-        "len": row.get("len"),
-        "size_bytes": row.get("size_bytes"),
-        "size_estimated": row.get("size_estimated"),
-        "hits": hits,
-        "misses": misses,
-        "hit_rate": (hits or 0.0) / lookups if hits is not None and lookups > 0 else None,
-        "evictions": first("evictions", "evictions_total"),
-        "overflows": first("overflows_total", "overflows"),
-        "stats": dict(stats),
-        "error": row.get("error"),
-    }
 
 
 class Endpoints:
@@ -220,7 +119,7 @@ class Endpoints:
                 },
                 "tasks": {k: tasks.get(k) for k in ("count", "pending", "done_unawaited")},
                 "threads": {"count": threads.get("count")},
-                "alerts": _alerts(monitor),
+                "alerts": alert_rows(monitor),
                 "monitor": {
                     "label": monitor.label,
                     "interval_seconds": monitor.interval,
@@ -338,40 +237,12 @@ class Endpoints:
             if args["seconds"] is not None and snaps:
                 since = snaps[-1].timestamp - args["seconds"]
                 snaps = [s for s in snaps if s.timestamp >= since]
-            points = []
-            for s in snaps:
-                process: Mapping[str, Any] = s.get("process") or {}
-                census = s.get("census")
-                tracked: Mapping[str, Any] = s.get("tracked") or {}
-                points.append(
-                    {
-                        "timestamp": s.timestamp,
-                        "label": s.label,
-                        "rss_bytes": process.get("rss_bytes"),
-                        "children_rss_bytes": process.get("children_rss_bytes"),
-                        "objects_total": None if census is None else census.get("objects_total"),
-                        "tracked": tracked.get("count"),
-                    }
-                )
-            trends = [
-                {
-                    "metric": t.metric,
-                    "per_hour": t.per_hour,
-                    "unit": t.unit,
-                    "steady": t.steady,
-                    "span_seconds": t.span_seconds,
-                    "samples": t.samples,
-                    "reason": t.reason,
-                    "text": str(t),
-                }
-                for t in monitor.trends(args["seconds"], top=20)
-            ]
             return {
                 "interval_seconds": monitor.interval,
                 "running": monitor.running,
-                "points": points,
-                "trends": trends,
-                "alerts": _alerts(monitor),
+                "points": history_points(snaps),
+                "trends": trend_rows(monitor.trends(args["seconds"], top=20)),
+                "alerts": alert_rows(monitor),
             }
 
         return json_response(await self.off_loop(read))
@@ -504,20 +375,4 @@ class Endpoints:
         return json_response({**report.to_dict(), "text": str(report)})
 
 
-def make_state(
-    monitor: Monitor | None, expose_reprs: bool, scan_interval: float, max_snapshots: int
-) -> DebugState:
-    """The state of a new app: the given monitor or its own (started on first use)."""
-    from ..monitor import Monitor
-
-    own = monitor is None
-    if monitor is None:
-        monitor = Monitor(interval=5.0, history=720, label="debug_app")
-    elif not isinstance(monitor, Monitor):
-        raise TypeError(f"monitor must be a memscope.Monitor or None, got {type(monitor).__name__}")
-    store = SnapshotStore(max_snapshots)
-    track(store, name="debug_app.snapshots")
-    return DebugState(monitor, own, expose_reprs, ScanGate(scan_interval), store)
-
-
-__all__ = ["DebugState", "Endpoints", "ParamError", "cache_row", "json_response", "make_state"]
+__all__ = ["Endpoints"]
