@@ -86,8 +86,11 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.
     return proc, line.split()[-1]
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
+def _stop(proc: subprocess.Popen[str], *, graceful: bool = True) -> None:
+    if graceful:
+        proc.terminate()
+    else:
+        proc.kill()
     try:
         proc.wait(15)
     except subprocess.TimeoutExpired:
@@ -274,29 +277,45 @@ def _summary(run: Run) -> str:
     )
 
 
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SSE_PROXY_", "PROMETHEUS"))}
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    """Both servers up, the load driven once; every test below reads what it saw."""
-    logs = tmp_path_factory.mktemp("sse_proxy")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSE_PROXY_", "PROMETHEUS"))}
-    upstream, upstream_url = _start(["upstream.py", "--port", "0"], env, logs / "upstream.log")
-    token = secrets.token_urlsafe(24)
-    app_env = {**env, "MEMSCOPE_TOKEN": token, "SSE_PROXY_UPSTREAM": upstream_url}
-    app_env.update({f"SSE_PROXY_{k.upper()}": str(v) for k, v in BOUNDS.items()})
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the servers' stderr goes (shown when one fails to start)."""
+    return tmp_path_factory.mktemp("sse_proxy")
+
+
+@pytest.fixture(scope="module")
+def upstream_url(logs: Path) -> Iterator[str]:
+    """The fake upstream, running; its base URL."""
+    upstream, url = _start(["upstream.py", "--port", "0"], _env(), logs / "upstream.log")
     try:
-        proxy, base = _start(["app.py", "--port", "0"], app_env, logs / "app.log")
-    except BaseException:
+        yield url
+    finally:
         _stop(upstream)
-        raise
+
+
+def _serve(script: str, upstream_url: str, logs: Path) -> tuple[subprocess.Popen[str], Run]:
+    token = secrets.token_urlsafe(24)
+    env = {**_env(), "MEMSCOPE_TOKEN": token, "SSE_PROXY_UPSTREAM": upstream_url}
+    env.update({f"SSE_PROXY_{k.upper()}": str(v) for k, v in BOUNDS.items()})
+    proxy, base = _start([script, "--port", "0"], env, logs / f"{script}.log")
+    return proxy, Run(base, {"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture(scope="module")
+def run(upstream_url: str, logs: Path) -> Iterator[Run]:
+    """The proxy up, the load driven once; the tests below read what it saw."""
+    proxy, result = _serve("app.py", upstream_url, logs)
     try:
-        result = Run(base, {"Authorization": f"Bearer {token}"})
         asyncio.run(_drive(result))
         print(_summary(result))  # shown with pytest -s: the figures docs quote
         yield result
     finally:
         _stop(proxy)
-        _stop(upstream)
-        log = (logs / "app.log").read_text()
+        log = (logs / "app.py.log").read_text()
         assert "Traceback" not in log, log[-4000:]
 
 
@@ -405,3 +424,59 @@ def test_metrics_parse_and_show_the_bounded_structures(run: Run) -> None:
     assert value("memscope_cache_misses_total", cache="sse_proxy.models") >= models["misses"]
     evictions = value("memscope_cache_evictions_total", cache="sse_proxy.models", reason="size")
     assert evictions >= models["evictions"] > 0
+
+
+NAIVE_PROFILES = 120  # profiles streamed once each through the naive proxy
+
+
+async def _drive_naive(run: Run) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+    async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
+        rss_start = (await _debug(run, client, "status"))["process"]["rss_bytes"]
+        crlf = []
+        for i in range(3):
+            response = await client.get(f"{run.base}/chat/crlf-{i}", params={"mode": "crlf"})
+            crlf.append([kind for kind, _ in _events(response.text)])
+
+        async def hold(i: int) -> None:  # a huge stream, read until the end of the run
+            params = {"mode": "huge"}
+            async with client.stream("GET", f"{run.base}/chat/huge-{i}", params=params) as r:
+                async for _ in r.aiter_raw():
+                    pass
+
+        slots = asyncio.Semaphore(8)
+
+        async def one(i: int) -> None:
+            async with slots:
+                response = await client.get(f"{run.base}/chat/profile-{i}")
+                assert response.status_code == 200
+
+        await asyncio.gather(*(one(i) for i in range(NAIVE_PROFILES)))
+        holders = [asyncio.create_task(hold(i)) for i in range(2)]
+        await asyncio.sleep(2.0)  # the huge events pile up meanwhile
+        status = await _debug(run, client, "status")
+        rows = _rows(await _debug(run, client, "caches"))
+        for task in holders:
+            task.cancel()
+        await asyncio.gather(*holders, return_exceptions=True)
+    return {"crlf": crlf, "rss_start": rss_start, "status": status, "rows": rows}
+
+
+def test_the_naive_service_fails_the_same_checks(upstream_url: str, logs: Path) -> None:
+    """naive.py, the same service without the guard: the bounds above are really tested."""
+    proxy, run = _serve("naive.py", upstream_url, logs)
+    try:
+        seen = asyncio.run(_drive_naive(run))
+    finally:
+        _stop(proxy, graceful=False)  # it would finish its 50 MB rescans first
+    # CRLF line ends never match "\n\n": the naive proxy delivers no event at all
+    assert seen["crlf"] == [["end"]] * 3
+    models, audits = seen["rows"]["naive.models"][0], seen["rows"]["naive.audits"][0]
+    assert models["len"] == NAIVE_PROFILES + 5 > BOUNDS["model_cache_size"]
+    assert audits["len"] >= NAIVE_PROFILES + 3 > BOUNDS["task_limit"]  # finished, still held
+    growth = seen["status"]["process"]["rss_bytes"] - seen["rss_start"]
+    print(
+        f"naive: {models['len']} models, {audits['len']} audit tasks held, "
+        f"RSS +{growth / MIB:.1f} MiB"
+    )
+    assert growth > RSS_GROWTH_BUDGET
