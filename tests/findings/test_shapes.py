@@ -1,0 +1,48 @@
+"""Each leak shape, built for real in a fresh interpreter: the culprit is in the first five
+lines of ``str(compare(a, b))`` (the header and the first findings)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SHAPES = Path(__file__).with_name("shapes.py")
+
+# shape -> words that must all be on one of the first five lines
+CULPRITS = {
+    "sockets": ["open files +300, all sockets", "socket.socket +300"],
+    "files": ["open files +300, all files"],
+    "lru": ["functools.lru_cache of __main__.Quote.price", "keeps +300 Quote objects alive"],
+    "handlers": ["+300 logging.FileHandler objects", "logger 'audit' handlers", "open file"],
+    "per_user": ["__main__.service._rendered", "a dict on ProfileService"],
+    "registry": ["__main__._registry['acme']['exports']", "+300 Report objects"],
+    "tasks": ["+300 pending tasks running _notify()"],
+    "native": ["but Python objects", "native memory", "+100 ssl.SSLContext"],
+}
+
+
+def run_shape(name: str) -> list[str]:
+    out = subprocess.run(
+        [sys.executable, str(SHAPES), name],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return out.stdout.splitlines()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CULPRITS))
+def test_the_culprit_is_in_the_first_five_lines(name: str) -> None:
+    lines = run_shape(name)
+    head = lines[:5]
+    assert head[0].startswith("memscope diff 'before' -> 'after'")
+    assert any(all(word in line for word in CULPRITS[name]) for line in head), "\n".join(lines)
+    # the findings come first, then the table: its rows never repeat the memory five times
+    table = lines[lines.index("  changes, strongest evidence first:") :]
+    assert sum(1 for line in table if "memory:" in line) <= 1
+    assert not any("process: vms_bytes" in line or "cgroup.usage_bytes" in line for line in table)
