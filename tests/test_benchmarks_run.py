@@ -21,6 +21,7 @@ SMOKE = {
     "bench_why.py": ["--scale", "0.01", "--rounds", "1"],
     "bench_tracked.py": ["--scale", "0.01"],
     "bench_concurrent.py": ["--scale", "0.02"],
+    "bench_compare.py": ["--scale", "0.02", "--rounds", "1"],
     "bench_prometheus.py": ["--caches", "2", "--objects", "1000", "--repeat", "5"],
 }
 
