@@ -303,48 +303,77 @@ def deep_size(
     obj: object, *, deadline: float, max_objects: int, stop: set[int] | None = None
 ) -> DeepSize:
     """Deep and retained bytes of ``obj``; ``stop`` holds ids never walked into."""
-    # every step is a C-level pass over a whole level (map, Counter, set and dict algebra):
-    # a Python loop per object would cost several times the walk itself
+    # Every step is a C-level pass over a whole level (map, compress, Counter, set and dict
+    # algebra). Most objects of a container are referenced once, by it: their reference
+    # count says so, and they can neither be met twice nor be held from outside, so they
+    # are sized and walked without being remembered; only shared objects are kept by id
+    # (as _heap's census does).
     stop = namespaces() if stop is None else stop
-    seen: dict[int, object] = {id(obj): obj}
-    internal: Counter[int] = Counter()  # id -> references from inside the deep set
+    single_max = _single_max()
+    shared: dict[int, object] = {id(obj): obj}  # objects with more than one reference
+    internal: Counter[int] = Counter()  # id -> references to it from inside the deep set
     frontier: list[object] = [obj]
+    deep_bytes = sum(_sizes(frontier))
+    count = 1
     truncated = False
     while frontier:
         if time.monotonic() > deadline:
             truncated = True
             break
-        refs = _referents(frontier)
-        ids = list(map(id, refs))
-        internal.update(ids)
-        fresh = dict(zip(ids, refs))
-        del refs, ids
-        new = fresh.keys() - seen.keys() - stop
-        frontier = list(map(fresh.__getitem__, new))
-        fresh.clear()
-        del new
-        kinds = set(map(type, frontier))
-        if any(map(_skipped, kinds)):
-            frontier = [o for o in frontier if not _skipped(type(o))]
-        room = max_objects - len(seen)
+        frontier = _step(frontier, single_max, shared, internal, stop)
+        room = max_objects - count
         if len(frontier) > room:
             # one level can be a million objects (the items of one big dict): cut inside it
             del frontier[max(room, 0) :]
             truncated = True
-        seen.update(zip(map(id, frontier), frontier))
+        count += len(frontier)
+        deep_bytes += sum(_sizes(frontier))
         if truncated:
             break
     frontier = []
-    order = list(seen.values())
-    sizes = _sizes(order)
-    deep_bytes = sum(sizes)
     if truncated:
-        seen.clear()
-        order.clear()
-        return DeepSize(deep_bytes, len(sizes), None, True)
-    retained = _retained(obj, seen, order, internal, sizes)
-    seen.clear()
-    return DeepSize(deep_bytes, len(sizes), retained, False)
+        shared.clear()
+        return DeepSize(deep_bytes, count, None, True)
+    alive_bytes = _held_from_outside(obj, shared, internal, single_max)
+    shared.clear()
+    return DeepSize(deep_bytes, count, deep_bytes - alive_bytes, False)
+
+
+def _single_max() -> int:
+    """The count sys.getrefcount reports, in a list read by map(), for an object one
+    other reference holds."""
+    probe = [object()]
+    return next(map(sys.getrefcount, probe)) + 1
+
+
+def _step(
+    level: list[object],
+    single_max: int,
+    shared: dict[int, object],
+    internal: Counter[int],
+    stop: set[int],
+) -> list[object]:
+    """The objects ``level`` refers to that the walk has not met: the next level."""
+    refs = _referents(level)
+    counts = list(map(sys.getrefcount, refs))
+    singles = list(compress(refs, map(single_max.__ge__, counts)))
+    many = list(compress(refs, map(single_max.__lt__, counts)))
+    del refs, counts
+    ids = list(map(id, many))
+    internal.update(ids)
+    fresh = dict(zip(ids, many))
+    del ids, many
+    new = fresh.keys() - shared.keys() - stop
+    found = list(map(fresh.__getitem__, new))
+    fresh.clear()
+    del new
+    if any(map(_skipped, set(map(type, found)))):
+        found = [o for o in found if not _skipped(type(o))]
+    shared.update(zip(map(id, found), found))
+    if any(map(_skipped, set(map(type, singles)))):
+        singles = [o for o in singles if not _skipped(type(o))]
+    singles.extend(found)
+    return singles
 
 
 def _sizes(objs: list[object]) -> list[int]:
@@ -357,40 +386,44 @@ def _sizes(objs: list[object]) -> list[int]:
     return list(map(_size, objs))
 
 
-def _retained(
-    target: object,
-    seen: dict[int, object],
-    order: list[object],
-    internal: Counter[int],
-    sizes: list[int],
+def _held_from_outside(
+    target: object, shared: dict[int, object], internal: Counter[int], single_max: int
 ) -> int:
-    """Bytes of the objects of ``seen`` that nothing outside it holds, through ``target``."""
-    # the references this function's own bookkeeping holds, measured on a sentinel held
-    # the same way (in ``seen`` and ``order``) in the very same expression
+    """Bytes of the deep set that something outside it keeps alive (not through target)."""
+    # a shared object with more references than the set gives it is held from outside;
+    # the references this function holds, measured on a sentinel held the same way
     sentinel = object()
-    seen[id(sentinel)] = sentinel
-    order.append(sentinel)
-    counts = list(map(sys.getrefcount, order))
+    shared[id(sentinel)] = sentinel
+    values = list(shared.values())
+    counts = list(map(sys.getrefcount, values))
     ours = counts.pop() - 1  # the name ``sentinel`` is not held the same way
-    order.pop()
-    del seen[id(sentinel)], sentinel
-    ids = list(map(id, order))
-    # references from outside the set: the count less ours and those from inside
-    outer = map(sub, counts, map(internal.__getitem__, ids))
-    held = [o for o in compress(order, map(partial(lt, ours), outer)) if o is not target]
-    del counts
-    alive = set(map(id, held))
-    level = held
+    values.pop()
+    del shared[id(sentinel)], sentinel
+    outer = map(sub, counts, map(internal.__getitem__, map(id, values)))
+    level = [o for o in compress(values, map(partial(lt, ours), outer)) if o is not target]
+    del counts, values
+    alive = set(map(id, level))
+    alive_bytes = sum(_sizes(level))
+    target_id = id(target)
     while level:
         refs = _referents(level)
         level = []
-        fresh = dict(zip(map(id, refs), refs))
-        del refs
-        new = fresh.keys() & seen.keys()
+        counts = list(map(sys.getrefcount, refs))
+        # held once, by an object that survives: it survives too
+        singles = list(compress(refs, map(single_max.__ge__, counts)))
+        if any(map(_skipped, set(map(type, singles)))):
+            singles = [o for o in singles if not _skipped(type(o))]
+        many = list(compress(refs, map(single_max.__lt__, counts)))
+        del refs, counts
+        fresh = dict(zip(map(id, many), many))
+        del many
+        new = fresh.keys() & shared.keys()
         new -= alive
-        new.discard(id(target))
+        new.discard(target_id)
         alive |= new
-        level = list(map(fresh.__getitem__, new))
+        singles.extend(map(fresh.__getitem__, new))
         fresh.clear()
-    order.clear()
-    return sum(size for oid, size in zip(ids, sizes) if oid not in alive)
+        alive_bytes += sum(_sizes(singles))
+        level = singles
+        del singles
+    return alive_bytes

@@ -19,6 +19,7 @@ from .._base.collector import HeapRequest
 from .._base.units import type_name
 from ..collectors._heap import HeapScan, scan_heap
 from ..collectors._holders import describe_owners, summarize_container
+from ..collectors._safe import base_len
 from ._leak_report import Growth
 
 __all__ = ["GrowthWatch"]
@@ -163,10 +164,14 @@ def _steady(series: list[dict[Any, int]]) -> list[tuple[Any, tuple[int, ...]]]:
 def _tracked_lens() -> dict[str, int]:
     lens: dict[str, int] = {}
     for name, obj, _ in tracking.tracked_objects():
-        try:
-            n = len(obj)  # type: ignore[arg-type]
-        except Exception:  # a tracked object without a len, or whose __len__ raises
-            continue
+        # a built-in base's C length, or the len of memscope's own guard objects: a user
+        # class's __len__ is user code, which the check never runs
+        n = base_len(obj)
+        if n is None and type_name(type(obj)).startswith("memscope."):
+            try:
+                n = len(obj)  # type: ignore[arg-type]
+            except Exception:  # contained: that object just has no series
+                n = None
         if type(n) is int:
             lens[name] = n
     obj = None
