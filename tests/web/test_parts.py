@@ -151,3 +151,46 @@ def test_websockets_are_closed() -> None:
     }
     asyncio.run(app(scope, receive, send))
     assert sent and sent[0]["type"] == "websocket.close"
+
+
+def _get(app: Any, path: str) -> httpx.Response:
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            return await http.get(path)
+
+    return asyncio.run(go())
+
+
+def test_the_app_holds_at_most_its_share_of_worker_threads() -> None:
+    from memscope.web.state import WORKERS
+
+    app = debug_app(loopback_only=True, monitor=memscope.Monitor(label="idle"), scan_interval=0.0)
+    state = app.state.memscope
+    for _ in range(WORKERS):
+        assert state.workers.acquire(blocking=False)  # every slot taken
+    try:
+        for path in ("/status", "/caches", "/objects?limit=1"):
+            r = _get(app, path)
+            assert r.status_code == 429, path
+            assert r.headers["retry-after"] == "1"
+            assert f"{WORKERS} debug app requests are running" in r.json()["error"]
+        assert state.gate.running is None  # a refused scan does not keep the gate
+    finally:
+        for _ in range(WORKERS):
+            state.workers.release()
+    assert _get(app, "/objects?limit=1").status_code == 200
+    assert _get(app, "/status").status_code == 200
+
+
+def test_metrics_without_the_prometheus_extra_is_a_501(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    # None in sys.modules makes the import fail, as it does without prometheus_client
+    monkeypatch.setitem(sys.modules, "memscope.integrations.prometheus", None)
+    app = debug_app(loopback_only=True, monitor=memscope.Monitor(label="idle"))
+    r = _get(app, "/metrics")
+    assert r.status_code == 501
+    assert "pip install 'memscope[prometheus]'" in r.json()["error"]

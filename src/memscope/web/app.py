@@ -25,7 +25,7 @@ from .._base.validate import check_bool, check_int, check_number
 from .endpoints import Endpoints
 from .params import ParamError
 from .security import check_token, is_loopback, token_ok
-from .state import make_state
+from .state import WorkersBusy, make_state
 from .views import json_response, to_json
 
 if TYPE_CHECKING:
@@ -131,6 +131,10 @@ async def _param_error(request: Request, exc: Exception) -> Response:
     return json_response(exc.to_dict(), 422)
 
 
+async def _workers_busy(request: Request, exc: Exception) -> Response:
+    return json_response({"error": str(exc)}, 429, {"Retry-After": "1"})
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status = exc.status_code if 400 <= exc.status_code < 500 else 400
@@ -202,6 +206,7 @@ def build_app(
         middleware=[Middleware(Gatekeeper, token=secret, loopback_only=loopback_only)],
         exception_handlers={
             ParamError: _param_error,
+            WorkersBusy: _workers_busy,
             HTTPException: _http_error,
             Exception: _internal_error,
         },

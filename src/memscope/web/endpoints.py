@@ -18,7 +18,7 @@ from .._diff import compare
 from .._snapshot import run_collector, snapshot
 from .params import Param, parse_query
 from .scrub import scrub
-from .state import DebugState
+from .state import WORKERS, DebugState, WorkersBusy
 from .views import alert_rows, cache_row, history_points, json_response, trend_rows
 
 if TYPE_CHECKING:
@@ -53,10 +53,38 @@ class Endpoints:
         """The request's checked query parameters (ParamError becomes a 422)."""
         return parse_query(request.scope.get("query_string", b""), spec)
 
-    @staticmethod
-    async def off_loop(fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` in a worker thread, so the host's event loop keeps serving."""
-        return await run_in_threadpool(fn)
+    async def off_loop(
+        self, fn: Callable[[], Any], if_not_run: Callable[[], object] | None = None
+    ) -> Any:
+        """Run ``fn`` in a worker thread, so the host's event loop keeps serving.
+
+        At most WORKERS at once for this app (WorkersBusy, a 429, beyond): the thread pool
+        is the host's too. ``if_not_run`` is called when ``fn`` never started (the client
+        went away while it waited for a thread).
+        """
+        slots = self.state.workers
+        if not slots.acquire(blocking=False):
+            if if_not_run is not None:
+                if_not_run()
+            raise WorkersBusy(WORKERS)
+        started = False
+
+        def job() -> Any:
+            nonlocal started
+            started = True
+            try:
+                return fn()
+            finally:
+                slots.release()
+
+        try:
+            return await run_in_threadpool(job)
+        finally:
+            # once started, the await lasts until the thread is done, so this cannot race
+            if not started:
+                slots.release()
+                if if_not_run is not None:
+                    if_not_run()
 
     async def heavy(self, name: str, fn: Callable[[], Response]) -> Response:
         """Run a heap scan through the gate: one at a time, rate-limited, else a 429."""
@@ -80,7 +108,7 @@ class Endpoints:
             finally:
                 gate.release()
 
-        result: Response = await self.off_loop(job)
+        result: Response = await self.off_loop(job, if_not_run=gate.release)
         return result
 
     def clean(self, data: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -13,7 +14,16 @@ from .store import SnapshotStore
 if TYPE_CHECKING:
     from ..monitor import Monitor
 
-__all__ = ["DebugState", "make_state"]
+__all__ = ["WORKERS", "DebugState", "WorkersBusy", "make_state"]
+
+WORKERS = 4  # threads one debug app may hold at once: the host's pool must stay free
+
+
+class WorkersBusy(Exception):
+    """Every worker thread this app may use is busy (answered with a 429)."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(f"busy: {workers} debug app requests are running; retry later")
 
 
 @dataclass
@@ -26,6 +36,9 @@ class DebugState:
     gate: ScanGate
     store: SnapshotStore
     started: float = field(default_factory=time.time)
+    workers: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(WORKERS)
+    )
 
     def ensure_monitor(self) -> None:
         """Start the app's own monitor on first use (a monitor passed in is left as it is)."""
