@@ -78,7 +78,7 @@ FAMILIES: dict[str, Family] = {
     "memscope_monitor_alerts": Family("counter", "Alerts the memscope Monitor raised."),
     "memscope_monitor_errors": Family("counter", "Monitor snapshots or hooks that failed."),
     "memscope_monitor_rss_growth_bytes_per_hour": Family(
-        "gauge", "RSS growth over the Monitor's kept history (least-squares slope)."
+        "gauge", "RSS growth over the Monitor's kept history (least-squares slope; may be < 0)."
     ),
     "memscope_monitor_rss_growth_steady": Family(
         "gauge", "1 when that RSS growth is steady by the Monitor's rule, else 0."

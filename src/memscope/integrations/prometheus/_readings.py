@@ -21,6 +21,7 @@ from ..._base.libc import mallinfo2
 from ..._base.validate import check_bool, check_int
 from ...collectors.accounting import ANON_PARTS, AccountingCollector
 from ...collectors.tracked import TrackedCollector
+from ...monitor._trends import fit
 from ._families import FAMILIES, GC_COUNT_FAMILIES
 from ._gcpause import PauseHistogram, install
 from ._labels import LabelBudget
@@ -86,7 +87,9 @@ class Readings:
         self._accounting = AccountingCollector()
         self._tracked = TrackedCollector(max_rows=tracking.MAX_ENTRIES)
         self._errors: dict[str, int] = {}
-        self._errors_lock = threading.Lock()
+        self._errors_lock = threading.Lock()  # also guards the cached RSS growth
+        self._growth_key: tuple[int, float | None] | None = None
+        self._growth: tuple[float, bool] | None = None
         self.pauses: PauseHistogram = install()
         self._parts: tuple[tuple[str, Callable[[Samples], None]], ...] = (
             ("accounting", self._read_accounting),
@@ -251,7 +254,31 @@ class Readings:
             value = _number(stats.get(key))
             if value is not None:
                 out[family] = [((), value)]
-        rss = next((t for t in monitor.trends(top=None) if t.metric == "rss_bytes"), None)
-        if rss is not None:
-            out["memscope_monitor_rss_growth_bytes_per_hour"] = [((), float(rss.per_hour))]
-            out["memscope_monitor_rss_growth_steady"] = [((), 1.0 if rss.steady else 0.0)]
+        growth = self._rss_growth(monitor)
+        if growth is not None:
+            out["memscope_monitor_rss_growth_bytes_per_hour"] = [((), growth[0])]
+            out["memscope_monitor_rss_growth_steady"] = [((), 1.0 if growth[1] else 0.0)]
+
+    def _rss_growth(self, monitor: Monitor) -> tuple[float, bool] | None:
+        """(RSS bytes per hour, steady) over the kept history: the RSS series alone is fitted
+        (monitor.trends() fits every series, tens of ms on a long history), once a snapshot."""
+        snaps = monitor.snapshots()
+        key = (len(snaps), snaps[-1].timestamp if snaps else None)
+        with self._errors_lock:
+            if key == self._growth_key:
+                return self._growth
+        times: list[float] = []
+        rss: list[float] = []
+        for snap in snaps:
+            process = snap.sections.get("process")
+            value = _number(process.get("rss_bytes")) if process is not None else None
+            if value is not None:
+                times.append(snap.timestamp)
+                rss.append(value)
+        growth = None
+        if len(rss) >= 2:
+            line = fit(times, rss)
+            growth = (line.slope * 3600.0, line.steady)
+        with self._errors_lock:
+            self._growth_key, self._growth = key, growth
+        return growth
