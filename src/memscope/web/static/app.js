@@ -247,6 +247,7 @@ async function refresh() {
   try {
     const s = await api("status");
     if (s.status === 401) { showLogin("the token was refused"); return; }
+    if (s.status === 429) { setBadge("busy: next refresh in " + REFRESH_MS / 1000 + " s"); return; }
     if (s.status !== 200) { setBadge("error " + s.status, "bad"); return; }
     renderStatus(s.data);
     const [h, c] = await Promise.all([api("history"), api("caches")]);
