@@ -51,3 +51,9 @@ def test_panels_do_not_overlap() -> None:
                 assert (x, y) not in cells, panel["title"]
                 cells.add((x, y))
         assert g["x"] + g["w"] <= 24
+
+
+def test_docs_list_every_metric() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "prometheus.md").read_text()
+    rows = set(re.findall(r"^\| `(memscope_[a-z0-9_]+)` \|", docs, flags=re.MULTILINE))
+    assert rows == set(metric_names())
