@@ -342,7 +342,7 @@ def test_health_answers_quickly_throughout(run: Run) -> None:
 
 
 def test_tracked_structures_stay_within_their_bounds(run: Run) -> None:
-    assert len(run.samples) >= 10
+    assert len(run.samples) >= 8
     max_event = BOUNDS["max_event_bytes"]
     for rows in run.samples:
         models = rows["sse_proxy.models"][0]
@@ -387,7 +387,7 @@ def test_tracked_structures_stay_within_their_bounds(run: Run) -> None:
 
 def test_rss_stays_bounded_after_warmup(run: Run) -> None:
     rss = [s["process"]["rss_bytes"] for s in run.statuses]
-    assert run.rss_after_warmup > 0 and len(rss) >= 8
+    assert run.rss_after_warmup > 0 and len(rss) >= 5
     growth = max(rss) - run.rss_after_warmup
     assert growth < RSS_GROWTH_BUDGET, f"RSS grew {growth / MIB:.1f} MiB after warm-up: {rss}"
     assert max(rss) < 400 * MIB  # under the MemoryGuard's soft limit: it never had to act
@@ -400,8 +400,6 @@ def test_rss_stays_bounded_after_warmup(run: Run) -> None:
 
 
 def test_metrics_parse_and_show_the_bounded_structures(run: Run) -> None:
-    if run.metrics_status == 503 and "integration is missing" in run.metrics_text:
-        pytest.skip(run.metrics_text)
     assert run.metrics_status == 200, run.metrics_text[:500]
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -472,7 +470,7 @@ def test_the_naive_service_fails_the_same_checks(upstream_url: str, logs: Path) 
     # CRLF line ends never match "\n\n": the naive proxy delivers no event at all
     assert seen["crlf"] == [["end"]] * 3
     models, audits = seen["rows"]["naive.models"][0], seen["rows"]["naive.audits"][0]
-    assert models["len"] == NAIVE_PROFILES + 5 > BOUNDS["model_cache_size"]
+    assert models["len"] >= NAIVE_PROFILES + 3 > BOUNDS["model_cache_size"]
     assert audits["len"] >= NAIVE_PROFILES + 3 > BOUNDS["task_limit"]  # finished, still held
     growth = seen["status"]["process"]["rss_bytes"] - seen["rss_start"]
     print(
