@@ -26,6 +26,11 @@ _MEMORY = {
     ("allocator", "pymalloc_arena_bytes"): "pymalloc arenas",
     ("allocator", "pymalloc_used_bytes"): "pymalloc used",
     ("census", "size_bytes_total"): "python objects",
+    ("accounting", "rss_bytes"): "accounted rss",
+    ("accounting", "anon_bytes"): "anonymous memory",
+    ("accounting", "malloc_in_use_bytes"): "malloc in use",
+    ("accounting", "malloc_mmap_bytes"): "malloc mmap",
+    ("accounting", "python_arenas_bytes"): "python arenas",
 }
 # totals that are state, not counters, despite the suffix
 _STATE_TOTALS = frozenset({"objects_total", "size_bytes_total", "types_total", "modules_total"})

@@ -41,8 +41,12 @@ def test_diff_of_two_deep_snapshots_sees_the_planted_growth(run: Run, recording:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith("memscope diff 'rec #2' -> 'rec #6'")
-    assert len([ln for ln in lines[1:] if not ln.startswith("  ...")]) == 5
-    assert "census: by_type[bytes]" in out.stdout  # 20000 more planted 1000-byte objects
+    # the story first: the planted type (20000 more Leak objects, 1000 bytes each) leads
+    findings = [ln for ln in lines[1:] if ln.startswith("  * ")]
+    assert findings and "+20,000 tests.cli.conftest.Leak objects" in findings[0]
+    table = lines[lines.index("  changes, strongest evidence first:") + 1 :]
+    assert len([ln for ln in table if not ln.startswith("  ...")]) == 5  # --top 5 rows
+    assert "census: by_type[tests.cli.conftest.Leak].count" in out.stdout
     data = json.loads(run("diff", f"{recording}:1", f"{recording}:5", "--json").stdout)
     assert (data["a"]["label"], data["b"]["label"]) == ("rec #2", "rec #6")
     grown = {c["key"]: c for c in data["sections"]["census"]}

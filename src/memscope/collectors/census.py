@@ -81,13 +81,6 @@ class CensusSection(Section):
             return 0.3
         return 0.2 if key in ("size_bytes_total", "objects_total") else 0.1
 
-    def describe(self, key: str) -> str:
-        """``census: logging.FileHandler objects`` for a type's row, the dotted key otherwise."""
-        if key.startswith(("by_type[", "by_count[")) and "]." in key:
-            name, field = key[key.index("[") + 1 :].rsplit("].", 1)
-            return f"census: {name} {'objects' if field == 'count' else 'objects, bytes'}"
-        return super().describe(key)
-
     def diff(self, earlier: Section | None) -> list[Change]:
         """Changes; a type missing from one side's table was "not in the top N" there."""
         before = earlier.to_dict() if earlier is not None else {}
@@ -216,8 +209,8 @@ class CensusCollector:
             ]
         ]
         coverage = (
-            "complete: gc-tracked objects and the untracked objects reachable from them "
-            "(not those held only by local variables of running functions)"
+            "complete: gc-tracked objects, the locals of every thread's running frames, "
+            "and the untracked objects reachable from them"
             if scan.complete
             else "gc-tracked objects only (no str, int, bytes, untracked tuples or dicts)"
         )
