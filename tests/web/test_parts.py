@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import memscope
 from memscope.web import debug_app
@@ -194,3 +196,86 @@ def test_metrics_without_the_prometheus_extra_is_a_501(
     r = _get(app, "/metrics")
     assert r.status_code == 501
     assert "pip install 'memscope[prometheus]'" in r.json()["error"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000))
+def test_parse_query_refuses_any_bytes_with_a_param_error_only(query: bytes) -> None:
+    try:
+        got = parse_query(query, SPEC)
+    except ParamError as exc:
+        assert exc.parameter and exc.accepted and len(str(exc)) < 300
+    else:
+        assert set(got) == set(SPEC)
+        assert 1 <= got["limit"] <= 100 and isinstance(got["deep"], bool)
+
+
+_FUZZ_APP: list[Any] = []
+
+
+def _fuzz_app() -> Any:
+    if not _FUZZ_APP:  # one app for every example: its gate refuses repeated scans
+        _FUZZ_APP.append(
+            debug_app(
+                loopback_only=True, monitor=memscope.Monitor(label="idle"), scan_interval=3600.0
+            )
+        )
+    return _FUZZ_APP[0]
+
+
+_ROUTES = [
+    "status",
+    "top",
+    "objects",
+    "containers",
+    "caches",
+    "tasks",
+    "history",
+    "snapshots",
+    "gc",
+    "snapshot",
+    "compare",
+    "clear_caches",
+    "nowhere",
+    "static/x",
+]
+
+
+async def _call(app: Any, method: str, path: str, query: bytes) -> int:
+    """The status of one request handed to the ASGI app as it is (no client re-encodes it)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"t")],
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
+    }
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await app(scope, receive, send)
+    assert len(statuses) == 1
+    return statuses[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE"]),
+    route=st.sampled_from(_ROUTES),
+    query=st.binary(max_size=300) | st.text(max_size=200).map(str.encode),
+)
+def test_any_query_on_any_route_is_below_500(method: str, route: str, query: bytes) -> None:
+    assert asyncio.run(_call(_fuzz_app(), method, f"/{route}", query)) < 500

@@ -113,7 +113,7 @@ def parse_query(query: bytes, spec: Mapping[str, Param]) -> dict[str, Any]:
     for name, value in pairs:
         if name not in spec:
             raise ParamError(
-                clip(name, 40),
+                clip(name, 40) or "query",
                 f"unknown parameter {clip(repr(name), 40)}; this endpoint accepts: "
                 f"{accepted_names}",
                 accepted_names,
