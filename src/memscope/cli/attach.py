@@ -60,15 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             memscope.save(snap, ns.output)
         except OSError as exc:
             raise CLIError(f"-o: cannot write {ns.output}: {exc.strerror or exc}") from exc
-    if ns.json:
-        print(snap.to_json(indent=2))
-    else:
-        print(snap.report(top=ns.top))
-        left = answer.get("footprint", {}).get("modules_left") or []
-        note = f"; {len(left)} stdlib modules it imported stay loaded" if left else ""
-        print(
-            f"(taken inside pid {pid} in {answer.get('seconds', 0.0):.2f} s via "
-            f"{answer['injected'].split()[0]}; memscope's modules and paths removed again{note})",
-            file=sys.stderr,
-        )
+    print(snap.to_json(indent=2) if ns.json else snap.report(top=ns.top))
+    sys.stdout.flush()
+    left = answer.get("footprint", {}).get("modules_left") or []
+    note = f"; {len(left)} stdlib modules it imported stay loaded" if left else ""
+    print(
+        f"(taken inside pid {pid} in {answer.get('seconds', 0.0):.2f} s via "
+        f"{answer['injected'].split()[0]}; memscope's modules and paths removed again{note})",
+        file=sys.stderr,
+    )
     return 0
