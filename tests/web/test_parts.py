@@ -119,6 +119,7 @@ def test_own_monitor_starts_on_first_use_and_stops_with_the_app() -> None:
     app = debug_app(token="t" * 16)
     state = app.state.memscope
     assert state.own_monitor and not state.monitor.running  # building starts nothing
+    assert state.monitor.interval == 5.0 and set(state.monitor.thresholds) == {"rss_bytes"}
 
     async def run() -> None:
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))

@@ -8,9 +8,11 @@ See docs/web.md for the endpoints, the dashboard and the security rules.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
     from ..monitor import Monitor
 
 __all__ = ["debug_app"]
@@ -24,16 +26,16 @@ def debug_app(
     *,
     scan_interval: float = 2.0,
     max_snapshots: int = 8,
-) -> Any:
+) -> Starlette:
     """The debug app (a Starlette ASGI app): JSON endpoints and a dashboard at its root.
 
     ``token`` (at least 16 characters) is required as ``Authorization: Bearer <token>``
     unless ``loopback_only=True``, which refuses clients off this host with 403 (both may
     be given). ``monitor`` feeds the history and alerts; without one the app starts its
-    own (every 5 s, 720 kept) on the first request. Object contents stay out of the
-    responses unless ``expose_reprs=True``. Heavy scans run one at a time, at most once
-    every ``scan_interval`` seconds (429 otherwise); POST snapshot keeps the last
-    ``max_snapshots``.
+    own on the first request (every 5 s, 720 kept, alerting at 80% of the memory limit).
+    Object contents stay out of the responses unless ``expose_reprs=True``. Heavy scans
+    run one at a time, at most once every ``scan_interval`` seconds (429 otherwise);
+    POST snapshot keeps the last ``max_snapshots``.
     """
     try:
         from .app import build_app

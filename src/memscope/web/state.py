@@ -54,7 +54,10 @@ def make_state(
 
     own = monitor is None
     if monitor is None:
-        monitor = Monitor(interval=5.0, history=720, label="debug_app")
+        # alerts at 80% of the memory it may use: the cgroup limit, else the RAM
+        monitor = Monitor(
+            interval=5.0, history=720, label="debug_app", thresholds={"rss_bytes": "80%"}
+        )
     elif not isinstance(monitor, Monitor):
         raise TypeError(f"monitor must be a memscope.Monitor or None, got {type(monitor).__name__}")
     store = SnapshotStore(max_snapshots)
