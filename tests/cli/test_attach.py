@@ -183,6 +183,18 @@ def test_a_timed_out_attach_leaves_the_target_running(run: Run, target: Target) 
 
 
 @pytest.mark.slow
+def test_a_failed_attach_leaves_the_target_running(run: Run, target: Target) -> None:
+    # a target where memscope cannot be imported (None in sys.modules blocks the import):
+    # the agent answers with the error, the CLI exits 2, the target is as before
+    target.ask("sys.modules.__setitem__('memscope', None)")
+    out = run("attach", str(target.pid), timeout=240)
+    assert out.returncode == 2
+    assert f"PID {target.pid}: ModuleNotFoundError: import of memscope halted" in out.stderr
+    target.ask("sys.modules.pop('memscope')")
+    assert target.leftovers() == CLEAN
+
+
+@pytest.mark.slow
 def test_shell_pid_driven_through_a_pipe(target: Target) -> None:
     commands = "\n".join(
         [
