@@ -2,11 +2,14 @@
 
 It handles fake requests in a loop. Each request stores its rendered response in
 a module-level cache keyed by request id, which is never evicted: the classic
-unbounded cache. memscope takes a snapshot before and after, compares them, and
-the report names the growing dict, who holds it, and the types that grew.
+unbounded cache. And every 100th request opens an audit log with a fresh
+logging.FileHandler on the "audit" logger, never removed: a handler (and an open
+file) per batch. memscope takes a snapshot before and after, compares them, and
+the diff opens with what it found: the growing dict and who holds it, the handlers
+and their logger, the open files, then the ranked table.
 
-Then the same service with memscope.BoundedCache in place of the dict, to show
-the fix holds the memory flat.
+Then the same service with memscope.BoundedCache in place of the dict (and one
+handler), to show the fix holds the memory flat.
 
 Run: bash scripts/demo.sh   (or: .venv/bin/python examples/leaky_service.py)
 """
@@ -16,13 +19,19 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import logging
+import os
 import sys
+import tempfile
 
 import memscope
 
 # --- the service ------------------------------------------------------------------
 
 _response_cache: dict[str, bytes] = {}  # the leak: keyed by a fresh id, never evicted
+_audit = logging.getLogger("audit")
+_audit.propagate = False
+_LOGS = tempfile.mkdtemp(prefix="memscope-demo-")
 
 
 class Session:
@@ -32,17 +41,25 @@ class Session:
         self.user = user
 
 
-def handle(request_id: int, cache: dict[str, bytes] | memscope.BoundedCache) -> int:
+def handle(
+    request_id: int, cache: dict[str, bytes] | memscope.BoundedCache, leaky: bool = True
+) -> int:
     """Render a 2 KiB response and cache it under the request id."""
+    if leaky and request_id % 100 == 0:
+        # the second leak: a handler (and its open file) per batch, never removed
+        path = os.path.join(_LOGS, f"audit-{request_id}.log")
+        _audit.addHandler(logging.FileHandler(path, delay=False))
     session = Session(f"user-{request_id % 50}")
     body = hashlib.sha256(f"{session.user}:{request_id}".encode()).digest() * 64
     cache[f"req-{request_id}"] = body
     return len(body)
 
 
-def serve(requests: int, start: int, cache: dict[str, bytes] | memscope.BoundedCache) -> None:
+def serve(
+    requests: int, start: int, cache: dict[str, bytes] | memscope.BoundedCache, leaky: bool = True
+) -> None:
     for i in range(start, start + requests):
-        handle(i, cache)
+        handle(i, cache, leaky)
 
 
 # --- the diagnosis ----------------------------------------------------------------
@@ -63,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     after = memscope.snapshot(label=f"after {n:,} more requests", deep=True)
 
     diff = memscope.compare(before, after)
-    print(diff.summary(top=8))
+    print(diff.summary(top=6))
     print()
     print("Largest containers now (and who holds them):")
     for row in after["containers"]["top"][:3]:
@@ -86,11 +103,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n== Fixed version: memscope.BoundedCache(maxsize=1000), {2 * n:,} requests ==\n")
     _response_cache.clear()
+    for handler in list(_audit.handlers):
+        _audit.removeHandler(handler)
+        handler.close()
     cache = memscope.BoundedCache(maxsize=1000, name="responses")
-    serve(n, 0, cache)
+    serve(n, 0, cache, leaky=False)
     gc.collect()
     before = memscope.snapshot(label="bounded, warm", deep=True)
-    serve(n, n, cache)
+    serve(n, n, cache, leaky=False)
     gc.collect()
     after = memscope.snapshot(label="bounded, later", deep=True)
     bounded = memscope.compare(before, after)

@@ -8,7 +8,7 @@ from typing import Any
 from ._base.section import Change
 from ._base.units import format_value
 from ._base.validate import check_int
-from ._findings import Finding, find
+from ._findings import Finding, find, type_weight
 from ._snapshot import Snapshot
 
 # how much one unit weighs when ranking changes of different kinds against each other
@@ -29,9 +29,11 @@ _MEMORY = {
     ("accounting", "rss_bytes"): "accounted rss",
     ("accounting", "anon_bytes"): "anonymous memory",
     ("accounting", "malloc_in_use_bytes"): "malloc in use",
-    ("accounting", "malloc_mmap_bytes"): "malloc mmap",
+    ("accounting", "malloc_mmap_bytes"): "malloc mmap (accounted)",
     ("accounting", "python_arenas_bytes"): "python arenas",
 }
+# findings weaker than this share of the strongest one are left out of the opening sentences
+_STORY_SHARE = 0.01
 # totals that are state, not counters, despite the suffix
 _STATE_TOTALS = frozenset({"objects_total", "size_bytes_total", "types_total", "modules_total"})
 _COUNTER_STATS = frozenset({"hits", "misses", "evictions", "expirations", "overflows", "dropped"})
@@ -61,7 +63,8 @@ def _is_evidence(change: Change) -> bool:
         return key.endswith("].length") and change.delta >= 50
     if section == "census" and key.endswith("].count"):
         name = key[key.index("[") + 1 : -len("].count")]
-        return "." in name and change.delta >= 20  # a dotted name: not a builtin type
+        # a dotted name is not a builtin type; the interpreter's plumbing is no evidence
+        return "." in name and change.delta >= 20 and type_weight(name) > 0.1
     return False
 
 
@@ -153,7 +156,10 @@ class Diff:
         if self.a.pid != self.b.pid:
             head += f" (pid {self.a.pid} -> {self.b.pid}: different processes)"
         lines = [head]
-        lines.extend(f"  * {f.evidence}" for f in self.findings()[:findings])
+        story = self.findings()
+        # a sentence far weaker than the first is the noise of a live process: left to the table
+        strong = [f for f in story if story and f.score >= _STORY_SHARE * story[0].score]
+        lines.extend(f"  * {f.evidence}" for f in strong[:findings])
         ranked = self.ranked()
         if not ranked:
             lines.append("  no changes")
@@ -208,11 +214,14 @@ class Diff:
         for change in memory:
             if (change.section, change.key) == ("process", "rss_bytes"):
                 lead = change
-        others = ", ".join(
-            f"{_MEMORY[(c.section, c.key)]} {format_value(c.delta, c.unit, signed=True)}"
-            for c in memory
-            if c is not lead
-        )
+        seen = {_MEMORY[(lead.section, lead.key)]}
+        parts = []
+        for c in memory:
+            label = _MEMORY[(c.section, c.key)]
+            if c is not lead and label not in seen:
+                seen.add(label)
+                parts.append(f"{label} {format_value(c.delta, c.unit, signed=True)}")
+        others = ", ".join(parts[:5]) + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
         name = _MEMORY[(lead.section, lead.key)]
         text = (
             f"  {format_value(lead.delta, lead.unit, signed=True):>14}  memory: {name} "

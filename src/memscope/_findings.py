@@ -20,7 +20,7 @@ from ._base.units import format_value
 if TYPE_CHECKING:
     from ._diff import Diff
 
-__all__ = ["KINDS", "Finding", "find"]
+__all__ = ["KINDS", "Finding", "find", "type_weight"]
 
 KINDS = ("container", "type", "resource", "tasks", "threads", "native")
 
@@ -116,7 +116,7 @@ def _short(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
 
-def _type_weight(name: str) -> float:
+def type_weight(name: str) -> float:
     """How telling a grown count of ``name`` is: the program's own types most."""
     if name.startswith(_PLUMBING) or name.startswith("memscope."):
         return 0.05
@@ -140,7 +140,22 @@ def find(diff: Diff) -> list[Finding]:
         except Exception:  # an odd or third-party section must not cost the other findings
             continue
     found.sort(key=lambda f: f.score, reverse=True)
-    return found
+    return _without_parts(found)
+
+
+def _without_parts(found: list[Finding]) -> list[Finding]:
+    """Drop the file objects a handler or client holds when the holder is told already:
+    +300 FileHandlers each holding an open file are also +300 BufferedWriters."""
+    kept: list[Finding] = []
+    holders: list[Finding] = []
+    for f in found:
+        holds_fd = f.kind == "type" and f.evidence.endswith(tuple(w for _, w in _FD_WORDS.values()))
+        if holds_fd and any(abs(h.delta - f.delta) <= 0.02 * f.delta for h in holders):
+            continue
+        if holds_fd and f.holder:
+            holders.append(f)
+        kept.append(f)
+    return kept
 
 
 def _type_changes(diff: Diff) -> dict[str, tuple[float, float]]:
@@ -281,9 +296,7 @@ def _containers_and_types(diff: Diff, types: dict[str, tuple[float, float]]) -> 
         own = [
             t
             for t in held
-            if "." in t
-            and types.get(t, (0.0, 0.0))[0] >= MIN_OBJECTS
-            and _type_weight(t) > 0.1
+            if "." in t and types.get(t, (0.0, 0.0))[0] >= MIN_OBJECTS and type_weight(t) > 0.1
         ]
         note = getattr(change, "note", "")
         # new in the top list: it grew by at least the delta, likely by most of its length
@@ -298,7 +311,9 @@ def _containers_and_types(diff: Diff, types: dict[str, tuple[float, float]]) -> 
             used_types.add(name)
             text = f"{count:+,.0f} {name} objects in {path}"
             extra = _fd_each(diff, name, count)
-            weight = _type_weight(name) * (2 if row.get("path") else 1)
+            weight = type_weight(name) * (2 if row.get("path") else 1)
+            if extra:
+                score += count * _FD / 2
             findings.append(
                 Finding(
                     "type",
@@ -317,12 +332,13 @@ def _containers_and_types(diff: Diff, types: dict[str, tuple[float, float]]) -> 
             text = f"{path}{_owner_words(row)} grew by {change.delta:,.0f} entries"
             if size > 0:
                 text += f", {format_value(size, 'bytes', signed=True)}"
+        text += _values(held, types, change.delta)
         if own:
             name = own[0]
             count, tsize = types[name]
             used_types.add(name)
             text += f", and keeps {count:+,.0f} {_short(name)} objects alive"
-            score += count * _OBJECT * _type_weight(name)
+            score += count * _OBJECT * type_weight(name)
         findings.append(
             Finding(
                 "container",
@@ -340,10 +356,23 @@ def _containers_and_types(diff: Diff, types: dict[str, tuple[float, float]]) -> 
         text = f"{count:+,.0f} {name} objects"
         if size > 0:
             text += f", {format_value(size, 'bytes', signed=True)}"
-        text += _fd_each(diff, name, count)
-        score = (count * _OBJECT + max(size, 0.0)) * _type_weight(name)
+        each = _fd_each(diff, name, count)
+        score = (count * _OBJECT + max(size, 0.0)) * type_weight(name)
+        if each:
+            score += count * _FD / 2  # objects that each hold an fd: the fds' own evidence
+        text += each
         findings.append(Finding("type", name, None, count, int(size) or None, text, score))
     return findings
+
+
+def _values(held: list[str], types: dict[str, tuple[float, float]], entries: float) -> str:
+    """``, holding +20,004 bytes (+39.7 MiB)`` when the values' type grew with the entries."""
+    if not held or "." in held[0]:
+        return ""  # the program's own types are told as objects kept alive
+    count, size = types.get(held[0], (0.0, 0.0))
+    if entries <= 0 or abs(count - entries) > 0.1 * entries or size <= 0:
+        return ""
+    return f", holding {count:+,.0f} {held[0]} ({format_value(size, 'bytes', signed=True)})"
 
 
 def _fd_each(diff: Diff, name: str, count: float) -> str:
@@ -375,7 +404,7 @@ def _native(diff: Diff, types: dict[str, tuple[float, float]]) -> list[Finding]:
             for row in census.get(table) or ():
                 name = str(row.get("type"))
                 grew = types.get(name, (0.0, 0.0))[0] > 0
-                if row.get("native") and grew and _type_weight(name) > 0.1:
+                if row.get("native") and grew and type_weight(name) > 0.1:
                     natives[name] = types[name][0]
     top = sorted(((n, name) for name, n in natives.items()), reverse=True)[:2]
     text = (
