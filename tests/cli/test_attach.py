@@ -109,6 +109,24 @@ class Target:
                 stream.close()
 
 
+def other_python() -> str | None:
+    """A CPython of another major.minor on this machine (pyenv or PATH), or None."""
+    import glob
+
+    ours = sys.version_info.minor
+    for minor in (10, 11, 12, 13, 14):
+        if minor == ours:
+            continue
+        pattern = os.path.expanduser(f"~/.pyenv/versions/3.{minor}.*/bin/python3.{minor}")
+        candidates = sorted(glob.glob(pattern))
+        on_path = shutil.which(f"python3.{minor}")
+        if on_path and "/shims/" not in on_path:  # a pyenv shim is a shell script
+            candidates.append(on_path)
+        if candidates:
+            return candidates[0]
+    return None
+
+
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 CLEAN = {"modules": [], "threads": 1, "state": True, "hoard": 20000}
 
@@ -267,3 +285,28 @@ def test_ptrace_refused_names_the_cause(target: Target) -> None:
     assert f"PID {target.pid}: ptrace was refused" in out.stderr
     assert "belongs to uid 0" in out.stderr
     assert target.leftovers() == CLEAN
+
+
+@pytest.mark.skipif(other_python() is None, reason="no CPython of another version installed")
+def test_another_python_version_is_refused(run: Run) -> None:
+    python = other_python()
+    assert python is not None
+    other = subprocess.Popen(
+        [python, "-I", "-S", "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert other.stdout is not None and other.stdout.readline() == "ready\n"
+        out = run("attach", str(other.pid), timeout=240)
+        assert out.returncode == 2
+        ours = f"{sys.version_info.major}.{sys.version_info.minor}"
+        assert f"this memscope runs on {ours}: run the CLI with the target's Python" in out.stderr
+        assert other.poll() is None  # nothing was injected; it runs on
+    finally:
+        other.kill()
+        other.wait(timeout=60)
+        for stream in (other.stdin, other.stdout):
+            if stream is not None:
+                stream.close()
