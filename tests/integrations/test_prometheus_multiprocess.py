@@ -57,6 +57,8 @@ def test_counters_are_not_counted_twice_and_gone_series_read_zero(tmp_path: Path
     result = run(
         tmp_path,
         """
+        from prometheus_client import Counter
+        Counter("app_requests", "the service's own", registry=None).inc()
         cache = BoundedCache(maxsize=2, name="mp-cache")
         cache["a"] = 1
         cache.get("a"); cache.get("a"); cache.get("b")
@@ -85,6 +87,8 @@ def test_counters_are_not_counted_twice_and_gone_series_read_zero(tmp_path: Path
                        for s in (first, third)],
             "anon": value(first, "memscope_rss_part_bytes", part="anon", pid=pid),
             "rendered": "memscope_cache_hits_total" in body.decode(),
+            "app_in_files": value(second, "app_requests_total"),
+            "app_rendered": "app_requests" in body.decode(),
             "content_type": content_type,
             "monitor": [k for k in first if k.startswith("memscope_monitor")],
             "twice": twice,
@@ -97,6 +101,8 @@ def test_counters_are_not_counted_twice_and_gone_series_read_zero(tmp_path: Path
     assert result["length"] == [1.0, 0.0]  # the cache went: its series reads 0
     assert result["anon"] > 1 << 20
     assert result["rendered"] and result["content_type"].startswith("text/plain")
+    # render_metrics() serves memscope's families; the service's own are its to serve
+    assert (result["app_in_files"], result["app_rendered"]) == (1.0, False)
     assert result["monitor"] == []  # no monitor: its families stay absent
     assert "two would count every counter twice" in result["twice"]
     assert result["running"] is True

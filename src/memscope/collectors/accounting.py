@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -212,8 +211,8 @@ class AccountingCollector:
         self._mallinfo = mallinfo
         self._pymalloc_text = pymalloc_text
         self._clock = clock
-        self._lock = threading.Lock()
-        # (pid, when read, arenas, arena size, walk seconds) of the last arena walk
+        # (pid, when read, arenas, arena size, walk seconds) of the last arena walk; one
+        # tuple swapped whole, so threads need no lock (and a fork leaves none held)
         self._arenas: tuple[int, float, int, int, float] | None = None
 
     def available(self) -> str | None:
@@ -281,8 +280,7 @@ class AccountingCollector:
     def _arena_part(self) -> dict[str, Any]:
         now = self._clock()
         pid = os.getpid()
-        with self._lock:
-            last = self._arenas
+        last = self._arenas
         fresh = (
             last is None
             or last[0] != pid
@@ -305,8 +303,7 @@ class AccountingCollector:
                     "allocator): small objects are in malloc's figures"
                 )
             last = (pid, now, figures[0], figures[1], walk)
-            with self._lock:
-                self._arenas = last
+            self._arenas = last
         assert last is not None
         return {
             "python_arenas": last[2],

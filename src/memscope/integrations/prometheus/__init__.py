@@ -14,7 +14,8 @@ See docs/prometheus.md.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 try:
     import prometheus_client  # noqa: F401  (fails here, with the fix, rather than deep inside)
@@ -58,13 +59,26 @@ def start_multiprocess(
     return publisher
 
 
+class _MemscopeOnly:
+    """The memscope families of another collector (the multiprocess files hold the app's too)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def collect(self) -> Iterator[Any]:
+        for family in self._inner.collect():
+            if family.name.startswith("memscope_"):
+                yield family
+
+
 def render_metrics() -> tuple[bytes, str]:
     """(body, content type) of memscope's metrics in the Prometheus text format.
 
     Outside multiprocess mode: one MemscopeCollector's scrape. With
     ``PROMETHEUS_MULTIPROC_DIR`` set: this worker publishes now (through its publisher,
     made but not started if :func:`start_multiprocess` was never called) and the multiprocess
-    files are aggregated as prometheus_client does, every worker's series included.
+    files are aggregated as prometheus_client does, every worker's series included (the
+    memscope families only: the service's own metrics in those files are its to serve).
     """
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -74,7 +88,7 @@ def render_metrics() -> tuple[bytes, str]:
 
         current_publisher().publish()
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(_MemscopeOnly(MultiProcessCollector(None)))  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     with _lock:
         if _single is None:

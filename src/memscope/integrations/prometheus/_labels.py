@@ -30,6 +30,10 @@ class LabelBudget:
         self._slots: set[str] = set()
         self._lock = threading.Lock()
 
+    def reset_after_fork(self) -> None:
+        """A fresh lock, for a forked child (a thread of the parent may have held it)."""
+        self._lock = threading.Lock()
+
     def assign(self, weighted: Iterable[tuple[str, float]]) -> dict[str, str]:
         """name -> its label value (itself, clipped, or ``"other"``) for the present names."""
         present: dict[str, float] = {}

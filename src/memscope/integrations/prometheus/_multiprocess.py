@@ -45,6 +45,41 @@ _current_lock = threading.Lock()
 _current: MultiprocessPublisher | None = None  # one a process (a forked child inherits it)
 
 
+_held: MultiprocessPublisher | None = None  # the publisher whose lock a fork holds
+
+
+def _before_fork() -> None:
+    # no publication is half-written at a fork: the child would find this lock, or
+    # prometheus_client's own (taken only inside it), held by a thread it does not have
+    global _held
+    _held = _current
+    if _held is not None:
+        _held._lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    global _held
+    if _held is not None:
+        _held._lock.release()
+        _held = None
+
+
+def _after_fork_in_child() -> None:
+    global _held, _current_lock
+    _current_lock = threading.Lock()
+    if _held is not None:
+        _held._lock = threading.Lock()
+        _held = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
+
+
 def current_publisher(
     monitor: Monitor | None = None, *, interval: float = 15.0, max_names: int = 50
 ) -> MultiprocessPublisher:
@@ -127,8 +162,10 @@ class MultiprocessPublisher:
 
     def publish(self) -> None:
         """Read memscope's numbers and write them into this worker's metric files."""
-        samples = self.readings.gather()
         with self._lock:
+            # read inside the lock: a reading older than the last one published would
+            # look like a counter going back
+            samples = self.readings.gather()
             if os.getpid() != self._pid:
                 # a forked child: its files start empty, and what it inherited up to the
                 # parent's last publication is the parent's to count, so the baseline stays
@@ -186,8 +223,9 @@ class MultiprocessPublisher:
         metric = self._metric(name)
         for labels, value in rows:
             last = self._published.get((name, labels), 0.0)
-            # a source that restarted (a cache's stats reset) counts again from zero
-            delta = value - last if value >= last else value
+            # a value that went back (a cache replaced under its name, objects leaving
+            # "other") adds nothing: a counter may miss counts, never invent them
+            delta = value - last
             child = metric.labels(*labels) if labels else metric  # made at 0: the series shows
             if delta > 0:
                 child.inc(delta)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +60,18 @@ def _fold(samples: list[tuple[tuple[str, ...], float]]) -> list[tuple[tuple[str,
     return list(out.items())
 
 
+_all: weakref.WeakSet[Readings] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for readings in list(_all):
+        readings.reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Readings:
     """Reads every metric family once per call to :meth:`gather`; thread-safe.
 
@@ -91,6 +105,7 @@ class Readings:
         self._growth_key: tuple[int, float | None] | None = None
         self._growth: tuple[float, bool] | None = None
         self.pauses: PauseHistogram = install()
+        _all.add(self)
         self._parts: tuple[tuple[str, Callable[[Samples], None]], ...] = (
             ("accounting", self._read_accounting),
             ("allocator", self._read_allocator),
@@ -100,6 +115,12 @@ class Readings:
             ("tracemalloc", self._read_tracemalloc),
             ("monitor", self._read_monitor),
         )
+
+    def reset_after_fork(self) -> None:
+        """Fresh locks in a forked child: a scrape in another thread may have held them."""
+        self._errors_lock = threading.Lock()
+        for budget in self._budgets.values():
+            budget.reset_after_fork()
 
     def families(self) -> list[str]:
         """The families this reader exports (gc counts with ``gc_counts``, monitor's with one)."""
