@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import time
 from typing import Any
 
 import httpx
@@ -78,8 +79,10 @@ def test_caches_show_hits_misses_evictions(client: httpx.Client) -> None:
 def test_history_and_trends(client: httpx.Client, service: tuple[Server, Any]) -> None:
     _, app = service
     monitor = app.state.monitor
-    while len(monitor) < 3:
-        monitor.take()
+    monitor.take()  # one from this thread too, beside the monitor's own (every 0.2 s)
+    deadline = time.monotonic() + 60
+    while len(monitor) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
     body = client.get("history").json()
     points = body["points"]
     assert len(points) >= 3

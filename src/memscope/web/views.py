@@ -100,9 +100,10 @@ def cache_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def history_points(snaps: Iterable[Snapshot]) -> list[dict[str, Any]]:
-    """One point per kept snapshot: when, RSS, objects (deep ones), tracked count."""
+    """One point per kept snapshot, oldest first: when, RSS, objects (deep ones), tracked count."""
     points = []
-    for s in snaps:
+    # by time taken: a take() from another thread can land in the history out of order
+    for s in sorted(snaps, key=lambda snap: snap.timestamp):
         process: Mapping[str, Any] = s.get("process") or {}
         census = s.get("census")
         tracked: Mapping[str, Any] = s.get("tracked") or {}
