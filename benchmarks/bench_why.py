@@ -129,7 +129,7 @@ def leak_check(module: types.ModuleType, cycles: int) -> dict[str, object]:
     pairs = next((c.count for c in report.cycles if c.type.endswith(".Pair")), 0)
     grew = [g for g in report.growing if g.name.endswith(".Leaked")]
     watch = GrowthWatch()
-    watch.warm_up()
+    watch.start(set())
     t_census, _ = best_of(lambda: watch.census(0.0), 1)
     watch.release()
     objgraph.growth(limit=20)  # its first call counts everything as new

@@ -3,10 +3,12 @@
 A collection made with ``gc.DEBUG_SAVEALL`` does all a collection does (weak references
 cleared, ``__del__`` finalizers run, as in any collection) and then, instead of breaking
 the cycles, appends every unreachable object to ``gc.garbage``. The check counts those by
-type, puts ``gc.garbage`` back exactly as it was, restores the debug flags, and collects
-again, which frees them; whatever that second collection puts back into ``gc.garbage`` is
-truly uncollectable (a legacy C finalizer in the cycle) and is not counted as freed. A gc
-callback counts what automatic collections free in between (their types are not seen).
+type, puts ``gc.garbage`` back exactly as it was and restores the debug flags; it holds
+what it found (so a later collection does not find it again) until its last collection,
+then lets go and collects once more, which frees it all. Whatever that collection puts
+back into ``gc.garbage`` is truly uncollectable (a legacy C finalizer in the cycle) and
+is not counted as freed. A gc callback counts what other collections free meanwhile
+(their types are not seen).
 """
 
 from __future__ import annotations
@@ -89,42 +91,62 @@ class CycleTally:
         self.objects = 0
         self.bytes = 0
         self.kept_by_debug_flags = 0  # saved in gc.garbage because the user set DEBUG_SAVEALL
+        self.held: list[list[Any]] = []  # what the collections found, until finish()
+        self.counted: dict[int, tuple[int, int]] = {}  # id -> (id(type), size) of the held
 
-    def collect(self) -> None:
-        """One full collection: count what only cycles kept alive, then let it be freed."""
+    def collect(self, *, last: bool) -> None:
+        """A full collection that counts what only cycles kept alive.
+
+        What it finds is held until the ``last`` one (or :meth:`finish`), which lets it all
+        be freed by one more collection: two full collections for the whole check, not
+        two a census, and nothing found twice.
+        """
         garbage = gc.garbage
         with _lock:
             self.counter.ours = True
             try:
                 flags = gc.get_debug()
-                if flags & gc.DEBUG_SAVEALL:
-                    # the user asked the gc to keep everything: keep it, and count it
-                    before = garbage[:]
-                    gc.collect()
-                    saved = _new_items(garbage, before)
-                    before = []
-                    self.kept_by_debug_flags += len(saved)
-                    self._count(saved)
-                    saved = []
-                    return
                 before = garbage[:]
-                try:
-                    gc.set_debug(flags | gc.DEBUG_SAVEALL)
+                if flags & gc.DEBUG_SAVEALL:
+                    # the user asked the gc to keep everything: keep it there, and count it
                     gc.collect()
-                finally:
-                    gc.set_debug(flags)
                     saved = _new_items(garbage, before)
-                    garbage[:] = before
-                counted = self._count(saved)
-                saved = []
+                    self.kept_by_debug_flags += len(saved)
+                else:
+                    try:
+                        gc.set_debug(flags | gc.DEBUG_SAVEALL)
+                        gc.collect()
+                    finally:
+                        gc.set_debug(flags)
+                        saved = _new_items(garbage, before)
+                        garbage[:] = before
+                    self.held.append(saved)
+                self.counted.update(self._count(saved))
+                saved = before = []
+            finally:
+                self.counter.ours = False
+        if last:
+            self.finish()
+
+    def finish(self) -> None:
+        """Let go of what the collections found, and collect it (once; then a no-op)."""
+        if not self.held:
+            return
+        garbage = gc.garbage
+        with _lock:
+            self.counter.ours = True
+            try:
+                self.held.clear()
+                before = garbage[:]
                 gc.collect()  # now they are freed; a legacy finalizer's cycle comes back
                 back = _new_items(garbage, before)
                 before = []
                 if back:
-                    self._uncount(back, counted)
+                    self._uncount(back, self.counted)
                 back = []
             finally:
                 self.counter.ours = False
+                self.counted.clear()
 
     def _count(self, saved: list[Any]) -> dict[int, tuple[int, int]]:
         """Tally ``saved``; id(obj) -> (id(type), size) so the uncollectable can be taken out."""

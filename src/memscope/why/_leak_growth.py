@@ -1,25 +1,29 @@
 """Steady growth: types, containers and tracked objects that grew at every census.
 
-Each census is one walk of the gc-tracked heap (the census walk of ``collectors/``, made
-right after a full collection, so garbage never looks like growth), the longest
-containers it met, and the len of every tracked object. Between censuses only numbers
-are kept, in dicts of ints that the gc does not track, so the bookkeeping of the check
-never grows itself and is never counted. The last walk's containers are kept until the
-growing ones have been named, then let go.
+Each census counts the gc-tracked objects by type (one C pass over ``gc.get_objects()``,
+right after a collection, so garbage does not look like growth), the lengths of the
+longest containers found at the start (by the census walk of ``collectors/``, once), and
+the len of every tracked object. Between censuses only numbers are kept, in dicts of ints
+that the gc does not track, so the bookkeeping of the check never grows itself and is
+never counted. The followed containers are held until the growing ones have been named,
+then let go; sizes and holders are read once, at the end, for what grew.
 """
 
 from __future__ import annotations
 
 import gc
 import re
+from collections import Counter
+from itertools import compress
 from typing import Any
 
 from .._base import tracking
 from .._base.collector import HeapRequest
 from .._base.units import type_name
-from ..collectors._heap import HeapScan, scan_heap
+from ..collectors._heap import scan_heap
 from ..collectors._holders import describe_owners, summarize_container
 from ..collectors._safe import base_len
+from ._leak_cycles import size_of
 from ._leak_report import Growth
 
 __all__ = ["GrowthWatch"]
@@ -35,45 +39,49 @@ class GrowthWatch:
     def __init__(self) -> None:
         self.times: list[float] = []
         self.types: list[dict[int, int]] = []  # id(type) -> live count, one dict a census
-        self.type_bytes: dict[int, int] = {}  # at the last census
         self.type_names: dict[int, str] = {}
         self.boxes: list[dict[int, int]] = []  # id(container) -> its length
         self.tracked: list[dict[str, int]] = []  # tracked name -> its len
-        self.last: HeapScan | None = None
+        self.held: list[object] = []  # the longest containers at the start, until the end
 
-    def warm_up(self) -> None:
-        """One walk whose counts are thrown away: the first walk a type meets fills caches
-        (type checks, sizers) that would otherwise look like growth of the next one."""
-        scan_heap(HeapRequest(complete=False, containers=_CONTAINERS, where=False)).release()
+    def start(self, ignore: set[int]) -> None:
+        """Find the longest containers (one walk of the heap), to follow from now on;
+        ``ignore`` holds ids of the check's own lists."""
+        self.release()
+        scan = scan_heap(HeapRequest(complete=False, containers=_CONTAINERS, where=False))
+        self.held = [obj for _, _, obj in scan.containers if id(obj) not in ignore]
+        scan.release()
+        # what a census does the first time fills caches (Counter's isinstance(map,
+        # Mapping) adds weak references to the ABCs' caches): done once here, before the
+        # first census counts, so that it never looks like growth of the second
+        Counter(map(type, ()))
+        _tracked_lens()
 
     def census(self, now: float) -> None:
-        """Count every gc-tracked type, the longest containers, and the tracked objects."""
-        if self.last is not None:
-            self.last.release()
-            self.last = None
-        scan = scan_heap(HeapRequest(complete=False, containers=_CONTAINERS, where=False))
-        counts: dict[int, int] = {}
-        sizes: dict[int, int] = {}
+        """Count every gc-tracked type, the followed containers, and the tracked objects."""
+        # a Counter of types in C; kept as a dict of ints, which the gc does not track
+        tally = Counter(map(type, gc.get_objects()))
         names = self.type_names
-        for tp, (count, size) in scan.tally.items():
+        counts: dict[int, int] = {}
+        for tp, count in tally.items():
             tid = id(tp)
             counts[tid] = count
-            sizes[tid] = size
             if tid not in names:
                 names[tid] = type_name(tp)
-        scan.tally.clear()
+        tally.clear()
         self.types.append(counts)
-        self.type_bytes = sizes
-        self.boxes.append({id(obj): n for n, _, obj in scan.containers})
+        lengths: dict[int, int] = {}
+        for obj in self.held:
+            n = base_len(obj)
+            if n is not None:
+                lengths[id(obj)] = n
+        self.boxes.append(lengths)
         self.tracked.append(_tracked_lens())
         self.times.append(now)
-        self.last = scan
 
     def release(self) -> None:
-        """Let go of the containers of the last walk."""
-        if self.last is not None:
-            self.last.release()
-            self.last = None
+        """Let go of the followed containers."""
+        self.held = []
 
     def growing(self, limit: int) -> list[Growth]:
         """The rows that grew at every census, largest growth first, at most ``limit`` each."""
@@ -95,14 +103,14 @@ class GrowthWatch:
         grew = grew[:limit]
         if not grew:
             return []
-        where = _where_types({tid for tid, _ in grew})
+        where, sizes = _where_types({tid for tid, _ in grew})
         return [
             Growth(
                 "type",
                 self.type_names.get(tid, "?"),
                 counts,
                 self._rate(counts),
-                self.type_bytes.get(tid, 0),
+                sizes.get(tid, 0),
                 where.get(tid, ""),
             )
             for tid, counts in grew
@@ -112,20 +120,15 @@ class GrowthWatch:
         grew = _steady(self.boxes)
         grew.sort(key=lambda kv: kv[1][-1] - kv[1][0], reverse=True)
         grew = grew[:limit]
-        if not grew or self.last is None:
+        if not grew:
             return []
         wanted = {oid for oid, _ in grew}
-        kept = [(obj, size) for _, size, obj in self.last.containers if id(obj) in wanted]
-        targets = [obj for obj, _ in kept]
-        ours = {id(self.last.containers), id(kept), id(targets)}
-        ours.update(map(id, self.last.containers))
-        ours.update(map(id, kept))
+        targets = [obj for obj in self.held if id(obj) in wanted]
         try:
-            where = describe_owners(targets, ours)
+            where = describe_owners(targets, {id(self.held), id(targets)})
         except Exception:  # a hint is optional
             where = {}
-        info = {id(obj): (summarize_container(obj), size) for obj, size in kept}
-        kept.clear()
+        info = {id(obj): (summarize_container(obj), size_of(obj)) for obj in targets}
         targets.clear()
         rows = []
         for oid, counts in grew:
@@ -178,21 +181,25 @@ def _tracked_lens() -> dict[str, int]:
     return lens
 
 
-def _where_types(wanted: set[int]) -> dict[int, str]:
-    """id(type) -> who holds the newest instances (the gc lists survivors of the last
-    collection at the end of the oldest generation, so the newest come last)."""
+def _where_types(wanted: set[int]) -> tuple[dict[int, str], dict[int, int]]:
+    """id(type) -> who holds the newest instances, and id(type) -> bytes of all of them.
+
+    The gc lists survivors of the last collection at the end of the oldest generation, so
+    the newest instances come last.
+    """
     samples: dict[int, list[object]] = {tid: [] for tid in wanted}
+    sizes: dict[int, int] = dict.fromkeys(wanted, 0)
     everything = gc.get_objects()
-    needed = len(wanted) * _SAMPLES
-    for obj in reversed(everything):
-        found = samples.get(id(type(obj)))
-        if found is not None and len(found) < _SAMPLES:
-            found.append(obj)
-            needed -= 1
-            if not needed:
-                break
-    obj = None
+    mine = list(compress(everything, map(wanted.__contains__, map(id, map(type, everything)))))
     everything = []
+    for obj in mine:
+        sizes[id(type(obj))] += size_of(obj)
+    for obj in reversed(mine):
+        found = samples[id(type(obj))]
+        if len(found) < _SAMPLES:
+            found.append(obj)
+    obj = None
+    mine = []
     targets = [o for found in samples.values() for o in found]
     ours = {id(samples), id(targets)} | {id(found) for found in samples.values()}
     try:
@@ -214,4 +221,4 @@ def _where_types(wanted: set[int]) -> dict[int, str]:
             where[tid] = "; ".join(parts[:2])
         found.clear()
     targets.clear()
-    return where
+    return where, sizes

@@ -42,7 +42,9 @@ class Growth:
     name: str  # the type's qualified name, the container's summary, the tracked name
     counts: tuple[int, ...]  # at each census, first to last
     per_second: float  # growth rate over the censuses
-    size_bytes: int  # at the last census: all instances of the type, or the container itself
+    size_bytes: (
+        int  # at the last census: all instances of the type, the container itself (0 for tracked)
+    )
     where: str = ""  # who holds it (or, for a type, who holds its newest instances)
 
     @property
@@ -60,7 +62,7 @@ class LeakReport:
     growing: list[Growth] = field(default_factory=list)
     cycle_objects: int = 0  # every object the check's collections freed (all types)
     cycle_bytes: int = 0  # their sizes, plus the strings and numbers only they held
-    auto_collected: int = 0  # objects the automatic collections freed meanwhile (types unseen)
+    auto_collected: int = 0  # objects other collections freed meanwhile (types unseen)
     garbage_objects: int = 0  # len(gc.garbage)
     garbage_bytes: int = 0
     censuses: int = 0
@@ -110,8 +112,8 @@ class LeakReport:
                     lines.append(f"             cycle: {c.sample}")
         if self.auto_collected:
             lines.append(
-                f"automatic collections freed {self.auto_collected:,} more objects during the"
-                " check (types not seen)"
+                f"other collections freed {self.auto_collected:,} more objects during the check"
+                " (automatic ones, and the check's young-generation ones: types not seen)"
             )
         if self.garbage_objects:
             lines.append(
@@ -127,10 +129,8 @@ class LeakReport:
             lines.append(f"grew at each of {self.censuses} censuses over {span:.1f} s:")
             for row in self.growing:
                 series = " -> ".join(f"{n:,}" for n in row.counts)
-                lines.append(
-                    f"  {row.kind} {row.name}: {series} (+{row.per_second:,.1f}/s,"
-                    f" {format_bytes(row.size_bytes)})"
-                )
+                size = f", {format_bytes(row.size_bytes)}" if row.size_bytes else ""
+                lines.append(f"  {row.kind} {row.name}: {series} (+{row.per_second:,.1f}/s{size})")
                 if row.where:
                     lines.append(f"      held by {row.where}")
         if not lines:

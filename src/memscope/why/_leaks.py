@@ -2,7 +2,7 @@
 
 Three answers from one check of ``rounds`` censuses ``interval`` apart:
 - ``cycles``: what the cycle collector frees during the check (objects only reference
-  cycles kept alive), counted by type (``_leak_cycles``);
+  cycles kept alive), counted by type at its first and last collections (``_leak_cycles``);
 - ``garbage``: what ``gc.garbage`` holds: found unreachable, never freed;
 - ``growing``: types, containers and tracked objects that grew at every census
   (``_leak_growth``), each with who holds it.
@@ -12,6 +12,7 @@ whatever happens; the report holds words and numbers only.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 
@@ -56,7 +57,6 @@ def check(
     partial = False
     counter.install()
     try:
-        watch.warm_up()
         for i in range(rounds + 1):
             if i:
                 wait = started + i * interval - clock()
@@ -65,14 +65,26 @@ def check(
                     break
                 if wait > 0:
                     sleep(wait)
-            # a full collection before each census: garbage is counted, never taken as growth
-            tally.collect()
+            # a collection before each census, so garbage is never taken for growth: full
+            # ones (which count what only cycles kept alive) first and last, a young one
+            # (cheap: what was made since) between them
+            if i == 0:
+                tally.collect(last=False)
+                # what the collection found is held in lists of the tally: following one
+                # of them would keep it alive past the tally's last collection
+                watch.start({id(tally.held), *map(id, tally.held)})
+            elif i == rounds:
+                tally.collect(last=True)
+            else:
+                gc.collect(1)
             watch.census(clock())
             if clock() > deadline and i < rounds:
                 partial = True
                 break
+        tally.finish()
         growing = watch.growing(limit)
     finally:
+        tally.finish()
         counter.remove()
         watch.release()
     rows, garbage_count, garbage_bytes = garbage_rows()
