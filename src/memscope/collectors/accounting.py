@@ -7,7 +7,7 @@ the free space it keeps (glibc ``mallinfo2()``), and what no allocator accounts 
 (thread stacks, C extensions that map memory themselves, the interpreter's own data).
 
 Cheap: one read of /proc/self/status, one mallinfo2() and one walk of pymalloc's arenas
-(about 0.65 microseconds an arena). When that walk took longer than
+(about a microsecond an arena). When that walk took longer than
 ``ARENA_WALK_BUDGET_SECONDS``, cheap snapshots reuse its reading for up to
 ``arenas_max_age`` seconds (``python_arenas_age_seconds`` says how old it is); deep
 snapshots always walk again.

@@ -14,7 +14,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..._base import tracking
 from ..._base.aio import live_tasks
@@ -23,13 +23,11 @@ from ..._base.libc import mallinfo2
 from ..._base.validate import check_bool, check_int
 from ...collectors.accounting import ANON_PARTS, AccountingCollector
 from ...collectors.tracked import TrackedCollector
+from ...monitor import Monitor
 from ...monitor._trends import fit
 from ._families import FAMILIES, GC_COUNT_FAMILIES
 from ._gcpause import PauseHistogram, install
 from ._labels import LabelBudget
-
-if TYPE_CHECKING:
-    from ...monitor import Monitor
 
 __all__ = ["Readings", "Samples"]
 
@@ -88,7 +86,7 @@ class Readings:
         max_names: int = 50,
         sticky: bool = False,
     ) -> None:
-        if monitor is not None and not callable(getattr(monitor, "memscope_stats", None)):
+        if monitor is not None and not isinstance(monitor, Monitor):
             raise TypeError(
                 f"monitor must be a memscope.Monitor or None, got {type(monitor).__name__}"
             )
