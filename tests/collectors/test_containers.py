@@ -139,11 +139,11 @@ def test_concurrent_deep_snapshots_walk_one_at_a_time() -> None:
     most = [0]
     real = _heap._scan_heap
 
-    def counting(request: Any) -> Any:
+    def counting(request: Any, *args: Any) -> Any:
         inside[0] += 1
         most[0] = max(most[0], inside[0])
         try:
-            return real(request)
+            return real(request, *args)
         finally:
             inside[0] -= 1
 

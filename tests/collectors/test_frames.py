@@ -23,7 +23,7 @@ def worker() -> Iterator[tuple[threading.Thread, threading.Event]]:
     started, release = threading.Event(), threading.Event()
 
     def read_stream() -> None:
-        buffer = "event-data;" * 50_000
+        buffer = "event-data;" * 150_000  # 1.6 MB: over the large-object threshold
         gone = [1]
         del gone
         started.set()
@@ -41,8 +41,8 @@ def worker() -> Iterator[tuple[threading.Thread, threading.Event]]:
 def _hints_of_big_strings() -> list[str]:
     return [
         hint
-        for value, hint in _frames.running_locals()
-        if type(value) is str and len(value) >= 500_000
+        for value, hint, _ in _frames.running_locals()
+        if type(value) is str and len(value) >= 1_500_000
     ]
 
 
@@ -62,15 +62,30 @@ def test_a_threads_local_is_found_and_named(
 def test_deleted_and_unbound_locals_are_not_reported(
     worker: tuple[threading.Thread, threading.Event],
 ) -> None:
-    names = {hint.split("`")[1] for _, hint in _frames.running_locals() if "read_stream" in hint}
+    names = {h.split("`")[1] for _, h, _ in _frames.running_locals() if "read_stream" in h}
     assert names == {"buffer", "started", "release"}  # `gone` was deleted
 
 
 def test_the_callers_own_locals_are_found_and_memscopes_are_not() -> None:
     mine = "caller-held;" * 10_000
-    found = [h for v, h in _frames.running_locals() if v is mine]
-    assert len(found) == 1 and found[0].startswith("local `mine` of ")
-    assert not any(h.split(" of ")[1].startswith("memscope.") for _, h in _frames.running_locals())
+    found = []
+    for value, hint, direct in _frames.running_locals():  # no comprehension: `mine` stays
+        if value is mine:  # a plain local, not a cell of the comprehension's function
+            found.append((hint, direct))
+    assert len(found) == 1 and found[0][0].startswith("local `mine` of ") and found[0][1]
+    hints = [h for _, h, _ in _frames.running_locals()]
+    assert not any(h.split(" of ")[1].startswith("memscope.") for h in hints)
+
+
+def test_a_cell_variable_is_named_but_not_direct() -> None:
+    held = "closed-over;" * 1_000
+
+    def inner() -> str:
+        return held
+
+    found = [(h, direct) for v, h, direct in _frames.running_locals() if v is held]
+    assert found and found[0][0].startswith("local `held` of ") and not found[0][1]
+    assert inner()
 
 
 def test_reading_builds_no_locals_dict(worker: tuple[threading.Thread, threading.Event]) -> None:
@@ -102,3 +117,59 @@ def test_bounded(
 ) -> None:
     monkeypatch.setattr(_frames, "MAX_VALUES", 3)
     assert len(_frames.running_locals()) == 3
+
+
+def test_a_deep_snapshot_finds_what_only_a_running_loop_holds(
+    worker: tuple[threading.Thread, threading.Event],
+) -> None:
+    # the seed's naive SSE client: its `buffer` grows inside a running loop; before this
+    # the census did not count it and large_objects said nothing was over the threshold
+    import memscope
+
+    snap = memscope.snapshot(deep=True)
+    rows = [r for r in snap["large_objects"]["objects"] if r["type"] == "str"]
+    held = [r for r in rows if r["size_bytes"] >= 1_500_000]
+    assert held, rows
+    assert (held[0]["where"] or "").startswith("local `buffer` of "), held[0]
+    assert "thread 'sse-worker'" in held[0]["where"]
+    assert "running frames" in snap["census"]["coverage"]
+
+
+def _str_bytes() -> int:
+    from memscope.collectors._heap import scan_heap
+
+    return scan_heap().tally[str][1]
+
+
+def test_the_census_counts_a_running_frames_string_once() -> None:
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)
+    try:
+        before = _str_bytes()
+        only_here = "x" * 3_000_000  # held by this frame's local and nothing else
+        with_local = _str_bytes()
+        shared = []
+        shared.append(only_here)  # now a list holds it too: still counted once
+        with_list = _str_bytes()
+        del shared, only_here
+    finally:
+        sys.setswitchinterval(old)
+    assert 3_000_000 <= with_local - before < 3_100_000
+    assert abs(with_list - with_local) < 100_000
+
+
+def test_a_cell_variables_string_is_counted_once() -> None:
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)
+    try:
+        before = _str_bytes()
+        held = "c" * 2_000_000  # a cell variable: the walk reaches it through its cell
+
+        def inner() -> str:
+            return held
+
+        with_cell = _str_bytes()
+    finally:
+        sys.setswitchinterval(old)
+    assert 2_000_000 <= with_cell - before < 2_100_000
+    assert inner()

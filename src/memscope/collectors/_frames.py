@@ -190,19 +190,22 @@ def _frames() -> Iterator[tuple[FrameType, str]]:
             depth += 1
 
 
-def running_locals() -> list[tuple[object, str]]:
-    """(value, "local `x` of mod.fn, thread 'name'") for every running frame's locals.
+def running_locals() -> list[tuple[object, str, bool]]:
+    """(value, "local `x` of mod.fn, thread 'name'", direct) for every running frame's locals.
 
-    Frames of memscope's own code are left out (the walk's own variables are not the
-    program's), and so are the values of the frames' globals. Holds the values strongly:
-    the caller drops the list when it is done.
+    ``direct`` is False for a cell or free variable: its cell is a gc-tracked object, so a
+    heap walk already reaches the value through it and must not count it again. Frames of
+    memscope's own code are left out (the walk's own variables are not the program's).
+    Holds the values strongly: the caller drops the list when it is done.
     """
     if not needed() or not available():
         return []
-    out: list[tuple[object, str]] = []
+    out: list[tuple[object, str, bool]] = []
     for frame, thread in _frames():
+        code = frame.f_code
+        cells = set(code.co_cellvars) | set(code.co_freevars)
         for name, value in fast_locals(frame):
-            out.append((value, _where(frame, name, thread)))
+            out.append((value, _where(frame, name, thread), name not in cells))
             if len(out) >= MAX_VALUES:
                 return out
     return out

@@ -30,6 +30,7 @@ from typing import Any
 
 from .._base.collector import HeapRequest
 from .._base.units import type_name
+from ._frames import running_locals
 from ._holders import describe_owners, held_types, holder_paths, summarize_container
 from ._safe import base_len, is_a
 
@@ -467,6 +468,29 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
         object_arrays.clear()
         del part
 
+    # what only the locals of running frames hold (a loop's growing `buffer`): the gc
+    # shows neither the frames nor their locals, so they are added here, named by frame
+    frame_values: list[object] = []
+    frame_hint: dict[int, str] = {}
+    if complete or where:
+        for value, hint, plain in running_locals():
+            frame_hint.setdefault(id(value), hint)
+            if plain:  # a cell variable's value is reached through its (tracked) cell
+                frame_values.append(value)
+    if complete and frame_values:
+        # a value some container also holds was counted by the walk (its refcount made it
+        # shared, so it is in `seen`); only the ones the walk never met are new
+        extra = {id(v): v for v in frame_values if not is_tracked(v)}
+        for key in seen.intersection(extra):
+            del extra[key]
+        seen.update(extra)
+        fresh = list(extra.values())
+        del extra
+        untracked += len(fresh)
+        account(fresh)
+        untracked += expand(fresh)
+        del fresh
+
     by_type: dict[type, list[int]] = runs
     for (tp, size), count in tally.items():
         row = by_type.get(tp)
@@ -496,7 +520,7 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
     if where and (result.containers or result.large):
         targets = [obj for _, _, obj in result.containers] + [obj for _, obj in result.large]
         # the scan's own lists refer to the targets too: they are not where they live
-        ours = {id(result.containers), id(result.large), id(targets)}
+        ours = {id(result.containers), id(result.large), id(targets), id(frame_values)}
         ours.update(map(id, result.containers))
         ours.update(map(id, result.large))
         try:
@@ -513,7 +537,14 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
         for oid, found in paths.items():
             if found.get("where"):
                 result.where[oid] = str(found["where"])
+        for target in targets:
+            # held by a running frame: its local is the holder to name first
+            local = frame_hint.get(id(target))
+            if local is not None:
+                known = result.where.get(id(target))
+                result.where[id(target)] = f"{local}; {known}" if known else local
         del targets, rest, paths
+    del frame_values
     result.seconds = time.perf_counter() - start
     result.request = request
     return result
