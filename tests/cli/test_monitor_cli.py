@@ -107,3 +107,55 @@ def test_monitor_bad_input_exits_1(run: Run) -> None:
     assert out.returncode == 1 and "--interval must be > 0" in out.stderr
     out = run("monitor", "--", "/nonexistent/program")
     assert out.returncode == 1 and "cannot start '/nonexistent/program'" in out.stderr
+
+
+def _in_a_pty(args: list[str], timeout: float = 120) -> str:
+    """Run ``python -m memscope ARGS`` on a pseudo-terminal; its output, escapes removed."""
+    import os
+    import pty
+    import re
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdout is a TTY
+        os.environ["COLUMNS"] = "120"
+        os.execv(sys.executable, [sys.executable, "-m", "memscope", *args])
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([fd], [], [], 1.0)[0]:
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.waitpid(pid, 0)
+        os.close(fd)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode("utf-8", "replace"))
+
+
+@pytest.mark.slow
+def test_monitor_on_a_tty_draws_a_live_table() -> None:
+    pytest.importorskip("rich")
+    watched = subprocess.Popen(
+        [sys.executable, "-c", "import time; x = b'x' * (30 << 20); time.sleep(120)"]
+    )
+    try:
+        text = _in_a_pty(
+            ["monitor", "--pid", str(watched.pid), "--interval", "0.3", "--duration", "1.5"]
+        )
+    finally:
+        watched.kill()
+        watched.wait(timeout=60)
+    assert f"memscope monitor: pid {watched.pid}" in text
+    assert "since start" in text and "RSS" in text  # the table's header
+    table_rows = [line for line in text.splitlines() if line.startswith("│")]
+    assert any(f"│ {watched.pid} │ python" in line and "MiB" in line for line in table_rows)
+    assert "━" in text  # the duration's progress bar
+    assert "(duration reached)" in text  # and the summary after it

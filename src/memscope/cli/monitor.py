@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import CLIError
@@ -162,23 +162,117 @@ def render_summary(watch: Watch, why: str) -> str:
     return "\n".join(lines)
 
 
-def _printer(json_out: bool) -> Callable[[str], None]:
-    """A line per sample: rich on a TTY when installed, plain otherwise, nothing for --json."""
-    if json_out:
-        return lambda text: None
-    if sys.stdout.isatty():
-        try:
-            from rich.console import Console
-        except ImportError:
-            pass
-        else:
-            console = Console(highlight=False)
-            return lambda text: console.print(text, style="cyan")
+class View:
+    """How samples are shown: a plain line each (the default, and always when piped)."""
 
-    def plain(text: str) -> None:
+    def show(self, text: str, snap: Snapshot, watch: Watch) -> None:
+        """Show one sample."""
         print(text, flush=True)
 
-    return plain
+    def close(self) -> None:
+        """The run ended."""
+
+
+class Quiet(View):
+    """--json: nothing until the end."""
+
+    def show(self, text: str, snap: Snapshot, watch: Watch) -> None:
+        """Nothing."""
+
+
+class RichLines(View):
+    """On a TTY with a command's output passing through: the lines, styled."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self._console = Console(highlight=False)
+
+    def show(self, text: str, snap: Snapshot, watch: Watch) -> None:
+        """One styled line."""
+        self._console.print(text, style="cyan")
+
+
+class LiveTable(View):
+    """On a TTY watching --pid: a live table of the process and its children, and a bar."""
+
+    ROWS = 12  # the process and its 11 largest children
+
+    def __init__(self, duration: float | None) -> None:
+        from rich.live import Live
+
+        self._duration = duration
+        self._first_rss: dict[int, int] = {}  # pid -> RSS when first seen (bounded below)
+        self._who: dict[str, str] | None = None
+        self._live = Live(refresh_per_second=4, transient=False)
+        self._live.start()
+
+    def _identity(self, pid: int) -> dict[str, str]:
+        """The watched process's name and command line, read once."""
+        if self._who is None:
+            from .._base.proc import psutil
+
+            ps = psutil()
+            try:
+                proc = ps.Process(pid)
+                self._who = {"name": proc.name(), "cmdline": " ".join(proc.cmdline())}
+            except (ps.NoSuchProcess, ps.AccessDenied):
+                self._who = {"name": "?", "cmdline": ""}
+        return self._who
+
+    def _table(self, snap: Snapshot, watch: Watch) -> Any:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        from .._base.units import clip, format_bytes, format_value
+
+        process = snap["process"]
+        elapsed = snap.timestamp - (watch.first or {}).get("timestamp", snap.timestamp)
+        table = Table(title=f"memscope monitor: pid {watch.pid}, {elapsed:.0f} s", expand=False)
+        for name, justify in (("pid", "right"), ("name", "left"), ("command", "left")):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column("RSS", justify="right")
+        table.add_column("since start", justify="right")
+        rows = [{**self._identity(watch.pid), "pid": watch.pid, "rss_bytes": process["rss_bytes"]}]
+        rows += list(process.get("children") or [])[: self.ROWS - 1]
+        for row in rows:
+            pid, rss = int(row["pid"]), int(row.get("rss_bytes") or 0)
+            if len(self._first_rss) < 10_000:
+                self._first_rss.setdefault(pid, rss)
+            change = rss - self._first_rss.get(pid, rss)
+            table.add_row(
+                str(pid),
+                str(row.get("name") or "?"),
+                clip(row.get("cmdline") or "", 50),
+                format_bytes(rss),
+                format_value(change, "bytes", signed=True),
+            )
+        if self._duration is None:
+            return table
+        bar = ProgressBar(total=self._duration, completed=min(elapsed, self._duration), width=50)
+        return Group(table, bar)
+
+    def show(self, text: str, snap: Snapshot, watch: Watch) -> None:
+        """Redraw the table."""
+        self._live.update(self._table(snap, watch), refresh=True)
+
+    def close(self) -> None:
+        """Leave the last table on screen."""
+        self._live.stop()
+
+
+def make_view(json_out: bool, command: bool, duration: float | None) -> View:
+    """The view for this run: rich on a TTY when installed, plain lines otherwise."""
+    if json_out:
+        return Quiet()
+    if sys.stdout.isatty():
+        try:
+            import rich  # noqa: F401 - an extra: plain lines without it
+        except ImportError:
+            return View()
+        return RichLines() if command else LiveTable(duration)
+    return View()
 
 
 def _check(ns: argparse.Namespace) -> tuple[int | None, list[str]]:
@@ -204,6 +298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ns = build_parser().parse_args(argv)
     pid, cmd = _check(ns)
+    if ns.record:
+        try:  # before a command starts: a bad path must not leave it running unwatched
+            open(ns.record, "a").close()
+        except OSError as exc:
+            raise CLIError(f"--record: cannot write {ns.record}: {exc.strerror or exc}") from exc
     child: subprocess.Popen[bytes] | None = None
     if pid is None:
         try:
@@ -211,8 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             raise CLIError(f"cannot start {cmd[0]!r}: {exc.strerror or exc}", BAD_INPUT) from exc
         pid = child.pid
-    show = _printer(ns.json)
     watch = Watch(pid)
+    view = make_view(ns.json, child is not None, ns.duration)
     start = time.time()
     deadline = None if ns.duration is None else time.monotonic() + ns.duration
     why = "duration reached"
@@ -239,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"--record: cannot write {ns.record}: {exc.strerror or exc}"
                     ) from exc
             assert watch.first is not None
-            show(_line(row, watch.first, start))
+            view.show(_line(row, watch.first, start), snap, watch)
             next_at += ns.interval
             now = time.monotonic()
             if deadline is not None and min(next_at, deadline) >= deadline:
@@ -259,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 child.terminate()
                 child.wait(timeout=10)
             code = child.returncode
+    finally:
+        view.close()
     if ns.json:
         out = {"pid": pid, "samples": list(watch.samples), "summary": watch.summary(), "end": why}
         print(json.dumps(out, indent=2))
