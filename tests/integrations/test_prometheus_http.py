@@ -90,9 +90,13 @@ def eventually(check: Callable[[], Any], what: str) -> Any:
     deadline = time.monotonic() + TIMEOUT
     last: Any = None
     while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
+        try:
+            last = check()
+        except httpx.TransportError as exc:  # a worker restarting: ask again
+            last = exc
+        else:
+            if last:
+                return last
         time.sleep(0.2)
     raise AssertionError(f"{what}: never true (last: {last!r})")
 
