@@ -128,7 +128,7 @@ def test_steady_growth_from_a_background_thread(
     make_module: Callable[[str], types.ModuleType],
 ) -> None:
     mod = make_module("leaky_service")
-    mod.LEAK = [Record(-i) for i in range(300)]  # long enough to be among the longest lists
+    mod.LEAK = [Record(-i) for i in range(5_000)]  # among the longest lists: followed
     registry = memscope.track(Registry(), name="t_leak_registry")
     stop = threading.Event()
 

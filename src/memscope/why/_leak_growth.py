@@ -141,9 +141,22 @@ class GrowthWatch:
     def _tracked(self, limit: int) -> list[Growth]:
         grew = _steady(self.tracked)
         grew.sort(key=lambda kv: kv[1][-1] - kv[1][0], reverse=True)
+        grew = grew[:limit]
+        if not grew:
+            return []
+        wanted = {name for name, _ in grew}
+        targets = {name: obj for name, obj, _ in tracking.tracked_objects() if name in wanted}
+        found = list(targets.values())
+        try:
+            hints = describe_owners(found, {id(targets), id(found)})
+        except Exception:  # a hint is optional
+            hints = {}
+        where = {name: hints.get(id(obj), "") for name, obj in targets.items()}
+        targets.clear()
+        found.clear()
         return [
-            Growth("tracked", name, counts, self._rate(counts), 0, f"memscope.track(name={name!r})")
-            for name, counts in grew[:limit]
+            Growth("tracked", name, counts, self._rate(counts), 0, where.get(name, ""))
+            for name, counts in grew
         ]
 
 
