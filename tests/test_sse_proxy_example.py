@@ -51,8 +51,8 @@ BOUNDS: dict[str, Any] = {
 }
 PROFILES = 400  # profile names the clients use: 25x the model cache
 HOT_PROFILES = 8  # the busy ones, 70% of the streams
-WARMUP_SECONDS = 4.0
-LOAD_SECONDS = 12.0
+WARMUP_SECONDS = 3.0
+LOAD_SECONDS = 10.0
 # RSS may grow this much from the end of warm-up to the end of the load. What the naive
 # service would add over the same load: a 50 MB buffer per huge stream in flight (two
 # clients ask for them), a 512 KiB model per profile seen (400), a task per audit.
@@ -297,25 +297,27 @@ def upstream_url(logs: Path) -> Iterator[str]:
         _stop(upstream)
 
 
-def _serve(script: str, upstream_url: str, logs: Path) -> tuple[subprocess.Popen[str], Run]:
+def _serve(
+    script: str, upstream_url: str, log: Path, **bounds: Any
+) -> tuple[subprocess.Popen[str], Run]:
     token = secrets.token_urlsafe(24)
     env = {**_env(), "MEMSCOPE_TOKEN": token, "SSE_PROXY_UPSTREAM": upstream_url}
-    env.update({f"SSE_PROXY_{k.upper()}": str(v) for k, v in BOUNDS.items()})
-    proxy, base = _start([script, "--port", "0"], env, logs / f"{script}.log")
+    env.update({f"SSE_PROXY_{k.upper()}": str(v) for k, v in {**BOUNDS, **bounds}.items()})
+    proxy, base = _start([script, "--port", "0"], env, log)
     return proxy, Run(base, {"Authorization": f"Bearer {token}"})
 
 
 @pytest.fixture(scope="module")
 def run(upstream_url: str, logs: Path) -> Iterator[Run]:
     """The proxy up, the load driven once; the tests below read what it saw."""
-    proxy, result = _serve("app.py", upstream_url, logs)
+    proxy, result = _serve("app.py", upstream_url, logs / "app.log")
     try:
         asyncio.run(_drive(result))
         print(_summary(result))  # shown with pytest -s: the figures docs quote
         yield result
     finally:
         _stop(proxy)
-        log = (logs / "app.py.log").read_text()
+        log = (logs / "app.log").read_text()
         assert "Traceback" not in log, log[-4000:]
 
 
@@ -333,7 +335,7 @@ def test_every_stream_is_served_right(run: Run) -> None:
 def test_health_answers_quickly_throughout(run: Run) -> None:
     assert run.health_failures == []
     probes = sorted(run.health_seconds)
-    assert len(probes) >= 40  # one every 0.1 s plus its own time, over 16 s
+    assert len(probes) >= 30  # one every 0.1 s plus its own time, over 13 s
     median, p95, slowest = probes[len(probes) // 2], probes[len(probes) * 95 // 100], probes[-1]
     # generous for a loaded 2-core machine; a loop blocked by a big buffer stalls for seconds
     assert median < 0.5, f"median /healthz {median:.3f} s"
@@ -424,11 +426,12 @@ def test_metrics_parse_and_show_the_bounded_structures(run: Run) -> None:
     assert evictions >= models["evictions"] > 0
 
 
-NAIVE_PROFILES = 120  # profiles streamed once each through the naive proxy
+NAIVE_PROFILES = 64  # profiles streamed once each through the naive proxy
+NAIVE_MODEL_BYTES = MIB  # 64 of them pass the RSS budget however the allocator places them
 
 
 async def _drive_naive(run: Run) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+    limits = httpx.Limits(max_connections=40, max_keepalive_connections=32)
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
         rss_start = (await _debug(run, client, "status"))["process"]["rss_bytes"]
         crlf = []
@@ -442,7 +445,7 @@ async def _drive_naive(run: Run) -> dict[str, Any]:
                 async for _ in r.aiter_raw():
                     pass
 
-        slots = asyncio.Semaphore(8)
+        slots = asyncio.Semaphore(24)
 
         async def one(i: int) -> None:
             async with slots:
@@ -451,7 +454,7 @@ async def _drive_naive(run: Run) -> dict[str, Any]:
 
         await asyncio.gather(*(one(i) for i in range(NAIVE_PROFILES)))
         holders = [asyncio.create_task(hold(i)) for i in range(2)]
-        await asyncio.sleep(2.0)  # the huge events pile up meanwhile
+        await asyncio.sleep(1.0)  # the huge events pile up meanwhile
         status = await _debug(run, client, "status")
         rows = _rows(await _debug(run, client, "caches"))
         for task in holders:
@@ -462,7 +465,7 @@ async def _drive_naive(run: Run) -> dict[str, Any]:
 
 def test_the_naive_service_fails_the_same_checks(upstream_url: str, logs: Path) -> None:
     """naive.py, the same service without the guard: the bounds above are really tested."""
-    proxy, run = _serve("naive.py", upstream_url, logs)
+    proxy, run = _serve("naive.py", upstream_url, logs / "naive.log", model_bytes=NAIVE_MODEL_BYTES)
     try:
         seen = asyncio.run(_drive_naive(run))
     finally:
@@ -478,3 +481,76 @@ def test_the_naive_service_fails_the_same_checks(upstream_url: str, logs: Path) 
         f"RSS +{growth / MIB:.1f} MiB"
     )
     assert growth > RSS_GROWTH_BUDGET
+
+
+GUARD_SOFT_LIMIT = 200 * MIB  # the proxy starts at about 75 MiB of RSS
+GUARD_MODEL_BYTES = 2 * MIB
+GUARD_EXTRA = 12  # profiles streamed past the ones that fill RSS up to the soft limit
+
+
+async def _fill_and_wait(run: Run) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=24, max_keepalive_connections=16)
+    async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
+        slots = asyncio.Semaphore(12)
+        start = (await _debug(run, client, "status"))["process"]["rss_bytes"]
+        # enough profiles to cross the limit, and few enough past it that, once the guard
+        # has emptied the cache, the streams still coming cannot fill it up to it again
+        profiles = max(0, GUARD_SOFT_LIMIT - start) // GUARD_MODEL_BYTES + GUARD_EXTRA
+        peak = 0
+
+        async def one(i: int) -> None:
+            nonlocal peak
+            async with slots:
+                response = await client.get(f"{run.base}/chat/big-{i}")
+                assert response.status_code == 200, response.text
+                if i % 8 == 0:
+                    status = await _debug(run, client, "status")
+                    peak = max(peak, status["process"]["rss_bytes"])
+
+        await asyncio.gather(*(one(i) for i in range(profiles)))
+        deadline = time.monotonic() + 30.0
+        while True:  # the guard checks every 0.5 s: wait for its round to end
+            rows = _rows(await _debug(run, client, "caches"))
+            status = await _debug(run, client, "status")
+            guard = rows["memory_guard.sse_proxy"][0]["stats"]
+            rss = status["process"]["rss_bytes"]
+            if (guard["action_rounds_total"] and rss < GUARD_SOFT_LIMIT) or (
+                time.monotonic() > deadline
+            ):
+                break
+            await asyncio.sleep(0.25)
+    models = rows["sse_proxy.models"][0]
+    return {"profiles": profiles, "peak": peak, "rss": rss, "guard": guard, "models": models}
+
+
+def test_the_guard_gives_memory_back_past_its_soft_limit(upstream_url: str, logs: Path) -> None:
+    """RSS that would never fall: past the soft limit the guard clears the models and trims."""
+    log = logs / "guard.log"
+    proxy, run = _serve(
+        "app.py",
+        upstream_url,
+        log,
+        model_cache_size=400,  # a cache bounded far above the memory limit
+        model_bytes=GUARD_MODEL_BYTES,
+        soft_limit=f"{GUARD_SOFT_LIMIT // MIB}MiB",
+        hard_limit="600MiB",
+    )
+    try:
+        seen = asyncio.run(_fill_and_wait(run))
+    finally:
+        _stop(proxy)
+    guard, models = seen["guard"], seen["models"]
+    text = log.read_text()
+    assert "Traceback" not in text, text[-4000:]
+    print(
+        f"guard: RSS peak seen {seen['peak'] / MIB:.1f} MiB, after {seen['rss'] / MIB:.1f} MiB "
+        f"(soft limit {GUARD_SOFT_LIMIT / MIB:.0f} MiB); {guard['action_rounds_total']} round(s), "
+        f"{guard['actions_total']} action(s); {models['len']} of {seen['profiles']} models kept"
+    )
+    assert guard["action_rounds_total"] >= 1 and guard["action_errors_total"] == 0
+    # the first release_memory could not help (the models are live); dropping them did
+    assert guard["actions_total"] >= 2
+    assert "action Proxy.drop_models" in text and "dropped " in text
+    assert models["len"] < seen["profiles"]  # emptied once, refilled by later streams at most
+    # RSS fell well under the limit, not just under it: the trim after the drop gave it back
+    assert seen["rss"] < GUARD_SOFT_LIMIT * 0.85

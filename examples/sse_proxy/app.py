@@ -19,7 +19,7 @@ nothing watching RSS) grows until it is killed; here:
 - models live in a ``BoundedCache`` (``maxsize``, ``ttl``, ``max_bytes``, single flight);
 - the audit call after each stream runs in a ``TaskTracker`` with a ``limit``: when the
   sink is slow, audits are dropped and counted instead of piling up;
-- a ``MemoryGuard`` releases memory and clears the caches past a soft limit, and sheds
+- a ``MemoryGuard`` releases memory, then drops the models, past a soft limit, and sheds
   new streams past the hard limit until memory is back under it;
 - ``/_debug/memory`` is memscope's debug app (bearer token) and ``/metrics`` serves
   memscope's Prometheus metrics.
@@ -45,7 +45,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.concurrency import run_in_threadpool
 
 import memscope
-from memscope.guard import BoundedCache, MemoryGuard, SSEBuffer, TaskLimitError, TaskTracker
+from memscope.guard import (
+    BoundedCache,
+    MemoryGuard,
+    SSEBuffer,
+    TaskLimitError,
+    TaskTracker,
+    release_memory_async,
+)
 from memscope.web import debug_app
 
 log = logging.getLogger("sse_proxy")
@@ -289,7 +296,18 @@ class Proxy:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    # -- MemoryGuard callbacks -----------------------------------------------------------
+    # -- MemoryGuard action and callbacks ------------------------------------------------
+
+    async def drop_models(self) -> str:
+        """MemoryGuard action: empty the model cache, then give the freed memory to the OS.
+
+        Emptying alone would leave the models' memory with malloc, so RSS would barely
+        move; the trim after it is what brings RSS down.
+        """
+        dropped = len(self.models)
+        self.models.clear()
+        report = await release_memory_async()
+        return f"dropped {dropped} models; {report.explanation}"
 
     def on_hard_limit(self, reading: object) -> None:
         """Past the hard limit: refuse new streams until memory is back under it."""
@@ -311,7 +329,8 @@ def create_app(settings: Settings | None = None, token: str | None = None) -> Fa
         soft_limit=settings.soft_limit,
         hard_limit=settings.hard_limit,
         interval=settings.guard_interval,
-        actions=["release_memory", "clear_caches"],
+        # give back what is free first; if still over, drop the models and give that back
+        actions=["release_memory", proxy.drop_models],
         on_hard_limit=proxy.on_hard_limit,
         on_recovered=proxy.on_recovered,
         name="sse_proxy",
@@ -368,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
+    sock.listen(128)  # clients that connect before uvicorn is up wait in the backlog
     host, port = sock.getsockname()[:2]
     print(f"listening on http://{host}:{port}", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False)
