@@ -157,6 +157,8 @@ def test_steady_growth_from_a_background_thread(
     assert box.name.startswith("list of")
     tracked = rows[("tracked", "t_leak_registry")]
     assert tracked.growth > 0
+    assert tracked.where  # the closure cell of the thread's function holds it
+    assert report.to_dict()["growing"][0]["growth"] == report.growing[0].growth
     assert "leaky_service" in str(report)
     memscope.untrack(registry)
 

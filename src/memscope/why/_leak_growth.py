@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import re
 from collections import Counter
-from itertools import compress
+from itertools import compress, zip_longest
 from typing import Any
 
 from .._base import tracking
@@ -88,8 +88,10 @@ class GrowthWatch:
         try:
             if len(self.times) < 2:
                 return []
-            rows = self._types(limit) + self._containers(limit) + self._tracked(limit)
-            return rows
+            kinds = [self._types(limit), self._containers(limit), self._tracked(limit)]
+            # at most ``limit`` in all, taken from each kind in turn, each largest first
+            rows = [row for group in zip_longest(*kinds) for row in group if row is not None]
+            return rows[:limit]
         finally:
             self.release()
 

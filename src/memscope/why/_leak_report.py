@@ -59,7 +59,7 @@ class LeakReport:
 
     cycles: list[CycleGroup] = field(default_factory=list)  # largest first, at most ``limit``
     garbage: list[GarbageGroup] = field(default_factory=list)
-    growing: list[Growth] = field(default_factory=list)
+    growing: list[Growth] = field(default_factory=list)  # at most ``limit``, kinds in turn
     cycle_objects: int = 0  # every object the check's collections freed (all types)
     cycle_bytes: int = 0  # their sizes, plus the strings and numbers only they held
     auto_collected: int = 0  # objects other collections freed meanwhile (types unseen)
@@ -81,7 +81,9 @@ class LeakReport:
         out: dict[str, Any] = {
             "cycles": [asdict(c) for c in self.cycles],
             "garbage": [asdict(g) for g in self.garbage],
-            "growing": [{**asdict(g), "counts": list(g.counts)} for g in self.growing],
+            "growing": [
+                {**asdict(g), "counts": list(g.counts), "growth": g.growth} for g in self.growing
+            ],
         }
         for name in (
             "cycle_objects",
