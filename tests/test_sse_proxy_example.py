@@ -550,7 +550,7 @@ def test_the_guard_gives_memory_back_past_its_soft_limit(upstream_url: str, logs
     assert guard["action_rounds_total"] >= 1 and guard["action_errors_total"] == 0
     # the first release_memory could not help (the models are live); dropping them did
     assert guard["actions_total"] >= 2
-    assert "action Proxy.drop_models" in text and "dropped " in text
+    assert "action Proxy.drop_models" in text and "memory pressure: dropped " in text
     assert models["len"] < seen["profiles"]  # emptied once, refilled by later streams at most
     # RSS fell well under the limit, not just under it: the trim after the drop gave it back
     assert seen["rss"] < GUARD_SOFT_LIMIT * 0.85

@@ -298,7 +298,7 @@ class Proxy:
 
     # -- MemoryGuard action and callbacks ------------------------------------------------
 
-    async def drop_models(self) -> str:
+    async def drop_models(self) -> None:
         """MemoryGuard action: empty the model cache, then give the freed memory to the OS.
 
         Emptying alone would leave the models' memory with malloc, so RSS would barely
@@ -307,7 +307,9 @@ class Proxy:
         dropped = len(self.models)
         self.models.clear()
         report = await release_memory_async()
-        return f"dropped {dropped} models; {report.explanation}"
+        log.warning(
+            "sse_proxy: memory pressure: dropped %d models; %s", dropped, report.explanation
+        )
 
     def on_hard_limit(self, reading: object) -> None:
         """Past the hard limit: refuse new streams until memory is back under it."""
