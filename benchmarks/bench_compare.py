@@ -117,6 +117,23 @@ def main(argv: list[str] | None = None) -> int:
         f"a deep snapshot took {snap_seconds:.2f} s"
     )
 
+    # the walk up to named roots that a deep snapshot makes for its containers (1 s budget)
+    from memscope._base.collector import HeapRequest
+    from memscope.collectors._heap import scan_heap
+    from memscope.collectors._holders import holder_paths
+
+    scan = scan_heap(HeapRequest(containers=20, where=False))
+    targets = [obj for _, _, obj in scan.containers]
+    scan.release()
+    started = time.perf_counter()
+    named = holder_paths(targets)
+    t_paths = time.perf_counter() - started
+    print(
+        f"holder paths of the {len(targets)} longest containers: {t_paths:.2f} s "
+        f"({len(named)} reached a named root; budget 1 s)"
+    )
+    del targets, named
+
     t_compare = best(lambda: memscope.compare(a, b), args.rounds)
     t_story = best(lambda: str(memscope.compare(a, b)), args.rounds)
     da, db = a.to_dict(), b.to_dict()
@@ -161,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 "compare_and_str_seconds": t_story,
                 "naive_seconds": t_naive,
                 "objgraph_growth_seconds": t_objgraph,
+                "holder_paths_seconds": t_paths,
                 "budget_seconds": BUDGET_SECONDS,
                 "first_lines": story[:6],
             },
