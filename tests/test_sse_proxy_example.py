@@ -117,6 +117,7 @@ class Run:
     rss_after_warmup: int = 0
     final_caches: dict[str, Any] = field(default_factory=dict)
     final_status: dict[str, Any] = field(default_factory=dict)
+    bad_mode: tuple[int, str] = (0, "")
     metrics_status: int = 0
     metrics_text: str = ""
 
@@ -242,6 +243,8 @@ async def _drive(run: Run) -> None:
                 break
             await asyncio.sleep(0.1)
         run.final_status = await _debug(run, client, "status")
+        bad = await client.get(f"{run.base}/chat/someone", params={"mode": "bogus"})
+        run.bad_mode = (bad.status_code, bad.json().get("error", ""))
         metrics = await client.get(f"{run.base}/metrics")
         run.metrics_status, run.metrics_text = metrics.status_code, metrics.text
 
@@ -323,6 +326,7 @@ def run(upstream_url: str, logs: Path) -> Iterator[Run]:
 
 def test_every_stream_is_served_right(run: Run) -> None:
     assert run.failures == []
+    assert run.bad_mode[0] == 422 and "mode must be one of" in run.bad_mode[1]
     # every kind of stream went through, many times
     assert run.streams["normal"] >= 20 and run.streams["crlf"] >= 10, run.streams
     assert run.streams["huge"] >= 2 and run.streams["noblank"] >= 2, run.streams

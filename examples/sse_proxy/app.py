@@ -57,6 +57,8 @@ from memscope.web import debug_app
 
 log = logging.getLogger("sse_proxy")
 
+MODES = ("normal", "crlf", "noblank", "huge", "stall")  # what the fake upstream can do
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -84,7 +86,12 @@ class Settings:
             raw = env.get(f"SSE_PROXY_{f.name.upper()}")
             if raw is not None:
                 kind = type(getattr(cls, f.name))
-                values[f.name] = kind(raw)
+                try:
+                    values[f.name] = kind(raw)
+                except ValueError:
+                    raise ValueError(
+                        f"SSE_PROXY_{f.name.upper()} must be {kind.__name__}, got {raw!r}"
+                    ) from None
         return cls(**values)
 
     @property
@@ -272,6 +279,9 @@ class Proxy:
 
     async def chat(self, profile: str, mode: str) -> Response:
         """GET /chat/{profile}: the proxied stream, or 503 when the service is full."""
+        if mode not in MODES:
+            accepted = ", ".join(MODES)
+            return JSONResponse({"error": f"mode must be one of {accepted}, got {mode!r}"}, 422)
         if self.shedding or self.slots.locked():
             self.stats.refused_total += 1
             why = "memory is over the hard limit" if self.shedding else "too many streams"
@@ -362,7 +372,7 @@ def create_app(settings: Settings | None = None, token: str | None = None) -> Fa
 
     @app.get("/chat/{profile}")
     async def chat(profile: str, mode: str = "normal") -> Response:
-        return await proxy.chat(profile[:100], mode)
+        return await proxy.chat(profile[:100], mode[:20])
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
