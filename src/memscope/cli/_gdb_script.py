@@ -133,7 +133,10 @@ def main(gdb: Any) -> None:
         say("INJECTED", f"ensure {status}")
     else:
         # the agent frees the string once the bootstrap has run
-        with open(os.path.join(plan["directory"], "buffer"), "w") as fh:
+        # O_EXCL | O_NOFOLLOW: gdb may run as root in a directory the target's user owns
+        path = os.path.join(plan["directory"], "buffer")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        with os.fdopen(os.open(path, flags, 0o600), "w") as fh:
             fh.write(hex(address))
         status = int(
             gdb.parse_and_eval(

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ AGENT = HERE / "_agent.py"
 GDB_SCRIPT = HERE / "_gdb_script.py"
 BUSY_RETRIES = 5  # the gdb pass finds no safe thread (all in malloc, say): try again
 POLL_SECONDS = 0.05
+ANSWER_BYTES = 256 << 20  # an answer larger than this is refused (snapshots are bounded)
 GDB_SECONDS = 30.0  # gdb's own allowance (starting it and reading symbols takes a second)
 
 
@@ -160,9 +161,17 @@ def _run_gdb(pid: int, directory: str, timeout: float) -> dict[str, str]:
         "bootstrap": bootstrap(directory),
         "version_prefix": f"{sys.version_info.major}.{sys.version_info.minor}.",
     }
-    plan_path = os.path.join(directory, "gdb-plan.json")
-    with open(plan_path, "w") as fh:
-        json.dump(plan, fh)
+    # the plan stays out of the shared directory: when root attaches to another user's
+    # process, that user owns the directory and could swap files in it
+    with tempfile.TemporaryDirectory(prefix="memscope-gdb-") as own:
+        plan_path = os.path.join(own, "plan.json")
+        with open(plan_path, "w") as fh:
+            json.dump(plan, fh)
+        return _gdb_pass(gdb, pid, plan_path, timeout)
+
+
+def _gdb_pass(gdb: str, pid: int, plan_path: str, timeout: float) -> dict[str, str]:
+    """One gdb run over the plan; the MEMSCOPE lines it printed, by word."""
     cmd = [gdb, "-nx", "-batch", "-p", str(pid), "-x", str(GDB_SCRIPT)]
     env = {**os.environ, "MEMSCOPE_GDB_PLAN": plan_path}
     proc = subprocess.Popen(
@@ -256,6 +265,25 @@ def _inject_remote_exec(pid: int, directory: str) -> str:
     return "remote_exec"
 
 
+def _read_answer(path: str, pid: int) -> dict[str, Any]:
+    """The agent's answer: not through a symlink, bounded, JSON (the target wrote it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(ANSWER_BYTES + 1)
+    except OSError as exc:
+        raise CLIError(f"PID {pid}: cannot read the answer: {exc.strerror or exc}", GONE) from exc
+    if len(data) > ANSWER_BYTES:
+        raise CLIError(f"PID {pid}: the answer is over {ANSWER_BYTES >> 20} MiB", GONE)
+    try:
+        answer = json.loads(data)
+    except ValueError as exc:
+        raise CLIError(f"PID {pid}: the answer is not JSON: {exc}", GONE) from exc
+    if not isinstance(answer, dict):
+        raise CLIError(f"PID {pid}: the answer is not a JSON object", GONE)
+    return answer
+
+
 def agent(
     pid: int,
     mode: str,
@@ -263,7 +291,7 @@ def agent(
     timeout: float,
     deep: bool = False,
     label: str = "attach",
-    on_started: Any = None,
+    on_started: Callable[[str], object] | None = None,
 ) -> dict[str, Any]:
     """Run the agent in ``pid`` and return its answer (``{"ok": True, ...}``).
 
@@ -309,8 +337,7 @@ def agent(
                 )
                 raise CLIError(f"PID {pid}: no answer within {timeout:g} s: {state}", GONE)
             time.sleep(POLL_SECONDS)
-        with open(result, "rb") as fh:
-            answer: dict[str, Any] = json.loads(fh.read())
+        answer = _read_answer(result, pid)
     answer["injected"] = how
     if not answer.get("ok"):
         raise CLIError(f"PID {pid}: {answer.get('error', 'the agent failed')}", GONE)
