@@ -166,8 +166,42 @@ def test_arena_figures_match_the_full_parser() -> None:
     if text is None:
         pytest.skip("pymalloc is not the object allocator here")
     parsed = parse_pymalloc_stats(text)
-    assert arena_figures(text) == (parsed["arenas"], parsed["arena_size_bytes"])
+    figures = arena_figures(text)
+    assert figures is not None
+    assert figures == (
+        parsed["arenas"],
+        parsed["arena_size_bytes"],
+        parsed["used_bytes"],
+        parsed["free_bytes"],
+    )
     assert arena_figures("nothing here") is None
+
+
+PINNED_TEXT = """\
+# arenas allocated current           =                   40
+40 arenas * 1048576 bytes/arena            =           41,943,040
+
+# bytes in allocated blocks          =            2,000,000
+# bytes in available blocks          =           30,000,000
+500 unused pools * 16384 bytes       =            8,192,000
+"""
+
+
+def test_pinned_arenas_are_named_with_what_helps(tmp_path: Path) -> None:
+    status = STATUS.replace("2000 kB", "50000 kB").replace("3000 kB", "51000 kB")
+    data = AccountingCollector(
+        status_path=_fake_status(tmp_path, status),
+        mallinfo=lambda: None,
+        pymalloc_text=lambda: PINNED_TEXT,
+    ).collect()
+    assert (data["python_arena_used_bytes"], data["python_arena_free_bytes"]) == (
+        2_000_000,
+        38_192_000,
+    )
+    lines = AccountingSection(data).summary_lines()
+    assert "pymalloc arenas hold 1.9 MiB of live small objects and 36.4 MiB free" in lines
+    assert lines[-1].startswith("pymalloc arenas are pinned: 40 arenas hold 40.0 MiB")
+    assert "PYTHONMALLOC=malloc" in lines[-1]
 
 
 def _parts(collector: AccountingCollector) -> dict[str, int]:
@@ -227,7 +261,14 @@ def test_many_small_objects_move_the_arenas() -> None:
     during = _parts(collector)
     assert during["python_arenas_bytes"] - before["python_arenas_bytes"] > 16 * MiB
     assert during["anon_bytes"] - before["anon_bytes"] > 16 * MiB
+    assert during["python_arena_used_bytes"] - before["python_arena_used_bytes"] > 16 * MiB
+    survivors = small[::100]  # one in a hundred kept: the arenas stay, mostly free
     del small
+    after = _parts(collector)
+    assert during["python_arena_used_bytes"] - after["python_arena_used_bytes"] > 12 * MiB
+    assert after["python_arena_free_bytes"] - during["python_arena_free_bytes"] > 12 * MiB
+    assert after["python_arenas_bytes"] > during["python_arenas_bytes"] - 4 * MiB
+    del survivors
 
 
 @linux_only

@@ -92,6 +92,10 @@ def test_rss_parts_add_up_to_the_kernel_figure() -> None:
     anon = {dict(k)["part"]: v for k, v in values(families["memscope_anon_part_bytes"]).items()}
     assert {"python_arenas", "unexplained"} <= set(anon)
     assert families["memscope_pymalloc_arenas"].samples[0].value >= 1
+    used = families["memscope_pymalloc_used_bytes"].samples[0].value
+    free = families["memscope_pymalloc_free_bytes"].samples[0].value
+    arenas = families["memscope_pymalloc_arenas"].samples[0].value * (1 << 20)
+    assert 0 < used < arenas and 0 <= free < arenas
 
 
 def test_a_big_block_shows_in_the_anonymous_parts() -> None:

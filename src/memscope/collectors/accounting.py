@@ -19,15 +19,21 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from .._base.collector import CollectorUnavailable, snapshot_depth
-from .._base.libc import mallinfo2, pymalloc_stats_text
+from .._base.libc import mallinfo2, pinned_arenas_advice, pymalloc_stats_text
 from .._base.section import Section
 from .._base.units import format_bytes
 from .._base.validate import check_number, check_str
 
-__all__ = ["ARENA_WALK_BUDGET_SECONDS", "AccountingCollector", "AccountingSection"]
+__all__ = [
+    "ARENA_WALK_BUDGET_SECONDS",
+    "AccountingCollector",
+    "AccountingSection",
+    "ArenaFigures",
+    "arena_figures",
+]
 
 # a walk of pymalloc's arenas longer than this is reused by cheap snapshots for a while
 ARENA_WALK_BUDGET_SECONDS = 100e-6
@@ -102,25 +108,51 @@ def read_status(path: str = "/proc/self/status") -> dict[str, int]:
     return out
 
 
-def arena_figures(text: str) -> tuple[int, int] | None:
-    """(arenas, bytes per arena) from pymalloc's statistics text, or None if absent.
+class ArenaFigures(NamedTuple):
+    """What the accounting reads of pymalloc's statistics."""
 
-    A targeted read of two lines (a few microseconds); ``parse_pymalloc_stats`` reads all.
-    """
-    at = text.find("# arenas allocated current")
+    arenas: int
+    arena_size_bytes: int
+    used_bytes: int | None  # in allocated blocks: live small objects
+    free_bytes: int | None  # in available blocks and unused pools
+
+
+def _value_after(text: str, label: str, start: int = 0) -> int | None:
+    at = text.find(label, start)
     if at < 0:
         return None
-    line = text[at : text.find("\n", at) if "\n" in text[at:] else len(text)]
-    arenas = int(line.rpartition("=")[2].strip().replace(",", ""))
+    end = text.find("\n", at)
+    raw = text[at : end if end >= 0 else len(text)].rpartition("=")[2].strip()
+    try:
+        return int(raw.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def arena_figures(text: str) -> ArenaFigures | None:
+    """Arenas, their size, used and free bytes from pymalloc's statistics, or None if absent.
+
+    A targeted read of five lines (a few microseconds); ``parse_pymalloc_stats`` reads all.
+    """
+    # the lines come in this order, after the per-size-class table: each search starts
+    # where the last one matched
+    start = text.find("# arenas allocated current")
+    arenas = _value_after(text, "# arenas allocated current", max(start, 0))
+    if arenas is None:
+        return None
     size = 0
-    mark = text.find(" bytes/arena")
+    mark = text.find(" bytes/arena", start)
     if mark >= 0:
         start = text.rfind("*", 0, mark)
         if start >= 0:
             size = int(text[start + 1 : mark].strip())
     if size <= 0:
         size = 1 << 20 if sys.version_info >= (3, 10) else 256 << 10
-    return arenas, size
+    used = _value_after(text, "# bytes in allocated blocks", start)
+    available = _value_after(text, "# bytes in available blocks", start)
+    pools = _value_after(text, " unused pools *", start)
+    free = None if available is None and pools is None else (available or 0) + (pools or 0)
+    return ArenaFigures(arenas, size, used, free)
 
 
 def _percent(part: object, whole: object) -> str:
@@ -172,6 +204,12 @@ class AccountingSection(Section):
         ]
         if anon:
             lines.append("anonymous = " + ", ".join(anon))
+        used, free = self.get("python_arena_used_bytes"), self.get("python_arena_free_bytes")
+        if isinstance(used, int) and isinstance(free, int):
+            lines.append(
+                f"pymalloc arenas hold {format_bytes(used)} of live small objects and "
+                f"{format_bytes(free)} free"
+            )
         for note in ("malloc_note", "pymalloc_note", "note"):
             if self.get(note):
                 lines.append(str(self[note]))
@@ -182,7 +220,24 @@ class AccountingSection(Section):
                 f"most of RSS is {_WORDS[main]} ({format_bytes(self[main])}{share}): "
                 f"{_ADVICE[main]}"
             )
+        pinned = self._pinned()
+        if pinned is not None:
+            lines.append(pinned)
         return lines[: max(top, 1)]
+
+    def _pinned(self) -> str | None:
+        arena_bytes, used = self.get("python_arenas_bytes"), self.get("python_arena_used_bytes")
+        if not isinstance(arena_bytes, int) or not isinstance(used, int) or arena_bytes <= 0:
+            return None
+        # the allocator section's rule and words, on this section's figures
+        return pinned_arenas_advice(
+            {
+                "pymalloc_arenas": self.get("python_arenas"),
+                "pymalloc_arena_bytes": arena_bytes,
+                "pymalloc_used_bytes": used,
+                "pymalloc_utilisation": used / arena_bytes,
+            }
+        )
 
 
 class AccountingCollector:
@@ -211,9 +266,9 @@ class AccountingCollector:
         self._mallinfo = mallinfo
         self._pymalloc_text = pymalloc_text
         self._clock = clock
-        # (pid, when read, arenas, arena size, walk seconds) of the last arena walk; one
+        # (pid, when read, figures, walk seconds) of the last arena walk; one
         # tuple swapped whole, so threads need no lock (and a fork leaves none held)
-        self._arenas: tuple[int, float, int, int, float] | None = None
+        self._arenas: tuple[int, float, ArenaFigures, float] | None = None
 
     def available(self) -> str | None:
         """Why RSS cannot be split here, or None."""
@@ -285,7 +340,7 @@ class AccountingCollector:
             last is None
             or last[0] != pid
             or snapshot_depth.get() == "deep"
-            or last[4] <= ARENA_WALK_BUDGET_SECONDS
+            or last[3] <= ARENA_WALK_BUDGET_SECONDS
             or now - last[1] >= self.arenas_max_age
         )
         if fresh:
@@ -302,13 +357,16 @@ class AccountingCollector:
                     "pymalloc is not the object allocator (PYTHONMALLOC=malloc or a debug "
                     "allocator): small objects are in malloc's figures"
                 )
-            last = (pid, now, figures[0], figures[1], walk)
+            last = (pid, now, figures, walk)
             self._arenas = last
         assert last is not None
+        figures = last[2]
         return {
-            "python_arenas": last[2],
-            "python_arena_size_bytes": last[3],
-            "python_arenas_bytes": last[2] * last[3],
+            "python_arenas": figures.arenas,
+            "python_arena_size_bytes": figures.arena_size_bytes,
+            "python_arenas_bytes": figures.arenas * figures.arena_size_bytes,
+            "python_arena_used_bytes": figures.used_bytes,
+            "python_arena_free_bytes": figures.free_bytes,
             "python_arenas_age_seconds": round(max(now - last[1], 0.0), 3),
             "pymalloc_note": None,
         }
@@ -319,6 +377,8 @@ class AccountingCollector:
             "python_arenas": None,
             "python_arena_size_bytes": None,
             "python_arenas_bytes": None,
+            "python_arena_used_bytes": None,
+            "python_arena_free_bytes": None,
             "python_arenas_age_seconds": None,
             "pymalloc_note": note,
         }

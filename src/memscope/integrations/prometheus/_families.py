@@ -38,6 +38,12 @@ FAMILIES: dict[str, Family] = {
         "gauge", "Free bytes at the top of malloc's heap that malloc_trim can return."
     ),
     "memscope_pymalloc_arenas": Family("gauge", "pymalloc arenas allocated now."),
+    "memscope_pymalloc_used_bytes": Family(
+        "gauge", "Bytes of live small objects in pymalloc's arenas."
+    ),
+    "memscope_pymalloc_free_bytes": Family(
+        "gauge", "Free bytes in pymalloc's arenas (a high share: arenas pinned by survivors)."
+    ),
     "memscope_gc_pause_seconds": Family(
         "histogram",
         "GC pause times by generation, since memscope's callback was installed.",

@@ -168,6 +168,8 @@ class Readings:
         for family, key in (
             ("memscope_malloc_mmap_bytes", "malloc_mmap_bytes"),
             ("memscope_pymalloc_arenas", "python_arenas"),
+            ("memscope_pymalloc_used_bytes", "python_arena_used_bytes"),
+            ("memscope_pymalloc_free_bytes", "python_arena_free_bytes"),
         ):
             value = _number(data.get(key))
             if value is not None:
