@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -63,9 +63,9 @@ BUSY = TARGET.replace(
 class Target:
     """A running target and a way to ask it something."""
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, prefix: Sequence[str] = ()) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", code],
+            [*prefix, sys.executable, "-I", "-S", "-c", code],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -310,3 +310,19 @@ def test_another_python_version_is_refused(run: Run) -> None:
         for stream in (other.stdin, other.stdout):
             if stream is not None:
                 stream.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root")
+def test_root_attaches_to_another_users_process(run: Run) -> None:
+    other = Target(TARGET, prefix=NOBODY)  # runs as nobody; the answer is written as nobody
+    try:
+        assert os.stat(f"/proc/{other.pid}").st_uid == 65534
+        out = run("attach", str(other.pid), "--deep", "--json", timeout=240)
+        assert out.returncode == 0, out.stderr
+        rows = {
+            r["type"]: r["count"] for r in json.loads(out.stdout)["sections"]["census"]["by_type"]
+        }
+        assert rows["__main__.PlantedLeak"] == 20000
+        assert other.leftovers() == CLEAN
+    finally:
+        other.close()
