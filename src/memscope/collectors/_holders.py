@@ -15,10 +15,19 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator
-from types import FrameType, FunctionType, MethodType, ModuleType
+from types import (
+    AsyncGeneratorType,
+    CoroutineType,
+    FrameType,
+    FunctionType,
+    GeneratorType,
+    MethodType,
+    ModuleType,
+)
 from typing import Any
 
 from .._base.units import type_name
+from ._frames import fast_locals
 from ._safe import base_iter, base_len, base_of, instance_dict, is_a, slot_value
 
 
@@ -243,6 +252,13 @@ def summarize_container(obj: object, sample: int = 3) -> str:
 
 # --- holder paths: from an object up to a named root, by the shared referrer walk ---------
 
+# a coroutine's (or generator's) frame attribute
+_GENERATORS = {
+    CoroutineType: "cr_frame",
+    GeneratorType: "gi_frame",
+    AsyncGeneratorType: "ag_frame",
+}
+
 # how long the holder walk of one heap scan may take, and how far up it climbs
 PATH_BUDGET_SECONDS = 1.0
 PATH_MAX_DEPTH = 12
@@ -281,6 +297,15 @@ def _named(obj: object, modules: dict[int, str], kinds: dict[type, str]) -> str 
     if kind == "bounded_cache":
         present, name = slot_value(obj, "_name")
         return f"BoundedCache {safe_repr(name, 60)}" if present and type(name) is str else None
+    if kind == "task":
+        # the exact C task type: its methods are C code, no user code runs
+        task: Any = obj
+        if task.done():
+            return None  # a finished task is not run by its loop: what holds it is the answer
+        coro = task.get_coro()
+        what = getattr(coro, "__qualname__", None) if type(coro) in _GENERATORS else None
+        text = f"pending task {safe_repr(task.get_name(), 40)}"
+        return text + (f" running {what}()" if type(what) is str else "")
     return None
 
 
@@ -294,6 +319,9 @@ def _kind_of(tp: type) -> str:
         return "lru_cache"
     if name == "memscope.guard.cache.BoundedCache":
         return "bounded_cache"
+    asyncio = sys.modules.get("_asyncio")
+    if asyncio is not None and tp is getattr(asyncio, "Task", None):
+        return "task"
     logging = sys.modules.get("logging")
     logger = getattr(logging, "Logger", None) if logging is not None else None
     if type(logger) is type and issubclass(tp, logger):
@@ -424,6 +452,12 @@ def _steps(path: list[object], modules: dict[int, str]) -> list[tuple[str, objec
             frame: Any = holder
             name = next((k for k, v in frame.f_locals.items() if v is child), "?")
             steps.append(("local", holder, name))
+        elif type(holder) in _GENERATORS:
+            frame = getattr(holder, _GENERATORS[type(holder)], None)
+            local = "?"
+            if type(frame) is FrameType:
+                local = next((k for k, v in fast_locals(frame) if v is child), "?")
+            steps.append(("coroutine", holder, local))
         elif type_name(type(holder)) == "functools.partial":
             steps.append(("partial", holder, ""))
         else:
@@ -489,6 +523,13 @@ def _name_path(path: list[object], root: str, modules: dict[int, str]) -> dict[s
         elif kind == "local":
             text = f"local {key} of {root}"
             words.append(f"local {key} in {root[len('frame ') :]}")
+        elif kind == "coroutine":
+            c: Any = holder
+            if n == 0 or text == root:
+                text += f" local {key}"
+            else:
+                text += f" -> {c.__qualname__}() local {key}"
+            words.append(f"local {key} of {type(holder).__name__} {c.__qualname__}()")
         elif kind == "partial":
             text += " -> functools.partial"
             words.append("functools.partial")
