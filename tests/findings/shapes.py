@@ -17,6 +17,7 @@ import socket
 import ssl
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 
 import memscope
@@ -101,6 +102,18 @@ def registry(n: int, start: int) -> None:
         _registry["acme"]["exports"][i] = Report(i)
 
 
+_stop = threading.Event()
+_pollers: list[threading.Thread] = []
+
+
+def threads(n: int, start: int) -> None:
+    # a poller thread per "connection", never stopped: 1 in 15 rounds
+    for i in range(start, start + n // 15):
+        t = threading.Thread(target=_stop.wait, name=f"poller-{i}", daemon=True)
+        t.start()
+        _pollers.append(t)
+
+
 def native(n: int, start: int) -> None:
     for _ in range(n // 3):
         _contexts.append(ssl.create_default_context())
@@ -137,6 +150,7 @@ SHAPES: dict[str, Callable[[int, int], None]] = {
     "per_user": per_user,
     "registry": registry,
     "native": native,
+    "threads": threads,
 }
 
 
