@@ -173,3 +173,29 @@ def test_a_cell_variables_string_is_counted_once() -> None:
         sys.setswitchinterval(old)
     assert 2_000_000 <= with_cell - before < 2_100_000
     assert inner()
+
+
+def test_a_suspended_coroutines_local_is_named_by_its_task() -> None:
+    import asyncio
+
+    import memscope
+
+    async def read_stream() -> None:
+        buffer = "event-data;" * 150_000
+        await asyncio.sleep(30)
+        assert buffer
+
+    async def main() -> list[dict[str, object]]:
+        task = asyncio.create_task(read_stream(), name="sse-reader")
+        await asyncio.sleep(0.05)
+        try:
+            snap = memscope.snapshot(deep=True)
+        finally:
+            task.cancel()
+        rows: list[dict[str, object]] = snap["large_objects"]["objects"]
+        return [r for r in rows if r["type"] == "str" and int(r["size_bytes"]) >= 1_500_000]  # type: ignore[call-overload]
+
+    held = asyncio.run(main())
+    assert held, "the coroutine's string was not found"
+    where = str(held[0]["where"])
+    assert where.startswith("local `buffer` of ") and where.endswith("task 'sse-reader'"), where

@@ -165,12 +165,12 @@ def _own(frame: FrameType) -> bool:
     return isinstance(name, str) and (name == "memscope" or name.startswith("memscope."))
 
 
-def _where(frame: FrameType, name: str, thread: str) -> str:
+def _where(frame: FrameType, name: str, runner: str) -> str:
     module = frame.f_globals.get("__name__")
     module = module if isinstance(module, str) else "?"
     code = frame.f_code
     function = getattr(code, "co_qualname", code.co_name)
-    return f"local `{name}` of {module}.{function}, thread {thread!r}"
+    return f"local `{name}` of {module}.{function}, {runner}"
 
 
 def _threads_by_ident() -> dict[int, str]:
@@ -190,22 +190,61 @@ def _frames() -> Iterator[tuple[FrameType, str]]:
             depth += 1
 
 
-def running_locals() -> list[tuple[object, str, bool]]:
+# coroutines followed down one task's await chain
+MAX_AWAIT_DEPTH = 32
+_TASK_MODULES = ("_asyncio", "asyncio.tasks")
+
+
+def _suspended_frames() -> Iterator[tuple[FrameType, str]]:
+    """The frames of every pending asyncio task's coroutines, down its await chain."""
+    from .._base.aio import live_tasks
+
+    for task in live_tasks():
+        # only asyncio's own Task types: a subclass's methods would be user code
+        if type(task).__module__ not in _TASK_MODULES or task.done():
+            continue
+        label = f"task {task.get_name()!r}"
+        coro = task.get_coro()
+        for _ in range(MAX_AWAIT_DEPTH):
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if not isinstance(frame, FrameType):
+                break
+            yield frame, label
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+
+
+def running_locals(*, tasks: bool = False) -> list[tuple[object, str, bool]]:
     """(value, "local `x` of mod.fn, thread 'name'", direct) for every running frame's locals.
 
     ``direct`` is False for a cell or free variable: its cell is a gc-tracked object, so a
     heap walk already reaches the value through it and must not count it again. Frames of
     memscope's own code are left out (the walk's own variables are not the program's).
     Holds the values strongly: the caller drops the list when it is done.
+
+    ``tasks=True`` adds the locals of pending asyncio tasks' suspended coroutines, named
+    by task, never direct: the gc shows a suspended coroutine's locals, so the walk has
+    them already; what this adds is their name. (Reading ``cr_frame`` gives a suspended
+    coroutine a frame object, about a hundred bytes that live as long as it does.)
     """
-    if not needed() or not available():
+    if not available():
         return []
     out: list[tuple[object, str, bool]] = []
-    for frame, thread in _frames():
+    frames: Iterator[tuple[FrameType, str]] = _frames() if needed() else iter(())
+    for frame, thread in frames:
         code = frame.f_code
         cells = set(code.co_cellvars) | set(code.co_freevars)
         for name, value in fast_locals(frame):
-            out.append((value, _where(frame, name, thread), name not in cells))
+            out.append((value, _where(frame, name, f"thread {thread!r}"), name not in cells))
             if len(out) >= MAX_VALUES:
                 return out
+    if tasks:
+        try:
+            suspended = list(_suspended_frames())
+        except Exception:  # a task in an odd state: the names are optional
+            suspended = []
+        for frame, task in suspended:
+            for name, value in fast_locals(frame):
+                out.append((value, _where(frame, name, task), False))
+                if len(out) >= MAX_VALUES:
+                    return out
     return out

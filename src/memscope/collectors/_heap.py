@@ -473,7 +473,7 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
     frame_values: list[object] = []
     frame_hint: dict[int, str] = {}
     if complete or where:
-        for value, hint, plain in running_locals():
+        for value, hint, plain in running_locals(tasks=bool(where)):
             frame_hint.setdefault(id(value), hint)
             if plain:  # a cell variable's value is reached through its (tracked) cell
                 frame_values.append(value)
@@ -541,8 +541,7 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
             # held by a running frame: its local is the holder to name first
             local = frame_hint.get(id(target))
             if local is not None:
-                known = result.where.get(id(target))
-                result.where[id(target)] = f"{local}; {known}" if known else local
+                result.where[id(target)] = local
         del targets, rest, paths
     del frame_values
     result.seconds = time.perf_counter() - start
