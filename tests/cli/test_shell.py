@@ -22,6 +22,8 @@ snap("one", top=1)
 grown = [Planted() for _ in range(10000)]
 snap("two", top=1)
 diff(top=3)
+containers(2)
+leaks()
 undefined_name
 quit()
 print("not reached")
@@ -46,6 +48,8 @@ def test_shell_reads_commands_from_a_pipe(run: Run) -> None:
     assert "memscope snapshot 'one'" in text and "memscope snapshot 'two'" in text
     assert "memscope diff 'one' -> 'two'" in text
     assert "+10,000 __memscope_shell__.Planted objects" in text
+    assert any("list of 30,000 items" in line and "hoard" in line for line in lines)
+    assert "reference cycles" in text  # leaks()
     assert "NameError: name 'undefined_name' is not defined" in text
     assert "not reached" not in text
 

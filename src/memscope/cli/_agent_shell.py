@@ -94,7 +94,8 @@ def serve(directory: str, request: dict[str, Any]) -> dict[str, Any]:
         try:
             write(
                 f"memscope shell in pid {os.getpid()}: the program's globals, snap(), diff(), "
-                "top(), explain(), shelp(); quit() leaves (the program goes on)\n"
+                "top(), containers(), leaks(), explain(), shelp(); "
+                "quit() leaves (the program goes on)\n"
             )
             run_console(console, write)
         except OSError:

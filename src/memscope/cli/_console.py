@@ -17,13 +17,15 @@ from typing import IO, Any
 
 SNAPSHOTS_KEPT = 50  # snap() keeps the last 50; older ones drop off
 BANNER = (
-    "memscope shell: snap([label], deep=True), diff([i], [j]), top([n]), explain(obj_or_type), "
-    "snaps (the last {kept}), memscope; help: shelp()"
+    "memscope shell: snap([label], deep=True), diff([i], [j]), top([n]), containers([n]), "
+    "leaks(), explain(obj_or_type), snaps (the last {kept}), memscope; help: shelp()"
 )
 HELP = """\
 snap(label=None, deep=True)  take a snapshot, keep it in snaps (the last {kept}), print its report
 diff(i=-2, j=-1)             compare snaps[i] and snaps[j] (with one snapshot: it and now)
 top(n=10)                    the n largest types by size, from a deep census taken now
+containers(n=10)             the n longest containers now, and who holds them
+leaks()                      cycles, uncollectable garbage and steady growth (find_leaks)
 explain(obj_or_type)         why an object (or every object of a type) is alive
 snaps                        the kept snapshots; memscope: the package
 quit() or end of input       leave the shell"""
@@ -82,6 +84,19 @@ class Helpers:
             )
         self._say("\n".join(lines))
 
+    def containers(self, n: int = 10) -> None:
+        """Print the ``n`` longest containers now and who holds them."""
+        shot = self._memscope.snapshot(label="containers", deep=True, collectors=["containers"])
+        section = shot.get("containers")
+        if section is None:
+            self._say(f"containers: the scan failed: {shot.errors.get('containers')}")
+            return
+        self._say("\n".join(section.summary_lines(n)))
+
+    def leaks(self) -> None:
+        """Print what find_leaks() finds: cycles, garbage, steady growth."""
+        self._say(str(self._memscope.find_leaks()))
+
     def explain(self, obj_or_type: object, **options: Any) -> None:
         """Print why ``obj_or_type`` is alive (memscope.explain)."""
         self._say(str(self._memscope.explain(obj_or_type, **options)))
@@ -100,6 +115,8 @@ def namespace(helpers: Helpers, base: dict[str, Any] | None = None) -> dict[str,
         snap=helpers.snap,
         diff=helpers.diff,
         top=helpers.top,
+        containers=helpers.containers,
+        leaks=helpers.leaks,
         explain=helpers.explain,
         shelp=helpers.help,
         snaps=helpers.snaps,
