@@ -18,7 +18,6 @@ import gc
 import heapq
 import itertools
 import os
-import re
 import sys
 import threading
 import time
@@ -556,9 +555,9 @@ def object_row(scan: HeapScan, obj: object, size: int, **extra: Any) -> dict[str
     path = found.get("path")
     tname = type_name(type(obj))
     return {
-        # a stable identity for diffs: the path from its root (no lengths in it), else where
-        # it lives, else its type; the id pairs it with itself within one process
-        "key": path or _stable(where) or tname,
+        # identity for diffs: the path from its root (stable across processes), else the
+        # object itself; never the words of a hint, which change as things grow
+        "key": path or f"{tname} at {id(obj):#x}",
         "id": id(obj),
         "type": tname,
         **extra,
@@ -569,14 +568,6 @@ def object_row(scan: HeapScan, obj: object, size: int, **extra: Any) -> dict[str
         "path": path,
         "owner": found.get("owner"),
     }
-
-
-_COUNTS = re.compile(r" of [\d,]+")
-
-
-def _stable(where: str | None) -> str | None:
-    """A hint without the lengths in it ("item [1] of a list of 5"): those change."""
-    return _COUNTS.sub("", where) if where else None
 
 
 def count_types(complete: bool = True) -> dict[type, tuple[int, int]]:

@@ -159,7 +159,9 @@ class ContainersSection(Section):
     def describe(self, key: str) -> str:
         """``container reports_app._registry['acme']: length`` for a row of the top list."""
         if key.startswith("top[") and "]." in key:
-            where, field = key[4:].rsplit("].", 1)
+            ident, field = key[4:].rsplit("].", 1)
+            row = next((r for r in self.get("top") or () if r.get("key") == ident), None)
+            where = (row.get("path") or row.get("where") or ident) if row else ident
             return f"container {where}: {'entries' if field == 'length' else field}"
         return super().describe(key)
 
