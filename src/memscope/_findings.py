@@ -174,6 +174,18 @@ def _type_changes(diff: Diff) -> dict[str, tuple[float, float]]:
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
+def _many(diff: Diff, name: str, count: float) -> tuple[str, str]:
+    """("+300", "") or, for a type the earlier census did not list, ("2,000", " (at most 1
+    before)"): the later count is exact, the earlier one only bounded."""
+    change = diff.get("census", f"by_type[{name}].count")
+    if change is None:
+        change = diff.get("census", f"by_count[{name}].count")
+    note: object = getattr(change, "note", "") if change is not None else ""
+    if change is not None and note:
+        return f"{change.after:,.0f}", f" (at most {change.before:,.0f} before)"
+    return f"{count:+,.0f}", ""
+
+
 def _fds(diff: Diff, types: dict[str, tuple[float, float]]) -> list[Finding]:
     a, b = _section(diff.a, "process"), _section(diff.b, "process")
     kinds_a, kinds_b = a.get("fds"), b.get("fds")
@@ -309,7 +321,8 @@ def _containers_and_types(diff: Diff, types: dict[str, tuple[float, float]]) -> 
             name = own[0]
             count, tsize = types[name]
             used_types.add(name)
-            text = f"{count:+,.0f} {name} objects in {path}"
+            many, bound = _many(diff, name, count)
+            text = f"{many} {name} objects in {path}{bound}"
             extra = _fd_each(diff, name, count)
             weight = type_weight(name) * (2 if row.get("path") else 1)
             if extra:
@@ -337,7 +350,8 @@ def _containers_and_types(diff: Diff, types: dict[str, tuple[float, float]]) -> 
             name = own[0]
             count, tsize = types[name]
             used_types.add(name)
-            text += f", and keeps {count:+,.0f} {_short(name)} objects alive"
+            many, _ = _many(diff, name, count)
+            text += f", and keeps {many} {_short(name)} objects alive"
             score += count * _OBJECT * type_weight(name)
         findings.append(
             Finding(
@@ -353,7 +367,8 @@ def _containers_and_types(diff: Diff, types: dict[str, tuple[float, float]]) -> 
     for name, (count, size) in types.items():
         if name in used_types or "." not in name or count < MIN_OBJECTS:
             continue
-        text = f"{count:+,.0f} {name} objects"
+        many, bound = _many(diff, name, count)
+        text = f"{many} {name} objects{bound}"
         if size > 0:
             text += f", {format_value(size, 'bytes', signed=True)}"
         each = _fd_each(diff, name, count)
