@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from . import _findings as rules
 from ._base.section import Change
 from ._base.units import format_value
 from ._base.validate import check_int
@@ -35,7 +36,9 @@ _MEMORY = {
 # findings weaker than this share of the strongest one are left out of the opening sentences
 _STORY_SHARE = 0.01
 # totals that are state, not counters, despite the suffix
-_STATE_TOTALS = frozenset({"objects_total", "size_bytes_total", "types_total", "modules_total"})
+_STATE_TOTALS = frozenset(
+    {"objects_total", "size_bytes_total", "types_total", "modules_total", "own_types_total"}
+)
 _COUNTER_STATS = frozenset({"hits", "misses", "evictions", "expirations", "overflows", "dropped"})
 
 
@@ -54,17 +57,19 @@ def _is_evidence(change: Change) -> bool:
     if change.delta <= 0:
         return False
     if section == "process":
-        return (key.startswith("fds.") or key in ("num_fds", "num_threads")) and change.delta >= 3
+        if key == "num_threads":
+            return change.delta >= rules.MIN_THREADS
+        return (key.startswith("fds.") or key == "num_fds") and change.delta >= rules.MIN_FDS
     if section == "threads":
-        return key == "count" and change.delta >= 2
+        return key == "count" and change.delta >= rules.MIN_THREADS
     if section == "tasks":
-        return key in ("pending", "done") and change.delta >= 10
+        return key in ("pending", "done") and change.delta >= rules.MIN_TASKS
     if section == "containers":
-        return key.endswith("].length") and change.delta >= 50
+        return key.endswith("].length") and change.delta >= rules.MIN_ENTRIES
     if section == "census" and key.endswith("].count"):
         name = key[key.index("[") + 1 : -len("].count")]
         # a dotted name is not a builtin type; the interpreter's plumbing is no evidence
-        return "." in name and change.delta >= 20 and type_weight(name) > 0.1
+        return "." in name and change.delta >= rules.MIN_OBJECTS and type_weight(name) > 0.1
     return False
 
 
