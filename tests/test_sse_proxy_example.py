@@ -497,38 +497,36 @@ def test_the_naive_service_fails_the_same_checks(upstream_url: str, logs: Path) 
 
 GUARD_SOFT_LIMIT = 200 * MIB  # the proxy starts at about 75 MiB of RSS
 GUARD_MODEL_BYTES = 2 * MIB
-GUARD_EXTRA = 12  # profiles streamed past the ones that fill RSS up to the soft limit
+GUARD_BATCH = 8  # profiles streamed at once, between two looks at the guard
+GUARD_MAX_PROFILES = 160  # 320 MiB of models: far past the limit if the guard never acts
 
 
 async def _fill_and_wait(run: Run) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=24, max_keepalive_connections=16)
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
-        slots = asyncio.Semaphore(12)
-        start = (await _debug(run, client, "status"))["process"]["rss_bytes"]
-        # enough profiles to cross the limit, and few enough past it that, once the guard
-        # has emptied the cache, the streams still coming cannot fill it up to it again
-        profiles = max(0, GUARD_SOFT_LIMIT - start) // GUARD_MODEL_BYTES + GUARD_EXTRA
-        peak = 0
 
         async def one(i: int) -> None:
-            nonlocal peak
-            async with slots:
-                response = await client.get(f"{run.base}/chat/big-{i}")
-                assert response.status_code == 200, response.text
-                if i % 8 == 0:
-                    status = await _debug(run, client, "status")
-                    peak = max(peak, status["process"]["rss_bytes"])
+            response = await client.get(f"{run.base}/chat/big-{i}")
+            assert response.status_code == 200, response.text
 
-        await asyncio.gather(*(one(i) for i in range(profiles)))
-        deadline = time.monotonic() + 30.0
-        while True:  # the guard checks every 0.5 s: wait for its round to end
+        async def look() -> tuple[dict[str, Any], dict[str, Any], int]:
             rows = _rows(await _debug(run, client, "caches"))
             status = await _debug(run, client, "status")
-            guard = rows["memory_guard.sse_proxy"][0]["stats"]
-            rss = status["process"]["rss_bytes"]
-            if (guard["action_rounds_total"] and rss < GUARD_SOFT_LIMIT) or (
-                time.monotonic() > deadline
-            ):
+            return rows, rows["memory_guard.sse_proxy"][0]["stats"], status["process"]["rss_bytes"]
+
+        # new profiles, a batch at a time, until the guard has run a round
+        profiles = peak = 0
+        while profiles < GUARD_MAX_PROFILES:
+            await asyncio.gather(*(one(profiles + i) for i in range(GUARD_BATCH)))
+            profiles += GUARD_BATCH
+            rows, guard, rss = await look()
+            peak = max(peak, rss)
+            if guard["action_rounds_total"]:
+                break
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:  # checks every 0.5 s: let its round finish
+            rows, guard, rss = await look()
+            if guard["action_rounds_total"] and rss < GUARD_SOFT_LIMIT:
                 break
             await asyncio.sleep(0.25)
     models = rows["sse_proxy.models"][0]
@@ -562,6 +560,7 @@ def test_the_guard_gives_memory_back_past_its_soft_limit(upstream_url: str, logs
     assert guard["action_rounds_total"] >= 1 and guard["action_errors_total"] == 0
     # the first release_memory could not help (the models are live); dropping them did
     assert guard["actions_total"] >= 2
+    assert "is over the soft limit 200.0 MiB" in text
     assert "action Proxy.drop_models" in text and "memory pressure: dropped " in text
     assert models["len"] < seen["profiles"]  # emptied once, refilled by later streams at most
     # RSS fell well under the limit, not just under it: the trim after the drop gave it back
