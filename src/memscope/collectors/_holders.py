@@ -450,7 +450,8 @@ def _steps(path: list[object], modules: dict[int, str]) -> list[tuple[str, objec
             steps.append(("member", holder, ""))
         elif type(holder) is FrameType:
             frame: Any = holder
-            name = next((k for k, v in frame.f_locals.items() if v is child), "?")
+            # read by the frame-locals reader: frame.f_locals would build a dict in the frame
+            name = next((k for k, v in fast_locals(frame) if v is child), "?")
             steps.append(("local", holder, name))
         elif type(holder) in _GENERATORS:
             frame = getattr(holder, _GENERATORS[type(holder)], None)
