@@ -35,17 +35,9 @@ SYMBOLS = (
 )
 # a frame of these means the thread may hold a lock the bootstrap would need (malloc's
 # arena lock, the dynamic loader's lock, the GIL's own mutex)
-UNSAFE = (
-    "malloc",
-    "free",
-    "calloc",
-    "realloc",
-    "memalign",
-    "_int_",
-    "_dl_",
-    "take_gil",
-    "drop_gil",
-)
+IN_MALLOC = ("malloc", "free", "calloc", "realloc", "memalign", "_int_", "_dl_")
+GIL = ("take_gil", "drop_gil")
+UNSAFE = IN_MALLOC + GIL
 FRAMES_CHECKED = 24
 
 
@@ -66,26 +58,57 @@ def _frames(gdb: Any) -> list[str]:
     return names
 
 
-def _choose(gdb: Any, pid: int) -> tuple[str, Any] | None:
-    """('ensure', thread) or ('pending', main thread), or None when no place is safe now."""
-    main = None
+def _threads(gdb: Any, pid: int) -> list[dict[str, Any]]:
+    """Each thread: is it the main one, a Python one, does it hold the GIL, is it unsafe."""
+    found = []
     for thread in gdb.selected_inferior().threads():
         thread.switch()
         frames = _frames(gdb)
-        unsafe = any(part in name for name in frames for part in UNSAFE)
-        if thread.ptid[1] == pid:
-            main = (thread, unsafe)
-        if unsafe:
-            continue
+        # reading the thread state and the GIL's owner touches no lock: safe anywhere
         tstate = int(gdb.parse_and_eval("(long)PyGILState_GetThisThreadState()"))
-        if tstate == 0:
-            continue  # not a Python thread
-        if int(gdb.parse_and_eval("(int)PyGILState_Check()")) == 0:
-            return "ensure", thread
-    if main is not None and not main[1]:
-        main[0].switch()
-        return "pending", main[0]
-    return None
+        holds = tstate != 0 and int(gdb.parse_and_eval("(int)PyGILState_Check()")) == 1
+        found.append(
+            {
+                "thread": thread,
+                "main": thread.ptid[1] == pid,
+                "python": tstate != 0,
+                "holds": holds,
+                "unsafe": any(part in name for name in frames for part in UNSAFE),
+                "in_malloc": any(part in name for name in frames for part in IN_MALLOC),
+                "gil": any(part in name for name in frames for part in GIL),
+            }
+        )
+    return found
+
+
+def _choose(gdb: Any, pid: int) -> tuple[str, Any] | None:
+    """('ensure', thread) or ('pending', thread), or None when no place is safe now.
+
+    A thread waits for the GIL itself (``ensure``) only when no thread holds the GIL or
+    waits for it: then it gets the GIL at once. gdb cannot safely stop waiting in the middle
+    of a call (undoing a thread's wait inside the GIL's condition variable crashes the
+    process later), so when any thread holds the GIL (the main thread busy, or a thread in
+    C), the bootstrap is queued as a pending call instead: the main thread runs it at its
+    next safe point, and gdb is gone by then.
+    """
+    threads = _threads(gdb, pid)
+    busy = any(t["holds"] or t["gil"] for t in threads)
+    if not busy:
+        waiters = [t for t in threads if t["python"] and not t["unsafe"]]
+        waiters.sort(key=lambda t: not t["main"])  # the main thread first
+        if waiters:
+            waiters[0]["thread"].switch()
+            return "ensure", waiters[0]["thread"]
+    # the pending call needs a thread that may call malloc (a queue entry and the string)
+    main = next((t for t in threads if t["main"] and t["python"]), None)
+    if main is None:
+        return None  # an embedded interpreter whose main thread is not Python's
+    callers = [t for t in threads if not t["in_malloc"]]
+    callers.sort(key=lambda t: not t["main"])
+    if not callers:
+        return None
+    callers[0]["thread"].switch()
+    return "pending", callers[0]["thread"]
 
 
 def _buffer(gdb: Any, code: bytes) -> int:
@@ -104,8 +127,12 @@ def main(gdb: Any) -> None:
     if gdb.selected_inferior().pid == 0:
         say("NOT-ATTACHED")  # gdb's own message (ptrace refused, no such process) says why
         return
-    for command in ("set confirm off", "set pagination off", "set unwindonsignal on"):
-        gdb.execute(command)
+    for command in (
+        "set confirm off",
+        "set pagination off",
+        "set unwindonsignal on",
+    ):
+        gdb.execute(command, to_string=True)
     missing = []
     for name in SYMBOLS:
         try:
