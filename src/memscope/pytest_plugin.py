@@ -26,7 +26,7 @@ PROPERTY = "memscope_no_growth"  # user_properties key: survives xdist and lands
 # pytest < 7 has no stash: loading must still not break such a run (the check needs pytest 7+)
 _TASKS_LEFT: Any = pytest.StashKey[list[int]]() if hasattr(pytest, "StashKey") else None
 #: the integer settings: name -> (default, lowest accepted); the highest is MAX_RUNS
-INT_SETTINGS = {"warmup": (3, 0), "rounds": (5, 1)}
+INT_SETTINGS = {"warmup": (3, 0), "rounds": (5, 1), "max_rounds": (60, 1)}
 #: memscope.testing's MAX_ROUNDS, copied (a test holds them equal) so that loading the
 #: plugin and checking its settings do not import memscope.testing
 MAX_RUNS = 1000
@@ -59,6 +59,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="measured runs; a leak must grow on every one (default 5); ini: memscope_rounds",
     )
     group.addoption(
+        "--memscope-max-rounds",
+        default=None,
+        dest="memscope_max_rounds",
+        metavar="N",
+        help="measure on while a series is unclear (a leak in steps, a cache filling), up "
+        "to N rounds (default 60); ini: memscope_max_rounds",
+    )
+    group.addoption(
         "--memscope-trace",
         action="store_true",
         default=None,
@@ -71,6 +79,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("memscope_warmup", "no-growth check: unmeasured runs (default 3)", default="3")
     parser.addini("memscope_rounds", "no-growth check: measured runs (default 5)", default="5")
+    parser.addini(
+        "memscope_max_rounds",
+        "no-growth check: most measured runs while unclear (default 60)",
+        default="60",
+    )
     parser.addini(
         "memscope_trace",
         "no-growth check: trace allocations to name the sites",
@@ -232,6 +245,7 @@ def _run_checked(
     item.stash[_TASKS_LEFT] = left
     sections = getattr(item, "_report_sections", None)
     properties = list(item.user_properties)
+    held = _HeldReports(item.session)
 
     def run_once(_: int) -> None:
         nonlocal last
@@ -240,9 +254,10 @@ def _run_checked(
         # record_property() appends per run: keep what one run records, not one per run
         item.user_properties[:] = properties
         last = []  # drop the previous run's reports before this run, not after
+        held.clear()
         last = runtestprotocol(item, nextitem=parent, log=False)
         _prune_finished_finalizers(item)
-        if any(rep.failed or rep.skipped for rep in last):
+        if any(rep.failed or rep.skipped for rep in last) or held.failed():
             raise _Abort
 
     def check() -> tuple[str, str] | None:
@@ -257,7 +272,8 @@ def _run_checked(
         # everything the check raises, before, between or after the runs (a skip or
         # fail of a clear hook included), becomes this test's call outcome, as pytest's
         # runner does for a phase; a test must never end with no outcome at all
-        checked = CallInfo.from_call(check, when="call", reraise=_RERAISE)
+        with held:
+            checked = CallInfo.from_call(check, when="call", reraise=_RERAISE)
     finally:
         del item.stash[_TASKS_LEFT]
         # the wider scopes the next test does not share go now, reported as a teardown
@@ -274,10 +290,73 @@ def _run_checked(
     if checked.excinfo is not None and not checked.excinfo.errisinstance(_Abort):
         broken: TestReport = item.ihook.pytest_runtest_makereport(item=item, call=checked)
         broken.duration = time.perf_counter() - started
-        return _with_broken(reports, broken)
+        return held.around(_with_broken(reports, broken))
     if checked.excinfo is None and checked.result is not None:
         _fail_with(reports, *checked.result)
-    return reports
+    return held.around(reports)
+
+
+class _HeldReports:
+    """Reports a checked run logs by itself (subtests): held, and only the last run's logged.
+
+    pytest's subtests (``subtests`` fixture, unittest's ``subTest()``) log a report per
+    subtest through ``item.ihook`` during the call; logged on every rerun, the terminal
+    reporter and junitxml would keep one per run, which is the runner's growth, not the
+    test's. While the check runs, ``session.gethookproxy`` hands out relays that hold
+    those reports instead; :meth:`around` puts the last run's in their place.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._reports: list[Any] = []
+        self._real: Any = None
+
+    def __enter__(self) -> None:
+        self._real = self._session.gethookproxy
+        self._session.gethookproxy = self._relay
+
+    def __exit__(self, *exc: object) -> None:
+        # the instance attribute goes: the class's method answers again
+        vars(self._session).pop("gethookproxy", None)
+        self._real = None
+
+    def _relay(self, fspath: Any) -> Any:
+        return _Relay(self._real(fspath), self)
+
+    def hold(self, report: Any) -> None:
+        """Keep ``report`` of this run."""
+        self._reports.append(report)
+
+    def clear(self) -> None:
+        """Forget the previous run's reports."""
+        self._reports = []
+
+    def failed(self) -> bool:
+        """True if a held report of this run failed (a failed subtest fails the test)."""
+        return any(getattr(rep, "failed", False) for rep in self._reports)
+
+    def around(self, reports: list[Any]) -> list[Any]:
+        """``reports`` with the held ones just before the call phase, as pytest logs them."""
+        held, self._reports = self._reports, []
+        if not held:
+            return reports
+        at = next((k for k, rep in enumerate(reports) if rep.when == "call"), len(reports))
+        return [*reports[:at], *held, *reports[at:]]
+
+
+class _Relay:
+    """A hook relay whose ``pytest_runtest_logreport`` holds the report (see _HeldReports)."""
+
+    def __init__(self, real: Any, owner: _HeldReports) -> None:
+        self._real = real
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def pytest_runtest_logreport(self, *, report: Any) -> None:
+        """Hold the report for the end of the check."""
+        self._owner.hold(report)
 
 
 def _leak_text(report: GrowthReport) -> tuple[str, str] | None:
@@ -359,9 +438,11 @@ def report_top(report: GrowthReport) -> int:
 
 
 def _short(report: GrowthReport) -> str:
+    from memscope.testing.harness import signed
+
     parts = list(report.failures)
     if report.grew:
-        parts.append("types: " + ", ".join(f"{g.type} {g.deltas}" for g in report.grew[:3]))
+        parts.append("types: " + ", ".join(f"{g.type} {signed(g.deltas)}" for g in report.grew[:3]))
     if report.sites:
         parts.append("sites: " + ", ".join(f"{s.filename}:{s.lineno}" for s in report.sites[:3]))
     return "; ".join(parts)

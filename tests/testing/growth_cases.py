@@ -173,7 +173,112 @@ class CallbackPerCall(Case):
         self.emitter.listeners.append(lambda event: seen.append(event))
 
 
+class LeakEveryNth(Case):
+    """Keeps one fresh dict on every ``period``-th call only: growth in steps."""
+
+    period = 2
+    leaks = True
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.kept: list[dict[str, int]] = []
+
+    def run(self) -> None:
+        self.calls += 1
+        if self.calls % self.period == 0:
+            self.kept.append({"call": self.calls * 7})
+
+
+class LeakEvery2nd(LeakEveryNth):
+    name = "leak_every_2nd_call"
+    period = 2
+
+
+class LeakEvery3rd(LeakEveryNth):
+    name = "leak_every_3rd_call"
+    period = 3
+
+
+class LeakEvery5th(LeakEveryNth):
+    name = "leak_every_5th_call"
+    period = 5
+
+
+class LeakOnNewKey(Case):
+    """An unbounded memo whose key changes every third call: it grows only on a new key."""
+
+    name = "leak_only_when_a_key_is_new"
+    leaks = True
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.memo: dict[str, list[int]] = {}
+
+    def run(self) -> list[int]:
+        self.calls += 1
+        key = f"user-{self.calls // 3}"
+        if key not in self.memo:
+            self.memo[key] = [self.calls] * 4
+        return self.memo[key]
+
+
 # ------------------------------------------------------------------ must pass
+
+
+class CacheFilledOnePerCall(Case):
+    """An LRU cache of ``size`` entries given a fresh key on every call: it fills one entry
+    a call for ``size`` calls, then evicts one for each it adds."""
+
+    size = 10
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+        @functools.lru_cache(maxsize=self.size)
+        def load(key: int) -> list[int]:
+            return [key] * 10
+
+        self.load = load
+
+    def run(self) -> None:
+        self.calls += 1
+        self.load(self.calls * 1000)
+
+    def cleanup(self) -> None:
+        self.load.cache_clear()
+
+
+class CacheOf10(CacheFilledOnePerCall):
+    name = "cache_of_10_filled_one_per_call"
+    size = 10
+
+
+class CacheOf30(CacheFilledOnePerCall):
+    name = "cache_of_30_filled_one_per_call"
+    size = 30
+
+
+class CacheOf50(CacheFilledOnePerCall):
+    name = "cache_of_50_filled_one_per_call"
+    size = 50
+
+
+class PoolToCap(Case):
+    """A connection pool that opens one more (a buffer and its state) per call up to 20."""
+
+    name = "pool_growing_to_its_cap"
+    cap = 20
+
+    def __init__(self) -> None:
+        self.pool: list[dict[str, Any]] = []
+        self.calls = 0
+
+    def run(self) -> None:
+        self.calls += 1
+        if len(self.pool) < self.cap:
+            self.pool.append({"id": self.calls * 11, "buffer": bytearray(2048)})
+        conn = self.pool[self.calls % len(self.pool)]
+        conn["buffer"][0] = self.calls % 256
 
 
 class BoundedCacheFilledOnce(Case):
@@ -299,6 +404,10 @@ CASE_TYPES: list[type[Case]] = [
     ThreadPerCall,
     FixtureLeak,
     CallbackPerCall,
+    LeakEvery2nd,
+    LeakEvery3rd,
+    LeakEvery5th,
+    LeakOnNewKey,
     BoundedCacheFilledOnce,
     BoundedCacheEvicting,
     LazySingleton,
@@ -307,6 +416,10 @@ CASE_TYPES: list[type[Case]] = [
     CollectableCycles,
     FixtureFreed,
     AllocateAndFree,
+    CacheOf10,
+    CacheOf30,
+    CacheOf50,
+    PoolToCap,
 ]
 NAMES = [c.name for c in CASE_TYPES]
 

@@ -145,6 +145,8 @@ def assert_no_growth(
     allow_fds: int = 0,
     allow_threads: int = 0,
     top: int = 10,
+    max_rounds: int = 60,
+    screen: bool = True,
     census_source: Census | None = None,
     **kwargs: Any,
 ) -> GrowthReport:
@@ -242,6 +244,8 @@ def no_growth(
     allow_fds: int = 0,
     allow_threads: int = 0,
     top: int = 10,
+    max_rounds: int = 60,
+    screen: bool = True,
     census_source: Census | None = None,
 ) -> Iterator[NoGrowthCheck]:
     """One-shot check of a block (the weaker check: one round cannot tell a cache from a leak).

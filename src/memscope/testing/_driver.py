@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterator
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, cast
 
@@ -16,6 +17,8 @@ from ._sites import TracedPass
 from ._verdict import verdict
 
 __all__ = ["Steps", "check_steps", "run_check", "run_check_async"]
+
+_MIN_BUDGET_SECONDS = 2.0
 
 #: yields the number of the run to do now, receives None once it is done (or the run's
 #: exception, thrown in), and returns the report
@@ -35,43 +38,114 @@ def check_steps(
 ) -> Steps:
     """The check as steps: readings between the runs it yields, then the verdict.
 
-    ``inline_trace`` (default: ``opts.trace is True``) traces the measured runs; ``rerun``
-    allows the traced pass of ``rounds + 1`` more runs that names the sites of a leak.
-    A run's exception thrown in ends the check with it, except in the traced pass, where
-    it only costs the sites. ``tasks`` replaces the pending-task reading.
+    The measured rounds run on a frozen long-lived heap (the screen, ``opts.screen``),
+    for ``rounds`` rounds and more while a series is unclear, up to ``max_rounds``. A
+    leak verdict is then given its evidence: a short pass with the complete census on the
+    whole heap (the types), and a traced pass of ``rounds + 1`` runs (the sites; allowed
+    by ``rerun``). ``inline_trace`` (default: ``opts.trace is True``) traces the measured
+    runs instead. A run's exception thrown in ends the check with it, except in the
+    evidence passes, where it only costs that evidence. ``tasks`` replaces the
+    pending-task reading.
     """
     start = clock()
+    # with no warmup the first measured run is the code's very first: its one-time growth
+    # is not what the screen (with its young census) is for
+    screen = rerun and opts.screen and opts.warmup > 0
     probe = Probe(
         opts,
         census=census,
         loop=loop,
         tasks=tasks,
         inline_trace=opts.trace is True if inline_trace is None else inline_trace,
+        screen=screen,
+        max_rounds=opts.max_rounds if rerun else opts.rounds,  # a block runs once
     )
     runs = iter(range(1, opts.warmup + opts.rounds + 1))  # made before the baseline reading
+    last = opts.warmup + opts.rounds
     try:
         probe.begin()
         for i in runs:
             yield i
             probe.read(i)
+        # a series could still go either way: measure on, to the bound of rounds and of
+        # time (ten times what the planned runs took, and at least two seconds)
+        budget = max(_MIN_BUDGET_SECONDS, 10 * (clock() - start))
+        while probe.more and clock() - start < budget:
+            last += 1
+            yield last
+            probe.read(last)
         readings = probe.readings()
     finally:
         probe.close()
     report = verdict(readings, opts, label=label, seconds=clock() - start)
     del readings
+    report.passes.append("screen" if screen else "census")
+    if screen and report.leaked and opts.census and not (report.grew or report.grew_bytes):
+        # the screen's census sees only objects made since its baseline: when it named no
+        # type, one short pass with the complete census names what grew in old containers
+        last = yield from _census_pass(report, opts, last, census=census, loop=loop, tasks=tasks)
     if rerun and report.leaked and opts.trace is not False and not report.sites:
-        yield from _traced_pass(report, opts)
+        yield from _traced_pass(report, opts, last)
     report.seconds = clock() - start
     return report
 
 
-def _traced_pass(report: GrowthReport, opts: CheckOptions) -> Generator[int, None, None]:
+def _census_pass(
+    report: GrowthReport,
+    opts: CheckOptions,
+    last: int,
+    *,
+    census: Census | None,
+    loop: Any,
+    tasks: Callable[[], int] | None,
+) -> Generator[int, None, int]:
+    """After a leak verdict of the screen: ``rounds`` runs read with the complete census.
+
+    The screen's census sees only objects made since its baseline; this pass counts the
+    whole heap, so growth of old containers' strs, ints and bytes is named too. It
+    adds evidence (types) and failures of its own, never takes one away.
+    """
+    extra = replace(opts, warmup=1, max_rounds=opts.rounds, trace=False)
+    probe = Probe(extra, census=census, loop=loop, tasks=tasks)
+    runs = iter(range(1, 2 + opts.rounds))  # made before the baseline reading
+    try:
+        probe.begin()
+        for k in runs:
+            yield last + k
+            probe.read(k)
+        readings = probe.readings()
+    except Exception as exc:  # evidence is a courtesy: the verdict stands without it
+        report.noise.append(f"census pass failed: {type(exc).__name__}: {exc}")
+        return last + 1 + opts.rounds
+    finally:
+        probe.close()
+    full = verdict(readings, extra, label=report.label, seconds=0.0)
+    del readings
+    merge_census_pass(report, full)
+    return last + 1 + opts.rounds
+
+
+def merge_census_pass(report: GrowthReport, full: GrowthReport) -> None:
+    """Put the complete census's evidence into the screen's ``report``."""
+    report.passes.append("census")
+    if full.grew:
+        report.grew = full.grew
+    if full.grew_bytes:
+        report.grew_bytes = full.grew_bytes
+    if full.ignored and not report.ignored:
+        report.ignored = full.ignored
+    report.census = report.census or full.census
+    for failure in full.failures:
+        if "type(s)" in failure and not any("type(s)" in f for f in report.failures):
+            report.failures.append(failure)
+
+
+def _traced_pass(report: GrowthReport, opts: CheckOptions, last: int) -> Generator[int, None, None]:
     traced = TracedPass(opts)
     try:
-        base = opts.warmup + opts.rounds
         # one unmeasured run first: tracing's own first-use allocations settle in it
         for k in range(opts.rounds + 1):
-            yield base + 1 + k
+            yield last + 1 + k
             traced.mark(k)
         traced.apply(report)
     except Exception as exc:  # naming sites is a courtesy: the verdict stands without it

@@ -98,6 +98,13 @@ class CheckOptions:
     allow_fds: int = 0
     allow_threads: int = 0
     top: int = 10
+    max_rounds: int = 60
+    screen: bool = True
+
+    @property
+    def round_bound(self) -> int:
+        """The most measured rounds a check takes while its series are unclear."""
+        return max(self.rounds, self.max_rounds)
 
     @classmethod
     def build(cls, **kwargs: Any) -> CheckOptions:
@@ -116,6 +123,8 @@ class CheckOptions:
         check_int("allow_fds", opts.allow_fds, low=0, high=_MAX_ALLOWED)
         check_int("allow_threads", opts.allow_threads, low=0, high=_MAX_ALLOWED)
         check_int("top", opts.top, low=1, high=MAX_TOP)
+        check_int("max_rounds", opts.max_rounds, low=1, high=MAX_ROUNDS)
+        check_bool("screen", opts.screen)
         if opts.trace is not None and not isinstance(opts.trace, bool):
             raise TypeError(f"trace must be True, False or None, got {type(opts.trace).__name__}")
         check_bool("census", opts.census)

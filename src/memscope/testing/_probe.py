@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from array import array
@@ -9,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from memscope._base.aio import pending_tasks
+from memscope._base.libc import mallinfo2
 from memscope._base.proc import fd_count
 from memscope._base.units import type_name
 
@@ -17,6 +19,7 @@ from ._readings import Readings, TypeReadings
 from ._report import AllocationSite
 from ._settle import settle
 from ._sites import grown_sites
+from ._verdict import wants_more
 
 __all__ = ["Probe", "default_census"]
 
@@ -28,12 +31,44 @@ def default_census() -> Mapping[type, tuple[int, int]]:
     return count_types(complete=True)
 
 
+def malloc_in_use() -> int:
+    """Bytes glibc malloc has handed out (in use plus mmap'd), or -1 where it cannot say.
+
+    Objects over 512 bytes and the buffers of bytearrays, lists and dicts come from
+    malloc, not pymalloc, so ``sys.getallocatedblocks()`` does not see them grow.
+    """
+    info = mallinfo2()
+    if info is None:
+        return -1
+    return info["uordblks"] + info["hblkhd"]
+
+
+def _frame_objects_of_the_stack() -> None:
+    """Give every frame of this call stack its frame object, first thing in a reading.
+
+    The census walks running frames' locals, which creates the frame objects of the
+    stack it runs on; those of the calls between the driver and the reading are new each
+    round and freed as they return, after the reading's last count. Created here, before
+    the first count, they cancel out from one reading to the next instead.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        frame = frame.f_back  # type: ignore[assignment]
+
+
 class Probe:
     """Takes the readings; everything it keeps is pre-allocated, so it does not grow itself.
 
     Per-round memory deltas are ``blocks before the next reading`` minus ``blocks after
     this reading's bookkeeping`` (both right after a full collection), so whatever the
     probe allocates for itself falls outside every measured interval.
+
+    With ``screen`` the warmup readings are light (no collection, no census) and the
+    baseline reading freezes the heap that exists then (``gc.freeze()``) until
+    :meth:`close`: every later collection and census walks only what the code under
+    test made since, not the test runner's long-lived heap. Readings are kept for up to
+    ``max_rounds`` measured rounds; after ``rounds`` the probe sets ``more`` while some
+    series could still go either way.
     """
 
     def __init__(
@@ -44,10 +79,21 @@ class Probe:
         loop: Any = None,
         tasks: Callable[[], int] | None = None,
         inline_trace: bool = False,
+        screen: bool = False,
+        max_rounds: int | None = None,
     ) -> None:
-        n = opts.warmup + opts.rounds + 1
+        capacity = max(opts.rounds, opts.max_rounds if max_rounds is None else max_rounds)
+        n = opts.warmup + capacity + 1
         self.opts = opts
         self.n = n
+        self.max_rounds = capacity
+        self.screen = screen
+        self.froze = False
+        # the screen freezes before the last warmup run, so the baseline census already
+        # holds what a run leaves alive (the runner's reports, the run's frames' objects)
+        self.freeze_at = max(0, opts.warmup - 1)
+        self.more = False
+        self.last = -1
         self.loop = loop
         self.tasks_source = tasks
         self.inline_trace = inline_trace
@@ -55,6 +101,8 @@ class Probe:
         zeros = bytes(8 * n)
         self.blocks_before = array("q", zeros)  # read first thing, after collecting
         self.blocks_after = array("q", zeros)  # read after the probe's own bookkeeping
+        self.malloc_before = array("q", zeros)  # -1 where the C library cannot say
+        self.malloc_after = array("q", zeros)
         self.fds = array("q", zeros)  # -1 where the OS cannot say
         self.threads = array("q", zeros)
         self.tasks = array("q", zeros)
@@ -66,15 +114,17 @@ class Probe:
         self.cur = array("q")
         self.base_sizes = array("q")
         self.last_sizes = array("q")
-        self.hist = [array("q") for _ in range(opts.rounds)]
+        self.hist = [array("q") for _ in range(capacity)]
         self.prev_sizes = array("q")
         self.cur_sizes = array("q")
-        self.hist_sizes = [array("q") for _ in range(opts.rounds)]
+        self.hist_sizes = [array("q") for _ in range(capacity)]
         self.base_counts = array("q")
         self.started_tracing = False
         self.tracing = False
         self.trace_start: Any = None
         self.census_error: str | None = None
+        if self.census_fn is default_census:
+            import memscope.collectors._heap  # noqa: F401  (its first import is not the code's)
 
     def _thread_count(self) -> int:
         mode = self.opts.threads
@@ -89,21 +139,48 @@ class Probe:
         self.thread_base.update(t.ident for t in threading.enumerate() if t.ident is not None)
         if self.census_fn is not None and self.opts.warmup == 0:
             # no warmup reading to settle the census (its first import, the probe's type
-            # index) before the baseline: a priming census does it
-            self._census(-1)
+            # index, what its first walk of running frames sets up) before the baseline:
+            # a priming reading does it, and the baseline overwrites it
+            self.read(0)
         self.read(0)
 
     def read(self, i: int) -> None:
         """Reading ``i`` (0 before the first run, ``i`` after run ``i``)."""
+        _frame_objects_of_the_stack()
         opts = self.opts
-        settle(opts)
+        self.last = i
+        if self.screen and i < self.freeze_at:
+            # an early warmup reading of the screen is only the resources' start
+            self._resources(i)
+            return
+        if self.screen and i == self.freeze_at and gc.get_freeze_count() == 0:
+            # the baseline of the screen: a young collection, then everything alive (and
+            # any older garbage, which then stays put) is frozen; a full collection of the
+            # runner's heap here would cost more than the whole rest of the check. (A heap
+            # someone else froze stays theirs: gc.unfreeze() cannot pick ours out.)
+            settle(opts, generation=1)
+            gc.freeze()
+            self.froze = True
+        else:
+            settle(opts)
         self.blocks_before[i] = sys.getallocatedblocks()
+        self.malloc_before[i] = malloc_in_use()
+        self._resources(i)
+        self._measure(i)
+        settle(opts)
+        self.blocks_after[i] = sys.getallocatedblocks()
+        self.malloc_after[i] = malloc_in_use()
+
+    def _resources(self, i: int) -> None:
         fds = fd_count()
         self.fds[i] = -1 if fds is None else fds
         self.threads[i] = self._thread_count()
         self.tasks[i] = (
             self.tasks_source() if self.tasks_source is not None else pending_tasks(self.loop)
         )
+
+    def _measure(self, i: int) -> None:
+        opts = self.opts
         if i == opts.warmup and self.inline_trace:
             # the start snapshot is taken before the census so every census sees it
             if not self.tracing:
@@ -118,13 +195,14 @@ class Probe:
             self.traced[i] = tracemalloc.get_traced_memory()[0]
         # the census is the slow reading: from the last warmup reading on is all the verdict
         # needs (that one only settles the probe's own index before the baseline)
-        if self.census_fn is not None and self.census_error is None and i >= opts.warmup - 1:
+        first = self.freeze_at if self.screen else opts.warmup - 1
+        if self.census_fn is not None and self.census_error is None and i >= first:
             self._census(i)
         if self.inline_trace and i == opts.warmup - 1:
             # trace the last warmup run too, so the first measured round starts steady
             self._start_tracing()
-        settle(opts)
-        self.blocks_after[i] = sys.getallocatedblocks()
+        if i >= opts.warmup + opts.rounds:
+            self.more = wants_more(self._readings(sites=False), opts, self.max_rounds)
 
     def _start_tracing(self) -> None:
         import tracemalloc
@@ -147,7 +225,7 @@ class Probe:
         # its rows (or a new type's slot) never reads as the code under test growing
         own = self._own_arrays()
         counted = now.get(array)
-        if counted is not None:
+        if counted is not None and not self.froze:  # frozen, they are not in the census
             now = dict(now)
             now[array] = (
                 counted[0] - len(own),
@@ -204,9 +282,8 @@ class Probe:
             ):
                 for slot in range(len(now_)):
                     row[slot] = now_[slot] - before[slot]
-            if i == self.n - 1:
-                for slot in range(len(self.last_sizes)):
-                    self.last_sizes[slot] = size_now.get(slot, 0)
+            for slot in range(len(self.last_sizes)):
+                self.last_sizes[slot] = size_now.get(slot, 0)
         del size_now
         self.prev, self.cur = cur, self.prev
         self.prev_sizes, self.cur_sizes = cur_sizes, self.prev_sizes
@@ -215,6 +292,8 @@ class Probe:
         return [
             self.blocks_before,
             self.blocks_after,
+            self.malloc_before,
+            self.malloc_after,
             self.fds,
             self.threads,
             self.tasks,
@@ -231,7 +310,7 @@ class Probe:
         ]
 
     def _types(self) -> list[TypeReadings]:
-        rounds = range(self.opts.rounds)
+        rounds = range(self._rounds())
         out: list[TypeReadings] = []
         for tp, slot in self.index.items():
             steps = [int(self.hist[k][slot]) if slot < len(self.hist[k]) else 0 for k in rounds]
@@ -252,33 +331,46 @@ class Probe:
             )
         return out
 
+    def _rounds(self) -> int:
+        return max(0, self.last - self.opts.warmup)
+
     def readings(self) -> Readings:
         """Everything read so far, as plain data (call after the last reading)."""
-        sites: list[AllocationSite] = []
-        if self.tracing and self.trace_start is not None:
+        return self._readings(sites=True)
+
+    def _readings(self, *, sites: bool) -> Readings:
+        found: list[AllocationSite] = []
+        if sites and self.tracing and self.trace_start is not None:
             import tracemalloc
 
             end = tracemalloc.take_snapshot()
-            sites = grown_sites(
+            found = grown_sites(
                 self.trace_start, end, self.opts, ignore_predicate(self.opts.ignore)
             )
+        used = self.last + 1
+        malloc = min(self.malloc_before[self.opts.warmup : used], default=-1) >= 0
         return Readings(
             warmup=self.opts.warmup,
-            rounds=self.opts.rounds,
-            blocks_before=list(self.blocks_before),
-            blocks_after=list(self.blocks_after),
-            tasks=list(self.tasks),
-            fds=None if min(self.fds) < 0 else list(self.fds),
-            threads=None if self.opts.threads == "ignore" else list(self.threads),
-            traced=list(self.traced) if self.tracing else None,
+            rounds=self._rounds(),
+            blocks_before=list(self.blocks_before[:used]),
+            blocks_after=list(self.blocks_after[:used]),
+            malloc_before=list(self.malloc_before[:used]) if malloc else None,
+            malloc_after=list(self.malloc_after[:used]) if malloc else None,
+            tasks=list(self.tasks[:used]),
+            fds=None if min(self.fds[:used]) < 0 else list(self.fds[:used]),
+            threads=None if self.opts.threads == "ignore" else list(self.threads[:used]),
+            traced=list(self.traced[:used]) if self.tracing else None,
             types=self._types(),
             census=self.census_fn is not None,
             census_error=self.census_error,
-            sites=sites,
+            sites=found,
         )
 
     def close(self) -> None:
-        """Stop tracing if the probe started it and drop its state."""
+        """Unfreeze the heap and stop tracing if the probe did either; drop its state."""
+        if self.froze:
+            gc.unfreeze()
+            self.froze = False
         if self.started_tracing:
             import tracemalloc
 

@@ -41,6 +41,10 @@ class Readings:
     blocks_after: Sequence[int]
     #: pending asyncio tasks
     tasks: Sequence[int]
+    #: bytes malloc'd (glibc mallinfo2: in use plus mmap'd) first thing at each reading
+    #: and after the probe's bookkeeping; None where the C library cannot say
+    malloc_before: Sequence[int] | None = None
+    malloc_after: Sequence[int] | None = None
     #: open file descriptors, None where the OS cannot say
     fds: Sequence[int] | None = None
     #: live threads in the chosen scope, None when threads are ignored

@@ -83,13 +83,17 @@ def clear_interpreter_caches() -> None:
             break
 
 
-def settle(opts: CheckOptions) -> None:
-    """Clear caches (the interpreter's and ``opts.clear``), collect, and wait for other threads."""
+def settle(opts: CheckOptions, generation: int = 2) -> None:
+    """Clear caches (the interpreter's and ``opts.clear``), collect, and wait for other threads.
+
+    ``generation`` 1 collects only the young generations: before ``gc.freeze()`` that is
+    all it takes (older garbage is frozen with the rest and never moves while frozen).
+    """
     clear_interpreter_caches()
     for func in opts.clear:
         func()
     for _ in range(3):
-        if not gc.collect():
+        if not gc.collect(generation):
             break
     if threading.active_count() > 1:
         # other threads may still be finishing what the call started (a server thread

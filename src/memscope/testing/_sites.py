@@ -24,6 +24,27 @@ def is_harness_file(filename: str) -> bool:
     return filename.startswith(HARNESS_DIR + os.sep)
 
 
+def _library_dirs() -> tuple[str, ...]:
+    import sysconfig
+
+    dirs = {
+        sysconfig.get_paths().get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")
+    }
+    return tuple(sorted(os.path.join(d, "") for d in dirs if d))
+
+
+_LIBRARY_DIRS = _library_dirs()
+
+
+def is_app_file(filename: str) -> bool:
+    """True for a file of the application: not the stdlib, not an installed package."""
+    if filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>
+        return False
+    return (
+        not filename.startswith(_LIBRARY_DIRS) and f"{os.sep}site-packages{os.sep}" not in filename
+    )
+
+
 def _format_traceback(traceback: Iterable[Any], limit: int) -> list[str]:
     """Frames oldest first, the harness's own frames left out, each with its source line."""
     import linecache
@@ -50,22 +71,34 @@ def grown_sites(
         *(tracemalloc.Filter(False, f"*{os.sep}{pkg}{os.sep}*") for pkg in _RUNNER_PACKAGES),
     ]
     stats = end.filter_traces(drop).compare_to(start.filter_traces(drop), "traceback")
-    out: list[AllocationSite] = []
+    by_site: dict[tuple[str, int], AllocationSite] = {}
     for stat in stats:
         if stat.size_diff <= 0 or stat.count_diff < 1:
             continue
-        frame = stat.traceback[-1] if len(stat.traceback) else None
-        if frame is None or ignored(frame.filename):
+        inner = stat.traceback[-1] if len(stat.traceback) else None
+        if inner is None or ignored(inner.filename):
             continue
-        out.append(
-            AllocationSite(
+        # the site is the application's line: the first frame, from the allocation up,
+        # outside the stdlib and installed packages (json's decoder allocates, the
+        # caller's line is what leaks); the block's own frame is kept beside it
+        frame = next((f for f in reversed(stat.traceback) if is_app_file(f.filename)), inner)
+        key = (frame.filename, frame.lineno)
+        site = by_site.get(key)
+        if site is None:
+            by_site[key] = AllocationSite(
                 filename=frame.filename,
                 lineno=frame.lineno,
                 size_bytes_delta=stat.size_diff,
                 count_delta=stat.count_diff,
                 traceback=_format_traceback(stat.traceback, opts.trace_frames),
+                allocated_in=""
+                if (frame.filename, frame.lineno) == (inner.filename, inner.lineno)
+                else f"{inner.filename}:{inner.lineno}",
             )
-        )
+        else:
+            site.size_bytes_delta += stat.size_diff
+            site.count_delta += stat.count_diff
+    out = list(by_site.values())
     # the sites that grew at least once per round first: those are the leak's
     out.sort(key=lambda site: (site.count_delta < opts.rounds, -site.size_bytes_delta))
     del stats

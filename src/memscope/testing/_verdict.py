@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ._options import MAX_TOP, CheckOptions, ignore_predicate
 from ._readings import Readings, TypeReadings
-from ._report import GrowthReport, TypeGrowth
+from ._report import GrowthReport, TypeGrowth, signed
+from ._shape import MIN_SERIES_FOR_STEPS, Shape, series_shape
 
-__all__ = ["verdict"]
+__all__ = ["verdict", "wants_more"]
 
 # a size can step up twice by chance (a dict resizing): in-place growth needs 3 rounds
 _MIN_ROUNDS_IN_PLACE = 3
@@ -19,32 +20,33 @@ def _steps(series: Sequence[int], readings: Readings) -> list[int]:
     return [series[i] - series[i - 1] for i in range(w + 1, w + r + 1)]
 
 
-def _row(tr: TypeReadings, deltas: Sequence[int], unit: str = "objects") -> TypeGrowth:
+def _paired(before: Sequence[int], after: Sequence[int], readings: Readings) -> list[int]:
+    # the probe's own bookkeeping falls between a reading's ``before`` and its ``after``,
+    # so a round spans ``after[i - 1]`` .. ``before[i]`` and the probe is never inside it
+    w, r = readings.warmup, readings.rounds
+    return [before[i] - after[i - 1] for i in range(w + 1, w + r + 1)]
+
+
+def _row(
+    tr: TypeReadings, deltas: Sequence[int], shape: Shape, unit: str = "objects"
+) -> TypeGrowth:
     return TypeGrowth(
         type=tr.type,
         deltas=list(deltas),
         count=tr.count,
         size_bytes_delta=tr.size_bytes_delta,
         unit=unit,
+        shape=shape.kind,
     )
 
 
-def _signed(values: Sequence[int]) -> str:
-    return " ".join(f"{v:+d}" for v in values)
-
-
-def verdict(readings: Readings, opts: CheckOptions, *, label: str, seconds: float) -> GrowthReport:
-    """Apply the leak rules to ``readings``: no I/O, no gc, no clock, same input same report.
-
-    Memory (blocks, a type's count, a type's bytes) and pending tasks leak only when they
-    grew on every measured round; fds and threads leak on any net growth over the allowance.
-    """
-    w, r = readings.warmup, readings.rounds
-    measured = range(w + 1, w + r + 1)
-    ignored = ignore_predicate(opts.ignore)
+def _series(readings: Readings) -> dict[str, list[int]]:
+    """Every per-round series the rules read, by the key the report uses."""
     deltas: dict[str, list[int]] = {
-        "blocks": [readings.blocks_before[i] - readings.blocks_after[i - 1] for i in measured],
+        "blocks": _paired(readings.blocks_before, readings.blocks_after, readings),
     }
+    if readings.malloc_before is not None and readings.malloc_after is not None:
+        deltas["malloc_bytes"] = _paired(readings.malloc_before, readings.malloc_after, readings)
     if readings.fds is not None:
         deltas["fds"] = _steps(readings.fds, readings)
     if readings.threads is not None:
@@ -52,43 +54,139 @@ def verdict(readings: Readings, opts: CheckOptions, *, label: str, seconds: floa
     deltas["tasks"] = _steps(readings.tasks, readings)
     if readings.traced is not None:
         deltas["traced_bytes"] = _steps(readings.traced, readings)
+    return deltas
+
+
+def _thresholds(opts: CheckOptions) -> dict[str, int]:
+    return {
+        "blocks": opts.min_growth,
+        "malloc_bytes": opts.min_growth_bytes,
+        "fds": 1,
+        "threads": 1,
+        "tasks": opts.min_growth,
+    }
+
+
+def _memory_moved(readings: Readings) -> bool:
+    """Whether blocks or malloc'd bytes changed in any measured round."""
+    deltas = _series(readings)
+    return any(deltas["blocks"]) or any(deltas.get("malloc_bytes", ()))
+
+
+def _all_series(
+    readings: Readings, opts: CheckOptions, *, census: bool = True
+) -> Iterator[tuple[Sequence[int], int]]:
+    deltas = _series(readings)
+    limits = _thresholds(opts)
+    for key, values in deltas.items():
+        # fds and threads are not measured on: any net growth over the allowance is a leak
+        if key in limits and key not in ("fds", "threads"):
+            yield values, limits[key]
+    if not census:
+        # no block and no malloc'd byte moved: a census count that changed is an old
+        # object newly referenced from a new one (a static type, a small int), not growth
+        return
+    if readings.rounds >= _MIN_ROUNDS_IN_PLACE:
+        for tr in readings.types:
+            yield tr.deltas, opts.min_growth
+            yield tr.size_deltas, opts.min_growth_bytes
+    else:
+        for tr in readings.types:
+            yield tr.deltas, opts.min_growth
+
+
+def wants_more(readings: Readings, opts: CheckOptions, max_rounds: int) -> bool:
+    """True while some series could still turn out a leak or a bounded fill: measure more."""
+    if readings.rounds >= max_rounds:
+        return False
+    for values, low in _all_series(readings, opts, census=_memory_moved(readings)):
+        shape = series_shape(values, min_growth=low, rounds=opts.rounds, final=False)
+        if shape.kind == "unclear":
+            return True
+    return False
+
+
+def verdict(readings: Readings, opts: CheckOptions, *, label: str, seconds: float) -> GrowthReport:
+    """Apply the leak rules to ``readings``: no I/O, no gc, no clock, same input same report.
+
+    Memory (blocks, malloc'd bytes, a type's count, a type's bytes) and pending tasks leak
+    when their series has the shape of a leak: growth on every measured round, or new
+    highs that keep coming over a long series (an intermittent leak); growth that levels
+    off is a bounded structure filling. fds and threads leak on net growth over the
+    allowance unless they levelled off.
+    """
+    w, r = readings.warmup, readings.rounds
+    ignored = ignore_predicate(opts.ignore)
+    deltas = _series(readings)
+
+    def shape_of(values: Sequence[int], low: int) -> Shape:
+        return series_shape(values, min_growth=low, rounds=opts.rounds)
 
     grew: list[TypeGrowth] = []
     grew_bytes: list[TypeGrowth] = []
     skipped: list[TypeGrowth] = []
-    changed: list[tuple[int, str, list[int]]] = []
+    changed: list[tuple[int, str, str]] = []
     for tr in readings.types:
         steps = list(tr.deltas)
-        if all(step >= opts.min_growth for step in steps):
-            row = _row(tr, steps)
+        counted = shape_of(steps, opts.min_growth)
+        if counted.leaks:
+            row = _row(tr, steps, counted)
             (skipped if ignored(row.type) else grew).append(row)
-        elif r >= _MIN_ROUNDS_IN_PLACE and all(s >= opts.min_growth_bytes for s in tr.size_deltas):
+            continue
+        sized = shape_of(tr.size_deltas, opts.min_growth_bytes)
+        if r >= _MIN_ROUNDS_IN_PLACE and sized.leaks:
             # as many objects, but bigger every round: a buffer, str or list growing in
             # place (bytearray +=, text +=) leaks without a new object or block
-            row = _row(tr, tr.size_deltas, unit="bytes")
+            row = _row(tr, tr.size_deltas, sized, unit="bytes")
             (skipped if ignored(row.type) else grew_bytes).append(row)
+        elif counted.kind == "levelled":
+            text = f"{tr.type}: {signed(steps)} (levelled off)"
+            changed.append((sum(abs(s) for s in steps), tr.type, text))
         elif any(steps):
-            changed.append((sum(abs(s) for s in steps), tr.type, steps))
-    grew.sort(key=lambda row: (-sum(row.deltas), row.type))
-    grew_bytes.sort(key=lambda row: (-sum(row.deltas), row.type))
-    skipped.sort(key=lambda row: (-sum(row.deltas), row.type))
+            changed.append((sum(abs(s) for s in steps), tr.type, f"{tr.type}: {signed(steps)}"))
+    for rows in (grew, grew_bytes, skipped):
+        # the application's own types first (a builtin name has no module), then the largest
+        rows.sort(key=lambda row: ("." not in row.type, -sum(row.deltas), row.type))
     changed.sort(key=lambda item: (-item[0], item[1]))
-    noise = [f"{name}: {_signed(steps)}" for _, name, steps in changed[: opts.top]]
+    noise = [text for _, _, text in changed[: opts.top]]
 
     failures: list[str] = []
     blocks = deltas["blocks"]
-    if all(d >= opts.min_growth for d in blocks):
+    shape = shape_of(blocks, opts.min_growth)
+    if shape.leaks:
         if skipped and not grew:
             noise.insert(0, "allocated blocks grew every round, explained by ignored types")
-        else:
+        elif shape.kind == "steady":
             failures.append(
                 f"allocated blocks grew on every measured round (+{sum(blocks)} in {r} rounds)"
             )
+        else:
+            failures.append(shape.describe("allocated blocks"))
+    elif shape.kind == "levelled" or (shape.kind == "unclear" and r >= MIN_SERIES_FOR_STEPS):
+        noise.insert(0, shape.describe("allocated blocks"))
     elif any(blocks):
-        noise.insert(0, f"allocated blocks: {_signed(blocks)}")
+        noise.insert(0, f"allocated blocks: {signed(blocks)}")
+    malloc = deltas.get("malloc_bytes")
+    # malloc'd bytes move by a few dozen bytes by chance (an arena's bookkeeping, a list
+    # resized): like growth in place, they need a few rounds before they say anything
+    if malloc is not None and r >= _MIN_ROUNDS_IN_PLACE:
+        shape = shape_of(malloc, opts.min_growth_bytes)
+        if shape.leaks and not (skipped and not grew):
+            failures.append(shape.describe("bytes malloc'd (objects over 512 B, buffers)"))
+        elif shape.kind == "levelled":
+            noise.append(shape.describe("malloc'd bytes"))
     if grew:
-        shown = ", ".join(row.type for row in grew[:5])
-        failures.append(f"{len(grew)} type(s) grew on every measured round: {shown}")
+        steady = [row.type for row in grew if row.shape == "steady"]
+        stepped = [row.type for row in grew if row.shape != "steady"]
+        if steady:
+            failures.append(
+                f"{len(steady)} type(s) grew on every measured round: {', '.join(steady[:5])}"
+            )
+        if stepped:
+            failures.append(
+                f"{len(stepped)} type(s) grew in steps that kept coming over {r} rounds "
+                f"(an intermittent leak): {', '.join(stepped[:5])}"
+            )
     if grew_bytes:
         shown = ", ".join(row.type for row in grew_bytes[:5])
         failures.append(
@@ -102,15 +200,21 @@ def verdict(readings: Readings, opts: CheckOptions, *, label: str, seconds: floa
         found = deltas.get(key)
         if found is None:
             continue
-        if sum(found) > allowed:
+        shape = shape_of(found, 1)
+        if sum(found) > allowed and shape.kind != "levelled":
             failures.append(f"{what} grew by {sum(found)} over {r} rounds (allowed {allowed})")
+        elif shape.kind == "levelled" and sum(found) > allowed:
+            noise.append(shape.describe(what))
         elif any(found):
-            noise.append(f"{what}: {_signed(found)}")
+            noise.append(f"{what}: {signed(found)}")
     tasks = deltas["tasks"]
-    if all(d >= opts.min_growth for d in tasks):
+    shape = shape_of(tasks, opts.min_growth)
+    if shape.kind == "steady":
         failures.append(f"pending asyncio tasks grew on every round (+{sum(tasks)})")
+    elif shape.leaks:
+        failures.append(shape.describe("pending asyncio tasks"))
     elif any(tasks):
-        noise.append(f"asyncio tasks: {_signed(tasks)}")
+        noise.append(f"asyncio tasks: {signed(tasks)}")
     if readings.census_error is not None:
         noise.append(f"census unavailable: {readings.census_error}")
     return GrowthReport(
@@ -127,4 +231,19 @@ def verdict(readings: Readings, opts: CheckOptions, *, label: str, seconds: floa
         tracing=readings.traced is not None,
         seconds=seconds,
         grew_bytes=grew_bytes[:MAX_TOP],
+        net=_net(readings),
     )
+
+
+def _net(readings: Readings) -> dict[str, int]:
+    """fds, threads and tasks from the first reading to the last (warmup included)."""
+    last = readings.warmup + readings.rounds
+    out: dict[str, int] = {}
+    for key, values in (
+        ("fds", readings.fds),
+        ("threads", readings.threads),
+        ("tasks", readings.tasks),
+    ):
+        if values is not None and len(values) > last:
+            out[key] = values[last] - values[0]
+    return out

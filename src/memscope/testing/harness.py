@@ -6,7 +6,7 @@ named seam that front ends may rely on instead of private modules:
 * :class:`CheckOptions` (``CheckOptions.build(**kwargs)`` validates marker or ini options),
 * :func:`run_check` (the check with a ``run_once(i)`` callback for each run),
 * :func:`pending_tasks` (asyncio tasks not done yet, of one loop or of every loop),
-* :class:`GrowthReport`, what a check returns.
+* :class:`GrowthReport`, what a check returns, and :func:`signed`, how it writes deltas.
 """
 
 from __future__ import annotations
@@ -15,6 +15,6 @@ from memscope._base.aio import pending_tasks
 
 from ._driver import run_check
 from ._options import CheckOptions
-from ._report import GrowthReport
+from ._report import GrowthReport, signed
 
-__all__ = ["CheckOptions", "GrowthReport", "pending_tasks", "run_check"]
+__all__ = ["CheckOptions", "GrowthReport", "pending_tasks", "run_check", "signed"]
