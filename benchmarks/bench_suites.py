@@ -1,0 +1,313 @@
+"""Real test suites under ``--memscope-no-growth`` and pytest-memray, side by side.
+
+Downloads the sdists of a few well-kept pure-Python libraries that ship their own tests
+(unittest classes with ``subTest()``, plain pytest functions, fixtures, parametrize) into a
+cache outside the repository, and runs each suite, in one run on this machine:
+
+* plainly (``pytest``),
+* under ``--memscope-no-growth`` (every test checked with the defaults),
+* under ``--memscope-no-growth -n 2`` (pytest-xdist, two workers),
+* under pytest-memray (``--memray``: every test's allocations tracked and reported).
+
+It prints each mode's wall time and its ratio to the plain run, the tests memscope flags
+(failures that are memscope's verdict, not the test's own outcome), the tests pytest-memray
+fails, and every test whose outcome (passed, failed, skipped, xfailed) differs from the
+plain run otherwise. Each suite is run ``--repeat`` times; the ratios of every repeat are
+printed so their spread shows. Writes benchmarks/results/bench_suites.json.
+
+    .venv/bin/python benchmarks/bench_suites.py [--repeat 2] [--cache DIR] [--suites a,b]
+    .venv/bin/python benchmarks/bench_suites.py --local-only   # a generated suite, no network
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path.home() / ".cache" / "memscope-bench"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One library's own test suite: where it comes from and how pytest runs it."""
+
+    name: str
+    version: str
+    tests: str  # the test path, relative to the unpacked sdist
+    path: str = ""  # what goes on PYTHONPATH, relative to the unpacked sdist
+    args: tuple[str, ...] = ()
+
+
+SUITES = [
+    # unittest TestCase classes, subTest() all over, a few plain pytest tests
+    Suite("more-itertools", "11.2.1", "tests"),
+    # unittest TestCase classes and mixins shared by many cache types, threads
+    Suite("cachetools", "8.0.2", "tests", path="src"),
+    # plain pytest functions, parametrize and a few fixtures
+    Suite("toolz", "1.2.0", "toolz/tests"),
+]
+
+LOCAL_SUITE = """
+import unittest
+import pytest
+
+KEPT = []
+
+class Values(unittest.TestCase):
+    def setUp(self):
+        self.data = list(range(10))
+
+    def test_sub(self):
+        for i in self.data:
+            with self.subTest(i=i):
+                self.assertGreaterEqual(i, 0)
+
+    @unittest.skip("skipped on purpose")
+    def test_skipped(self):
+        pass
+
+@pytest.fixture
+def table():
+    return {str(i): i for i in range(50)}
+
+@pytest.mark.parametrize("key", ["1", "2", "3"])
+def test_lookup(table, key):
+    assert table[key] == int(key)
+
+def test_subtests_fixture(subtests):
+    for i in range(3):
+        with subtests.test(i=i):
+            assert i < 3
+
+@pytest.mark.xfail(reason="known")
+def test_xfail():
+    assert False
+
+def test_fails():
+    assert 1 == 2
+
+def test_leaks():
+    KEPT.append({"n": [len(KEPT)]})
+"""
+
+
+def fetch(suite: Suite, cache: Path) -> Path:
+    """The unpacked sdist of ``suite`` (downloaded with pip into ``cache`` once)."""
+    unpacked = cache / "src"
+    for found in unpacked.glob("*"):
+        if found.name.lower().replace("_", "-") == f"{suite.name}-{suite.version}":
+            return found
+    sdists = cache / "sdists"
+    sdists.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-binary",
+            ":all:",
+            "--no-deps",
+            "-q",
+            "-d",
+            str(sdists),
+            f"{suite.name}=={suite.version}",
+        ],
+        check=True,
+        timeout=600,
+    )
+    stem = suite.name.replace("-", "_")
+    archive = next(
+        p
+        for p in sdists.glob("*.tar.gz")
+        if p.name.lower().replace("-", "_").startswith(f"{stem}_{suite.version}")
+    )
+    unpacked.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(unpacked, filter="data")
+    return fetch(suite, cache)
+
+
+@dataclass
+class Run:
+    """One pytest run: its wall time and each test's outcome."""
+
+    mode: str
+    seconds: float
+    outcomes: dict[str, str] = field(default_factory=dict)
+    memscope: set[str] = field(default_factory=set)  # tests failed by memscope's verdict
+    returncode: int = 0
+    tail: str = ""
+
+
+def _outcomes(junit: Path) -> tuple[dict[str, str], set[str]]:
+    outcomes: dict[str, str] = {}
+    flagged: set[str] = set()
+    if not junit.exists():
+        return outcomes, flagged
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        failure = case.find("failure")
+        error = case.find("error")
+        skipped = case.find("skipped")
+        if failure is not None:
+            text = (failure.get("message") or "") + (failure.text or "")
+            if "memscope no-growth check of" in text:
+                flagged.add(name)
+            outcomes[name] = "failed"
+        elif error is not None:
+            outcomes[name] = "error"
+        elif skipped is not None:
+            kind = skipped.get("type", "")
+            outcomes[name] = "xfailed" if "xfail" in kind else "skipped"
+        else:
+            outcomes[name] = "passed"
+    return outcomes, flagged
+
+
+def run_pytest(where: Path, suite_path: str, tests: str, mode: str, extra: list[str]) -> Run:
+    """Run pytest on ``tests`` in ``where`` in a fresh interpreter; time the whole run."""
+    with tempfile.TemporaryDirectory(prefix="bench_suites_") as tmp:
+        junit = Path(tmp) / "junit.xml"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (suite_path, env.get("PYTHONPATH")) if p)
+        args = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            "-o",
+            "junit_family=xunit1",
+            f"--junitxml={junit}",
+            *extra,
+            tests,
+        ]
+        start = time.perf_counter()
+        proc = subprocess.run(
+            args, cwd=where, env=env, capture_output=True, text=True, timeout=3600
+        )
+        seconds = time.perf_counter() - start
+        outcomes, flagged = _outcomes(junit)
+    return Run(mode, seconds, outcomes, flagged, proc.returncode, proc.stdout[-3000:])
+
+
+MODES: list[tuple[str, list[str]]] = [
+    ("plain", []),
+    ("memscope", ["--memscope-no-growth"]),
+    ("memscope -n 2", ["--memscope-no-growth", "-n", "2"]),
+    ("pytest-memray", ["--memray"]),
+]
+
+
+def bench_suite(label: str, where: Path, suite_path: str, tests: str, repeat: int) -> dict:
+    """Every mode, ``repeat`` times, interleaved so that load drifts hit them alike."""
+    runs: dict[str, list[Run]] = {mode: [] for mode, _ in MODES}
+    for _ in range(repeat):
+        for mode, extra in MODES:
+            runs[mode].append(run_pytest(where, suite_path, tests, mode, extra))
+    plain = runs["plain"]
+    base = plain[0].outcomes
+    rows: dict[str, object] = {"suite": label, "tests": len(base)}
+    print(f"\n== {label}: {len(base)} tests")
+    print(f"{'mode':<16}{'wall s (each run)':<28}{'vs plain (each run)':<30}flagged")
+    for mode, _ in MODES:
+        times = [r.seconds for r in runs[mode]]
+        ratios = [r.seconds / p.seconds for r, p in zip(runs[mode], plain, strict=True)]
+        last = runs[mode][-1]
+        if mode.startswith("memscope"):
+            flagged = sorted(last.memscope)
+        elif mode == "plain":
+            flagged = []
+        else:  # pytest-memray fails a test only on a limit marker; count its extra failures
+            flagged = sorted(
+                t for t, o in last.outcomes.items() if o == "failed" and base.get(t) != "failed"
+            )
+        # every other test keeps the outcome it has in the plain run
+        changed = sorted(
+            f"{t}: {base.get(t)} -> {o}"
+            for t, o in last.outcomes.items()
+            if t not in last.memscope and base.get(t) != o
+        )
+        missing = sorted(set(base) - set(last.outcomes))
+        print(
+            f"{mode:<16}{' '.join(f'{t:.2f}' for t in times):<28}"
+            f"{' '.join(f'{x:.2f}x' for x in ratios):<30}{len(flagged)}"
+        )
+        for name in flagged[:20]:
+            print(f"    flagged: {name}")
+        for line in changed[:10]:
+            print(f"    outcome changed: {line}")
+        if missing:
+            print(f"    {len(missing)} tests missing from the report (exit {last.returncode})")
+            print("    " + last.tail.replace("\n", "\n    ")[-1500:])
+        rows[mode] = {
+            "seconds": times,
+            "ratio_to_plain": ratios,
+            "flagged": flagged,
+            "outcome_changed": changed,
+            "missing": missing,
+        }
+    ms = rows["memscope"]["ratio_to_plain"]  # type: ignore[index]
+    mr = rows["pytest-memray"]["ratio_to_plain"]  # type: ignore[index]
+    print(
+        f"{label}: memscope {min(ms):.2f}x-{max(ms):.2f}x plain, "
+        f"pytest-memray {min(mr):.2f}x-{max(mr):.2f}x plain"
+    )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suites; exit 1 if memscope's run costs over 10x plain or changes an outcome."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--suites", default=",".join(s.name for s in SUITES))
+    parser.add_argument("--local-only", action="store_true", help="a generated suite only")
+    args = parser.parse_args(argv)
+    results = []
+    if args.local_only:
+        with tempfile.TemporaryDirectory(prefix="bench_suites_local_") as tmp:
+            where = Path(tmp)
+            (where / "test_local.py").write_text(LOCAL_SUITE)
+            (where / "pytest.ini").write_text(
+                "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+            )
+            results.append(bench_suite("local", where, "", "test_local.py", args.repeat))
+    else:
+        wanted = set(args.suites.split(","))
+        for suite in SUITES:
+            if suite.name not in wanted:
+                continue
+            root = fetch(suite, args.cache)
+            path = str(root / suite.path) if suite.path else str(root)
+            label = f"{suite.name} {suite.version}"
+            results.append(bench_suite(label, root, path, suite.tests, args.repeat))
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    name = "bench_suites_local.json" if args.local_only else "bench_suites.json"
+    (out / name).write_text(json.dumps(results, indent=2))
+    missed = False
+    for row in results:
+        ratios = row["memscope"]["ratio_to_plain"]
+        if max(ratios) > 10 or row["memscope"]["outcome_changed"]:
+            missed = True
+    print("\ntarget: memscope <= 10x plain, no outcome changed:", "missed" if missed else "met")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
