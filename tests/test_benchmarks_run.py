@@ -23,6 +23,7 @@ SMOKE = {
     "bench_concurrent.py": ["--scale", "0.02"],
     "bench_compare.py": ["--scale", "0.02", "--rounds", "1"],
     "bench_prometheus.py": ["--caches", "2", "--objects", "1000", "--repeat", "5"],
+    "bench_suites.py": ["--local-only", "--repeat", "1"],
 }
 
 
