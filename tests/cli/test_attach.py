@@ -200,6 +200,48 @@ def test_a_timed_out_attach_leaves_the_target_running(run: Run, target: Target) 
     assert target.leftovers() == CLEAN
 
 
+TGKILL = {"x86_64": 234, "aarch64": 131}.get(os.uname().machine)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(TGKILL is None, reason="tgkill's syscall number is known for x86_64/aarch64")
+def test_a_thread_holding_the_gil_in_c_is_waited_out_not_crashed(run: Run, target: Target) -> None:
+    # another thread than the main one holds the GIL in C (pause() through ctypes.PyDLL)
+    # while a third sleeps with the GIL released. Waiting for the GIL inside gdb could
+    # not be undone safely (an unwound wait crashed the process with SIGSEGV), so the
+    # bootstrap must be a pending call: the attach times out, the process lives on
+    import ctypes
+
+    target.ask(
+        "__import__('threading').Thread("
+        "target=__import__('time').sleep, args=(300,), daemon=True).start()"
+    )
+    assert target.proc.stdin is not None
+    target.proc.stdin.write(
+        "(__import__('signal').signal(__import__('signal').SIGUSR1, lambda *a: None), "
+        "__import__('threading').Thread(target=lambda: (print(__import__('threading')"
+        ".get_native_id(), flush=True), __import__('ctypes').PyDLL(None).pause()), "
+        "daemon=True).start())[1]\n"
+    )
+    target.proc.stdin.flush()
+    tid = int(target.ask_line())
+    time.sleep(0.3)  # let it reach pause()
+    out = run("attach", str(target.pid), "--timeout", "1", timeout=240)
+    assert out.returncode == 2
+    assert "no answer within 1 s" in out.stderr and "never ran" in out.stderr
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(TGKILL, target.pid, tid, signal.SIGUSR1) == 0  # wake that thread
+    assert target.ask_line() == "None"  # the main thread got the GIL back and went on
+    deadline = time.monotonic() + 30  # the woken thread, and the late agent, are ending
+    while target.ask("__import__('threading').active_count()") != 2:  # main + the sleeper
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert target.ask("sorted(m for m in sys.modules if m.startswith('memscope'))") == []
+    assert target.proc.poll() is None
+    out = run("attach", str(target.pid), "--top", "1", timeout=240)  # and it can be attached
+    assert out.returncode == 0, out.stderr
+
+
 @pytest.mark.slow
 def test_a_failed_attach_leaves_the_target_running(run: Run, target: Target) -> None:
     # a target where memscope cannot be imported (None in sys.modules blocks the import):
