@@ -436,6 +436,12 @@ def test_metrics_parse_and_show_the_bounded_structures(run: Run) -> None:
     assert value("memscope_cache_misses_total", cache="sse_proxy.models") >= models["misses"]
     evictions = value("memscope_cache_evictions_total", cache="sse_proxy.models", reason="size")
     assert evictions >= models["evictions"] > 0
+    # the service's own counters, after memscope's: what ended streams saw stays counted
+    stats = run.final_caches["sse_proxy.streams"][0]["stats"]
+    assert value("sse_proxy_overflows_total") == stats["overflows_total"] > 0
+    assert value("sse_proxy_stalled_total") == stats["stalled_total"] > 0
+    assert value("sse_proxy_streams_total") == stats["streams_total"]
+    assert value("sse_proxy_refused_total") == 0 and value("sse_proxy_streams_live") == 0
 
 
 NAIVE_PROFILES = 64  # profiles streamed once each through the naive proxy

@@ -34,7 +34,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from typing import Any
@@ -42,6 +42,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.concurrency import run_in_threadpool
 
 import memscope
@@ -160,6 +162,43 @@ class ProxyStats:
             "models_loaded_total": self.models_loaded_total,
             "size_bytes": sum(len(b) for b in live),
         }
+
+
+class ProxyCollector:
+    """The service's own counters for Prometheus, read from ProxyStats at each scrape.
+
+    memscope exports every tracked object's size and length; what only this service
+    knows (overflows of buffers that have ended, refusals, drops) it exports itself.
+    """
+
+    COUNTERS = {
+        "streams": "Streams proxied.",
+        "refused": "Streams refused with 503 (max_streams reached or memory over the hard limit).",
+        "overflows": "Upstream SSE events dropped for passing max_event_bytes.",
+        "stalled": "Streams cut because the upstream went silent for read_timeout.",
+        "upstream_errors": "Streams ended by an upstream error.",
+        "audits_dropped": "Audits dropped because task_limit audits were running.",
+        "models_loaded": "Models loaded into the cache.",
+    }
+
+    def __init__(self, stats: ProxyStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        """One counter per ProxyStats total, and the live streams and their pending bytes."""
+        values = self.stats.memscope_stats()
+        for name, help_text in self.COUNTERS.items():
+            family = CounterMetricFamily(f"sse_proxy_{name}", help_text)
+            family.add_metric([], values[f"{name}_total"])
+            yield family
+        yield GaugeMetricFamily(
+            "sse_proxy_streams_live", "Streams running now.", values["streams_live"]
+        )
+        yield GaugeMetricFamily(
+            "sse_proxy_pending_bytes",
+            "Bytes the live streams' SSE buffers hold for unfinished events.",
+            values["pending_bytes"],
+        )
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
@@ -374,6 +413,9 @@ def create_app(settings: Settings | None = None, token: str | None = None) -> Fa
     async def chat(profile: str, mode: str = "normal") -> Response:
         return await proxy.chat(profile[:100], mode[:20])
 
+    own_metrics = CollectorRegistry(auto_describe=True)
+    own_metrics.register(ProxyCollector(proxy.stats))
+
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
         try:
@@ -381,7 +423,8 @@ def create_app(settings: Settings | None = None, token: str | None = None) -> Fa
         except ImportError as exc:
             return PlainTextResponse(f"memscope's Prometheus integration is missing: {exc}", 503)
         body, content_type = await run_in_threadpool(render_metrics)
-        return Response(body, headers={"Content-Type": content_type})
+        # memscope's families, then the service's own (both in the text format)
+        return Response(body + generate_latest(own_metrics), headers={"Content-Type": content_type})
 
     app.mount("/_debug/memory", debug_app(token=token, monitor=monitor))
     return app
