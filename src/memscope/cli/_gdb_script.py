@@ -153,7 +153,14 @@ def main(gdb: Any) -> None:
     how, _thread = choice
     address = _buffer(gdb, plan["bootstrap"].encode())
     if how == "ensure":
-        state = int(gdb.parse_and_eval("(int)PyGILState_Ensure()"))
+        # the GIL is free and nobody waits for it: with only this thread running, no other
+        # can take it first and keep it in C while gdb waits; the others run again for
+        # the bootstrap (it starts a thread and waits until that thread runs)
+        gdb.execute("set scheduler-locking on", to_string=True)
+        try:
+            state = int(gdb.parse_and_eval("(int)PyGILState_Ensure()"))
+        finally:
+            gdb.execute("set scheduler-locking off", to_string=True)
         status = int(gdb.parse_and_eval(f"(int)PyRun_SimpleString((char*){address})"))
         gdb.execute(f"call (void)PyGILState_Release({state})", to_string=True)
         gdb.execute(f"call (void)free((void*){address})", to_string=True)
