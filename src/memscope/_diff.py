@@ -33,7 +33,8 @@ _MEMORY = {
     ("accounting", "malloc_mmap_bytes"): "malloc mmap (accounted)",
     ("accounting", "python_arenas_bytes"): "python arenas",
 }
-# findings weaker than this share of the strongest one are left out of the opening sentences
+# findings of types nothing is known to hold, weaker than this share of the strongest one,
+# are left out of the opening sentences (a live process's noise); held containers stay
 _STORY_SHARE = 0.01
 # totals that are state, not counters, despite the suffix
 _STATE_TOTALS = frozenset(
@@ -163,7 +164,11 @@ class Diff:
         lines = [head]
         story = self.findings()
         # a sentence far weaker than the first is the noise of a live process: left to the table
-        strong = [f for f in story if story and f.score >= _STORY_SHARE * story[0].score]
+        strong = [
+            f
+            for f in story
+            if f.score >= _STORY_SHARE * story[0].score or (f.kind != "type" and f.holder)
+        ]
         lines.extend(f"  * {f.evidence}" for f in strong[:findings])
         ranked = self.ranked()
         if not ranked:

@@ -59,6 +59,9 @@ _PLUMBING = (
     "psutil.",
 )
 
+# the pieces a file, a socket or a client is made of: told only when nothing holds them
+_PARTS = ("_io.", "io.", "encodings.", "socket.", "_socket.", "_ssl.", "ssl.SSLSocket")
+
 # which objects hold which kind of fd
 _FD_TYPES = {
     "sockets": ("socket", "SSLSocket", "Client", "Connection", "Transport"),
@@ -144,18 +147,18 @@ def find(diff: Diff) -> list[Finding]:
 
 
 def _without_parts(found: list[Finding]) -> list[Finding]:
-    """Drop the file objects a handler or client holds when the holder is told already:
-    +300 FileHandlers each holding an open file are also +300 BufferedWriters."""
-    kept: list[Finding] = []
-    holders: list[Finding] = []
-    for f in found:
-        holds_fd = f.kind == "type" and f.evidence.endswith(tuple(w for _, w in _FD_WORDS.values()))
-        if holds_fd and any(abs(h.delta - f.delta) <= 0.02 * f.delta for h in holders):
-            continue
-        if holds_fd and f.holder:
-            holders.append(f)
-        kept.append(f)
-    return kept
+    """Drop the file objects a handler or a client is made of when the handler is told:
+    +300 FileHandlers are also +300 FileIO, BufferedWriter, TextIOWrapper and encoders."""
+    wholes = [f for f in found if f.kind == "type" and not f.what.startswith(_PARTS)]
+    return [
+        f
+        for f in found
+        if not (
+            f.kind == "type"
+            and f.what.startswith(_PARTS)
+            and any(abs(w.delta - f.delta) <= 0.02 * f.delta for w in wholes)
+        )
+    ]
 
 
 def _type_changes(diff: Diff) -> dict[str, tuple[float, float]]:
@@ -274,6 +277,19 @@ def _tasks(diff: Diff, types: dict[str, tuple[float, float]]) -> list[Finding]:
     return found
 
 
+_NAMED_ROOTS = ("functools.lru_cache of ", "logger ", "BoundedCache ", "pending task ", "local ")
+
+
+def _stdlib_path(path: str) -> bool:
+    """Whether ``path`` starts at a standard-library module (``logging._handlerList``)."""
+    if path.startswith(_NAMED_ROOTS):
+        return False
+    top = path.split(".", 1)[0]
+    return " " not in top and (
+        top in sys.stdlib_module_names or top.lstrip("_") in sys.stdlib_module_names
+    )
+
+
 def _owner_words(row: Mapping[str, Any]) -> str:
     owner = row.get("owner")
     tname = str(row.get("type") or "container")
@@ -316,6 +332,10 @@ def _containers_and_types(diff: Diff, types: dict[str, tuple[float, float]]) -> 
         score = max(size, 0.0) + entries * _ENTRY
         if row.get("path"):
             score *= 2  # a named root is stronger evidence than a nameless dict
+        if _stdlib_path(str(path)):
+            # the standard library's own registries (logging's list of every handler, a
+            # WeakSet of tasks) mirror the program's leak: they are not its holder
+            score *= 0.05
         if own and held and own[0] == held[0] and row.get("type") in ("list", "set", "deque"):
             # a list of the program's objects: the objects are the story, the list holds them
             name = own[0]
@@ -357,26 +377,28 @@ def _containers_and_types(diff: Diff, types: dict[str, tuple[float, float]]) -> 
             Finding(
                 "container",
                 str(path),
-                str(row.get("where") or path),
+                None if _stdlib_path(str(path)) else str(row.get("where") or path),
                 change.delta,
                 int(size) or None,
                 text,
                 score,
             )
         )
+    places = _type_places(diff)
     for name, (count, size) in types.items():
         if name in used_types or "." not in name or count < MIN_OBJECTS:
             continue
         many, bound = _many(diff, name, count)
-        text = f"{many} {name} objects{bound}"
+        place = places.get(name)
+        text = f"{many} {name} objects" + (f" in {place}" if place else "") + bound
         if size > 0:
             text += f", {format_value(size, 'bytes', signed=True)}"
         each = _fd_each(diff, name, count)
-        score = (count * _OBJECT + max(size, 0.0)) * type_weight(name)
+        score = (count * _OBJECT + max(size, 0.0)) * type_weight(name) * (2 if place else 1)
         if each:
             score += count * _FD / 2  # objects that each hold an fd: the fds' own evidence
         text += each
-        findings.append(Finding("type", name, None, count, int(size) or None, text, score))
+        findings.append(Finding("type", name, place, count, int(size) or None, text, score))
     return findings
 
 
@@ -388,6 +410,16 @@ def _values(held: list[str], types: dict[str, tuple[float, float]], entries: flo
     if entries <= 0 or abs(count - entries) > 0.1 * entries or size <= 0:
         return ""
     return f", holding {count:+,.0f} {held[0]} ({format_value(size, 'bytes', signed=True)})"
+
+
+def _type_places(diff: Diff) -> dict[str, str]:
+    """type name -> where its instances live (the census's sampled holder path)."""
+    census = _section(diff.b, "census")
+    return {
+        str(row.get("type")): str(row["where"])
+        for row in census.get("by_count") or ()
+        if isinstance(row, Mapping) and row.get("where")
+    }
 
 
 def _fd_each(diff: Diff, name: str, count: float) -> str:

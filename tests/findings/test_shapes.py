@@ -47,3 +47,21 @@ def test_the_culprit_is_in_the_first_five_lines(name: str) -> None:
     table = lines[lines.index("  changes, strongest evidence first:") :]
     assert sum(1 for line in table if "memory:" in line) <= 1
     assert not any("process: vms_bytes" in line or "cgroup.usage_bytes" in line for line in table)
+
+
+@pytest.mark.slow
+def test_a_starlette_service_under_uvicorn_driven_over_http() -> None:
+    out = subprocess.run(
+        [sys.executable, str(SHAPES.with_name("service.py")), "600"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    head = out.stdout.splitlines()[:5]
+    text = "\n".join(head)
+    assert "+600 logging.FileHandler objects in logger 'audit' handlers" in text, out.stdout
+    assert "each holding an open file" in text
+    assert "__main__.service._rendered (a dict on ProfileService)" in text, out.stdout
+    # the handlers' files, streams and encoders are parts of the handlers: not told apart
+    assert "_io.BufferedWriter objects" not in text

@@ -18,6 +18,7 @@ import gc
 import heapq
 import itertools
 import os
+import re
 import sys
 import threading
 import time
@@ -34,6 +35,7 @@ from ._holders import describe_owners, held_types, holder_paths, summarize_conta
 from ._safe import base_len, is_a
 
 CHUNK = 10_000
+SAMPLED_TYPES = 20  # the most numerous non-builtin types whose instances are told where
 # (a bytearray is a buffer, not a container of items: large_objects shows the big ones)
 CONTAINER_TYPES: tuple[type, ...] = (dict, list, set, frozenset, tuple, deque)
 
@@ -58,11 +60,16 @@ class HeapScan:
     request: HeapRequest = _EVERYTHING_COUNTED  # what the walk was asked to keep
     frozen: int = 0  # objects gc.freeze() moved out of gc.get_objects()'s sight
     sizeof_errors: int = 0  # objects whose __sizeof__ failed (counted with size 0)
+    # one instance of each of the most numerous non-builtin types, whose holder path tells
+    # where that type's instances live (kept only by scans that make where-hints)
+    samples: dict[type, object] | None = None
 
     def release(self) -> None:
         """Drop the references to live objects this scan holds."""
         self.containers.clear()
         self.large.clear()
+        if self.samples is not None:
+            self.samples.clear()
 
 
 # snapshot() opens a scope so that census, containers and large_objects share one walk; it
@@ -294,6 +301,11 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
             row[1] += total
         return raw
 
+    # one instance per gc-tracked type, so the most numerous can be told where they live:
+    # the last one listed (after a collection the youngest survivors come last, and of a
+    # type that keeps growing, the young ones are the leak's)
+    samples: dict[type, object] | None = {} if where else None
+
     def account(items: list[object]) -> None:
         if not items:
             return
@@ -460,6 +472,8 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
     n_objs = len(objs)
     for i in range(0, n_objs, CHUNK):
         part = objs[i : i + CHUNK]
+        if samples is not None:
+            samples.update(zip(map(type, part), part))  # in C: the last of each type wins
         account(part)
         if complete:
             untracked += expand(part)
@@ -516,10 +530,22 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
     box_heap.clear()
     large_heap.clear()
     del objs
-    if where and (result.containers or result.large):
+    if samples is not None:
+        numerous = sorted(
+            ((row[0], i, tp) for i, (tp, row) in enumerate(by_type.items()) if tp in samples),
+            reverse=True,
+        )
+        chosen = [tp for _, _, tp in numerous if "." in type_name(tp)][:SAMPLED_TYPES]
+        result.samples = {tp: samples[tp] for tp in chosen}
+        samples.clear()
+        del numerous, chosen
+    kept = list(result.samples.values()) if result.samples else []
+    if where and (result.containers or result.large or kept):
         targets = [obj for _, _, obj in result.containers] + [obj for _, obj in result.large]
+        targets += kept
         # the scan's own lists refer to the targets too: they are not where they live
         ours = {id(result.containers), id(result.large), id(targets), id(frame_values)}
+        ours.update({id(result.samples), id(kept)})
         ours.update(map(id, result.containers))
         ours.update(map(id, result.large))
         try:
@@ -542,7 +568,7 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
             if local is not None:
                 result.where[id(target)] = local
         del targets, rest, paths
-    del frame_values
+    del frame_values, kept
     result.seconds = time.perf_counter() - start
     result.request = request
     return result
@@ -568,6 +594,23 @@ def object_row(scan: HeapScan, obj: object, size: int, **extra: Any) -> dict[str
         "path": path,
         "owner": found.get("owner"),
     }
+
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def sample_where(scan: HeapScan, tp: type) -> str | None:
+    """Where the instances of ``tp`` live, from one sampled instance's holder path
+    (``logger 'audit' handlers`` for a handler at ``logger 'audit' handlers[3]``)."""
+    obj = (scan.samples or {}).get(tp)
+    found = (scan.paths or {}).get(id(obj)) if obj is not None else None
+    path = found.get("path") if found else None
+    if not path:
+        return None
+    path = path.split(" -> ", 1)[0]  # past an unnamed hop the words say little
+    if path.endswith("]") and "[" in path:
+        return path[: path.rindex("[")]  # the container, not the one slot this instance is in
+    return _INDEX.sub("[*]", path)  # one slot of many: any of them
 
 
 def count_types(complete: bool = True) -> dict[type, tuple[int, int]]:

@@ -31,6 +31,16 @@ from ._frames import fast_locals
 from ._safe import base_iter, base_len, base_of, instance_dict, is_a, slot_value
 
 
+def module_names() -> dict[int, str]:
+    """id(module namespace) -> the module's name; a module under two names (``__main__``
+    is ``__mp_main__`` too once multiprocessing is imported) keeps the first it was given."""
+    names: dict[int, str] = {}
+    for name, module in list(sys.modules.items()):
+        if is_a(module, ModuleType):
+            names.setdefault(id(vars(module)), name)
+    return names
+
+
 def _find_referrers(
     targets: list[object], ignore: set[int], per_target: int = 4
 ) -> dict[int, list[object]]:
@@ -98,7 +108,7 @@ def _slots(cls: type) -> Iterator[str]:
 
 def describe_owners(targets: list[object], ignore: set[int] | None = None) -> dict[int, str]:
     """id(target) -> a short hint like ``module app.cache attribute _models``."""
-    modules = {id(vars(m)): name for name, m in list(sys.modules.items()) if is_a(m, ModuleType)}
+    modules = module_names()
     hints: dict[int, str] = {}
     for t in targets:
         if id(t) in modules:
@@ -354,7 +364,7 @@ def holder_paths(
     """
     from ._chains import Walk
 
-    modules = {id(vars(m)): name for name, m in list(sys.modules.items()) if is_a(m, ModuleType)}
+    modules = module_names()
     kinds: dict[type, str] = {}
 
     def root_of(obj: object) -> str | None:

@@ -10,7 +10,7 @@ from .._base.collector import HeapRequest
 from .._base.section import Change, Section, flatten_numbers
 from .._base.units import format_bytes, type_name, unit_of
 from .._base.validate import check_bool, check_int
-from ._heap import count_types, get_scan
+from ._heap import count_types, get_scan, sample_where
 from .containers import diff_top_rows
 
 __all__ = ["CensusCollector", "CensusSection", "count_types"]
@@ -200,6 +200,7 @@ class CensusCollector:
         by_count = [
             {"type": type_name(tp), "count": count, "size_bytes": size}
             | ({"native": True} if is_native(tp) else {})
+            | ({"where": where} if (where := sample_where(scan, tp)) else {})
             for size, count, tp in sorted(chosen.values(), key=lambda r: r[1], reverse=True)
         ]
         by_module = [
