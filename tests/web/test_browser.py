@@ -30,6 +30,9 @@ LAUNCH_ARGS = [
 @pytest.fixture
 def browser() -> Any:
     if not os.path.exists(CHROMIUM) and shutil.which("chromium") is None:
+        # CI must run the browser for real: there a missing chromium is a failure
+        if os.environ.get("MEMSCOPE_CI"):
+            pytest.fail("MEMSCOPE_CI is set but Debian's chromium is not installed")
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     from playwright.sync_api import sync_playwright
 
