@@ -36,8 +36,23 @@ SYMBOLS = (
 # a frame of these means the thread may hold a lock the bootstrap would need (malloc's
 # arena lock, the dynamic loader's lock, the GIL's own mutex)
 IN_MALLOC = ("malloc", "free", "calloc", "realloc", "memalign", "_int_", "_dl_")
-GIL = ("take_gil", "drop_gil")
-UNSAFE = IN_MALLOC + GIL
+# take_gil and drop_gil are static and usually inlined: a thread in the GIL's code shows
+# as one of these with only C-library frames (a wait, a lock) above it
+GIL_FUNCTIONS = (
+    "take_gil",
+    "drop_gil",
+    "PyEval_RestoreThread",
+    "PyEval_SaveThread",
+    "PyEval_AcquireThread",
+    "PyEval_ReleaseThread",
+    "PyEval_AcquireLock",
+    "PyEval_ReleaseLock",
+    "PyGILState_Ensure",
+    "PyGILState_Release",
+    "_Py_HandlePending",
+    "eval_frame_handle_pending",
+    "_PyEval_EvalFrameDefault",
+)
 FRAMES_CHECKED = 24
 
 
@@ -58,8 +73,27 @@ def _frames(gdb: Any) -> list[str]:
     return names
 
 
+def _libc(name: str) -> bool:
+    """A C-library frame (a system call wrapper, a wait, a lock), or one without a name."""
+    return (
+        name in ("", "?", "??")
+        or name.startswith(("__", "pthread_", "clock_", "futex", "sem_"))
+        or "lll_" in name
+    )
+
+
+def in_gil_code(frames: list[str]) -> bool:
+    """Whether the thread is inside the GIL's own code (waiting for it, taking, dropping)."""
+    for name in frames:
+        if not _libc(name):
+            return name in GIL_FUNCTIONS and (
+                name != "_PyEval_EvalFrameDefault" or name != frames[0]
+            )
+    return False
+
+
 def _threads(gdb: Any, pid: int) -> list[dict[str, Any]]:
-    """Each thread: is it the main one, a Python one, does it hold the GIL, is it unsafe."""
+    """Each thread: main or not, Python or not, holding the GIL, in malloc, in the GIL's code."""
     found = []
     for thread in gdb.selected_inferior().threads():
         thread.switch()
@@ -73,9 +107,8 @@ def _threads(gdb: Any, pid: int) -> list[dict[str, Any]]:
                 "main": thread.ptid[1] == pid,
                 "python": tstate != 0,
                 "holds": holds,
-                "unsafe": any(part in name for name in frames for part in UNSAFE),
                 "in_malloc": any(part in name for name in frames for part in IN_MALLOC),
-                "gil": any(part in name for name in frames for part in GIL),
+                "gil": in_gil_code(frames),
             }
         )
     return found
@@ -94,7 +127,7 @@ def _choose(gdb: Any, pid: int) -> tuple[str, Any] | None:
     threads = _threads(gdb, pid)
     busy = any(t["holds"] or t["gil"] for t in threads)
     if not busy:
-        waiters = [t for t in threads if t["python"] and not t["unsafe"]]
+        waiters = [t for t in threads if t["python"] and not t["in_malloc"]]
         waiters.sort(key=lambda t: not t["main"])  # the main thread first
         if waiters:
             waiters[0]["thread"].switch()
