@@ -256,7 +256,7 @@ def _inject_remote_exec(pid: int, directory: str) -> str:
         raise CLIError(f"PID {pid}: ptrace was refused: {_ptrace_advice(pid)}", GONE) from exc
     except ProcessLookupError as exc:
         raise CLIError(f"PID {pid}: no such process (gone, or never existed)", GONE) from exc
-    except RuntimeError as exc:  # not Python, another version, remote debugging disabled
+    except (OSError, RuntimeError) as exc:  # not Python, another version, disabled
         raise CLIError(f"PID {pid}: sys.remote_exec refused: {exc}", GONE) from exc
     return "remote_exec"
 
