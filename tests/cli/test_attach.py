@@ -21,6 +21,15 @@ import pytest
 
 from .conftest import Run
 
+if (
+    os.environ.get("MEMSCOPE_CI")
+    and sys.platform == "linux"
+    and sys.version_info < (3, 14)
+    and shutil.which("gdb") is None
+):
+    # CI attaches with real gdb: there a missing gdb is a failure, not a skip
+    raise RuntimeError("MEMSCOPE_CI is set but gdb is not installed (.ci/run installs it)")
+
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="attach is Linux-only before 3.14"),
     pytest.mark.skipif(
