@@ -6,34 +6,26 @@ guard object's hits, misses, evictions), which diff by name like any table.
 
 Deep sizes (by default in deep snapshots, ``TrackedCollector(deep=True)`` for every one):
 ``deep_bytes`` is everything the object reaches, ``retained_bytes`` what only it keeps
-alive (what would be freed without it). The walk (``deep_size``) follows
-``gc.get_referents`` a level at a time, adds the str keys a dict does not show the gc,
-stops at modules, their namespaces and classes, and finds the retained part inside the
-deep set by reference counts: an object with more references than the set gives it is
-held from outside, and so is all it reaches. It runs no user code and is bounded by a
+alive (what would be freed without it). The walk (``deep_size``, in ``_deep``, shared
+with the containers and large_objects sections) runs no user code and is bounded by a
 time and an object budget; a cut walk says so (``deep_truncated``) and its deep size is
 a lower bound. docs/why.md compares it with pympler's asizeof.
 """
 
 from __future__ import annotations
 
-import gc
-import sys
 import time
-import types
-from collections import Counter
 from collections.abc import Mapping
-from functools import partial
-from itertools import compress, repeat
-from operator import lt, sub
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 from .._base import tracking
 from .._base.collector import snapshot_depth
 from .._base.section import Change, Section
 from .._base.units import format_bytes, type_name, unit_of
 from .._base.validate import check_int, check_number
-from ._heap import _python_sizeof, _shallow_size
+from ._deep import DeepSize, deep_size, namespaces
+
+__all__ = ["DeepSize", "TrackedCollector", "TrackedSection", "deep_size", "namespaces"]
 
 
 class TrackedSection(Section):
@@ -237,193 +229,3 @@ class TrackedCollector:
             row["deep_objects"] = found.deep_objects
             row["retained_bytes"] = found.retained_bytes
             row["deep_truncated"] = found.truncated
-
-
-class DeepSize(NamedTuple):
-    """What one object reaches (deep) and what only it keeps alive (retained)."""
-
-    deep_bytes: int  # a lower bound when truncated
-    deep_objects: int
-    retained_bytes: int | None  # None when the walk was cut short
-    truncated: bool
-
-
-def namespaces() -> set[int]:
-    """Ids of every module's namespace and of sys.modules: a deep walk never enters them."""
-    found = {id(sys.modules)}
-    for module in list(sys.modules.values()):
-        if issubclass(type(module), types.ModuleType):
-            try:
-                found.add(id(_MODULE_DICT.__get__(module)))
-            except Exception:  # a half-initialised module
-                continue
-    return found
-
-
-_MODULE_DICT: Any = vars(types.ModuleType)["__dict__"]  # a module's namespace, no hooks
-_SKIP: dict[type, bool] = {}
-
-
-def _skipped(tp: type) -> bool:
-    """Modules and classes are shared by everything: never part of an object's size."""
-    found = _SKIP.get(tp)
-    if found is None:
-        found = issubclass(tp, (type, types.ModuleType))
-        if len(_SKIP) < 100_000:
-            _SKIP[tp] = found
-    return found
-
-
-def _size(obj: object) -> int:
-    try:
-        if _python_sizeof(type(obj)):
-            return _shallow_size(obj)  # a __sizeof__ written in Python is user code
-        return sys.getsizeof(obj)
-    except Exception:
-        return 0
-
-
-_dict_keys: Any = dict.keys  # unbound: a subclass's keys() is never called
-_STR_ONLY = {str}
-
-
-def _referents(level: list[object]) -> list[object]:
-    """What ``level`` refers to, with the str keys of dicts (the gc does not show those)."""
-    refs = gc.get_referents(*level)
-    for obj in compress(level, map(issubclass, map(type, level), repeat(dict))):
-        keys = list(_dict_keys(obj))
-        # a dict of str keys only keeps a table that hides the keys from the gc; a dict
-        # with any other key shows them all already
-        if keys and set(map(type, keys)) == _STR_ONLY:
-            refs.extend(keys)
-    return refs
-
-
-def deep_size(
-    obj: object, *, deadline: float, max_objects: int, stop: set[int] | None = None
-) -> DeepSize:
-    """Deep and retained bytes of ``obj``; ``stop`` holds ids never walked into."""
-    # Every step is a C-level pass over a whole level (map, compress, Counter, set and dict
-    # algebra). Most objects of a container are referenced once, by it: their reference
-    # count says so, and they can neither be met twice nor be held from outside, so they
-    # are sized and walked without being remembered; only shared objects are kept by id
-    # (as _heap's census does).
-    stop = namespaces() if stop is None else stop
-    single_max = _single_max()
-    shared: dict[int, object] = {id(obj): obj}  # objects with more than one reference
-    internal: Counter[int] = Counter()  # id -> references to it from inside the deep set
-    frontier: list[object] = [obj]
-    deep_bytes = sum(_sizes(frontier))
-    count = 1
-    truncated = False
-    while frontier:
-        if time.monotonic() > deadline:
-            truncated = True
-            break
-        frontier = _step(frontier, single_max, shared, internal, stop)
-        room = max_objects - count
-        if len(frontier) > room:
-            # one level can be a million objects (the items of one big dict): cut inside it
-            del frontier[max(room, 0) :]
-            truncated = True
-        count += len(frontier)
-        deep_bytes += sum(_sizes(frontier))
-        if truncated:
-            break
-    frontier = []
-    if truncated:
-        shared.clear()
-        return DeepSize(deep_bytes, count, None, True)
-    alive_bytes = _held_from_outside(obj, shared, internal, single_max)
-    shared.clear()
-    return DeepSize(deep_bytes, count, deep_bytes - alive_bytes, False)
-
-
-def _single_max() -> int:
-    """The count sys.getrefcount reports, in a list read by map(), for an object one
-    other reference holds."""
-    probe = [object()]
-    return next(map(sys.getrefcount, probe)) + 1
-
-
-def _step(
-    level: list[object],
-    single_max: int,
-    shared: dict[int, object],
-    internal: Counter[int],
-    stop: set[int],
-) -> list[object]:
-    """The objects ``level`` refers to that the walk has not met: the next level."""
-    refs = _referents(level)
-    counts = list(map(sys.getrefcount, refs))
-    singles = list(compress(refs, map(single_max.__ge__, counts)))
-    many = list(compress(refs, map(single_max.__lt__, counts)))
-    del refs, counts
-    ids = list(map(id, many))
-    internal.update(ids)
-    fresh = dict(zip(ids, many))
-    del ids, many
-    new = fresh.keys() - shared.keys() - stop
-    found = list(map(fresh.__getitem__, new))
-    fresh.clear()
-    del new
-    if any(map(_skipped, set(map(type, found)))):
-        found = [o for o in found if not _skipped(type(o))]
-    shared.update(zip(map(id, found), found))
-    if any(map(_skipped, set(map(type, singles)))):
-        singles = [o for o in singles if not _skipped(type(o))]
-    singles.extend(found)
-    return singles
-
-
-def _sizes(objs: list[object]) -> list[int]:
-    """sys.getsizeof of each, in one C pass when no type has a Python ``__sizeof__``."""
-    if not any(map(_python_sizeof, set(map(type, objs)))):
-        try:
-            return list(map(sys.getsizeof, objs))
-        except Exception:  # a C __sizeof__ that fails (a half-built object): one at a time
-            pass
-    return list(map(_size, objs))
-
-
-def _held_from_outside(
-    target: object, shared: dict[int, object], internal: Counter[int], single_max: int
-) -> int:
-    """Bytes of the deep set that something outside it keeps alive (not through target)."""
-    # a shared object with more references than the set gives it is held from outside;
-    # the references this function holds, measured on a sentinel held the same way
-    sentinel = object()
-    shared[id(sentinel)] = sentinel
-    values = list(shared.values())
-    counts = list(map(sys.getrefcount, values))
-    ours = counts.pop() - 1  # the name ``sentinel`` is not held the same way
-    values.pop()
-    del shared[id(sentinel)], sentinel
-    outer = map(sub, counts, map(internal.__getitem__, map(id, values)))
-    level = [o for o in compress(values, map(partial(lt, ours), outer)) if o is not target]
-    del counts, values
-    alive = set(map(id, level))
-    alive_bytes = sum(_sizes(level))
-    target_id = id(target)
-    while level:
-        refs = _referents(level)
-        level = []
-        counts = list(map(sys.getrefcount, refs))
-        # held once, by an object that survives: it survives too
-        singles = list(compress(refs, map(single_max.__ge__, counts)))
-        if any(map(_skipped, set(map(type, singles)))):
-            singles = [o for o in singles if not _skipped(type(o))]
-        many = list(compress(refs, map(single_max.__lt__, counts)))
-        del refs, counts
-        fresh = dict(zip(map(id, many), many))
-        del many
-        new = fresh.keys() & shared.keys()
-        new -= alive
-        new.discard(target_id)
-        alive |= new
-        singles.extend(map(fresh.__getitem__, new))
-        fresh.clear()
-        alive_bytes += sum(_sizes(singles))
-        level = singles
-        del singles
-    return alive_bytes
