@@ -122,6 +122,17 @@ def get_scan(request: HeapRequest) -> HeapScan:
     return found
 
 
+def current_scan() -> HeapScan | None:
+    """The walk the current snapshot has made already (the complete one first), or None.
+
+    Never walks: a cheap collector that reads a deep snapshot's tallies uses this.
+    """
+    scope = _scope.get()
+    if scope is None:
+        return None
+    return scope.scans.get(True) or scope.scans.get(False)
+
+
 _UNSET: Any = object()
 FAST_PATH = True  # tests turn it off to check both paths count the same
 
