@@ -31,12 +31,12 @@ GROWER = (
 
 
 @pytest.mark.slow
-def test_monitor_a_command_records_and_keeps_its_exit_code(run: Run, tmp_path: Path) -> None:
+def test_monitor_a_command_records_and_exits_0_naming_its_code(run: Run, tmp_path: Path) -> None:
     record = tmp_path / "mon.jsonl"
     out = run(
         "monitor", "--interval", "0.3", "--record", str(record), "--", sys.executable, "-c", GROWER
     )
-    assert out.returncode == 3, out.stderr
+    assert out.returncode == 0, out.stderr  # the target exited: the summary, and 0
     lines = out.stdout.splitlines()
     assert "grower done" in lines  # the command's own output passes through
     samples = [line for line in lines if line.strip().split()[1:2] == ["rss"]]
@@ -60,16 +60,48 @@ def test_monitor_json_summary_and_a_pid_that_exits(run: Run) -> None:
         out = run("monitor", "--pid", str(target.pid), "--interval", "0.3", "--json")
     finally:
         target.wait(timeout=120)
-    assert out.returncode == 2, out.stderr  # the target went away
-    data = json.loads(out.stdout)
-    assert data["pid"] == target.pid and data["end"].startswith("the process went away")
+    assert out.returncode == 0, out.stderr  # the target exited: the summary, and 0
+    data = json.loads(out.stdout)  # ONE object, nothing else on stdout
+    assert data["pid"] == target.pid and data["end"] == "the process exited"
     assert len(data["samples"]) >= 5
-    assert set(data["samples"][0]) >= {"timestamp", "rss_bytes", "children_rss_bytes"}
+    assert all(
+        set(row) >= {"timestamp", "rss_bytes", "children_rss_bytes"} for row in data["samples"]
+    )
+    stamps = [row["timestamp"] for row in data["samples"]]
+    assert stamps == sorted(stamps) and isinstance(stamps[0], float)
     summary = data["summary"]
+    keys = {"start_rss_bytes", "end_rss_bytes", "peak_rss_bytes", "growth_bytes_per_minute"}
+    assert set(summary) >= keys | {"steady"}
+    assert summary["start_rss_bytes"] == data["samples"][0]["rss_bytes"]
+    assert summary["end_rss_bytes"] == data["samples"][-1]["rss_bytes"]
+    assert summary["peak_rss_bytes"] == max(row["rss_bytes"] for row in data["samples"])
     assert summary["peak_rss_bytes"] - summary["start_rss_bytes"] >= 10 * MiB
-    assert summary["peak_rss_bytes"] >= summary["end_rss_bytes"]
     assert summary["growth_bytes_per_minute"] > 10 * MiB
     assert isinstance(summary["steady"], bool)
+    # the children too: the 20 MiB child is seen at its peak
+    assert summary["peak_children_rss_bytes"] >= 20 * MiB
+    assert summary["peak_children_rss_bytes"] == max(
+        row["children_rss_bytes"] for row in data["samples"]
+    )
+
+
+def test_monitor_a_pid_missing_at_the_start_exits_2(run: Run) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(timeout=60)
+    out = run("monitor", "--pid", str(gone.pid), "--interval", "0.2", "--json")
+    assert out.returncode == 2
+    assert out.stdout == ""  # no summary of nothing
+    assert out.stderr.strip() == (
+        f"memscope monitor: error: --pid {gone.pid}: no such process (gone, or never existed)"
+    )
+
+
+def test_monitor_a_command_that_ends_at_once_still_prints_the_json_keys(run: Run) -> None:
+    out = run("monitor", "--json", "--interval", "5", "--", sys.executable, "-c", "pass")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["end"] == "the command exited with code 0" and data["exit_code"] == 0
+    assert set(data["summary"]) >= {"start_rss_bytes", "peak_rss_bytes", "steady"}
 
 
 @pytest.mark.slow

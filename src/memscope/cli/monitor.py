@@ -1,5 +1,9 @@
 """``memscope monitor (--pid PID | -- CMD ARGS...)``: watch a process and its children from
-outside (psutil): a line per interval, a JSON Lines record, and a summary with trends."""
+outside (psutil): a line per interval, a JSON Lines record, and a summary with trends.
+
+Exit codes: 0 when the watch ends (duration reached, Ctrl-C, or the target exited: the
+summary says how and, for a command, with which code), 1 for bad input, 2 when the pid
+does not exist or cannot be read at the start."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import CLIError
-from ._common import BAD_INPUT, GONE, Parser
+from ._common import BAD_INPUT, Parser
 
 if TYPE_CHECKING:
     from .._snapshot import Snapshot
@@ -26,7 +30,10 @@ SNAPSHOTS_KEPT = 720  # the trends are fitted over the last 720 samples
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``memscope monitor``."""
     p = Parser(prog="memscope monitor", description=__doc__)
-    p.add_argument("--pid", help="a running process (any program); exit 2 when it goes away")
+    p.add_argument(
+        "--pid",
+        help="a running process (any program); exit 2 if it cannot be read at the start",
+    )
     p.add_argument("--interval", type=float, default=1.0, help="seconds between samples (1)")
     p.add_argument(
         "--duration",
@@ -100,8 +107,11 @@ class Watch:
         """Start, end and peak RSS (process and children), growth per minute, steady."""
         from ..monitor._trends import fit
 
-        if self.first is None:
-            return {"samples": 0}
+        if self.first is None:  # the command ended before the first sample: the keys, no values
+            keys = ("start", "end", "peak")
+            empty: dict[str, Any] = {f"{k}_rss_bytes": None for k in keys}
+            empty.update({f"{k}_children_rss_bytes": None for k in keys})
+            return {"samples": 0, **empty, "growth_bytes_per_minute": None, "steady": None}
         last = self.samples[-1]
         rows = list(self.samples)
         line = fit([r["timestamp"] for r in rows], [r["rss_bytes"] for r in rows])
@@ -315,19 +325,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.time()
     deadline = None if ns.duration is None else time.monotonic() + ns.duration
     why = "duration reached"
-    code = 0
+    exit_code: int | None = None  # the command's, when it ended
     try:
         next_at = time.monotonic()
         while True:
             if child is not None and child.poll() is not None:
-                why, code = f"the command exited with code {child.returncode}", child.returncode
+                exit_code = child.returncode
+                why = f"the command exited with code {exit_code}"
                 break
             try:
                 snap = read_sample(pid)
             except CLIError as exc:
                 if child is not None and child.poll() is not None:
                     continue  # it exited between the two looks: the check above says so
-                why, code = f"the process went away: {exc}", GONE
+                if watch.first is None:
+                    raise  # not there (or not readable) at the start: exit 2
+                gone = "access denied" not in str(exc)
+                why = "the process exited" if gone else f"the process can no longer be read: {exc}"
                 break
             row = watch.add(snap)
             if ns.record:
@@ -357,12 +371,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 child.terminate()
                 child.wait(timeout=10)
-            code = child.returncode
+            exit_code = child.returncode
     finally:
         view.close()
     if ns.json:
-        out = {"pid": pid, "samples": list(watch.samples), "summary": watch.summary(), "end": why}
+        out = {
+            "pid": pid,
+            "samples": list(watch.samples),
+            "summary": watch.summary(),
+            "end": why,
+            "exit_code": exit_code,
+        }
         print(json.dumps(out, indent=2))
     else:
         print(render_summary(watch, why), flush=True)
-    return code
+    return 0
