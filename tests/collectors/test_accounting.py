@@ -6,6 +6,10 @@ import gc
 import json
 import mmap
 import os
+import subprocess
+import sys
+import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from memscope.collectors.accounting import (
     AccountingSection,
     arena_figures,
     read_status,
+    rss_parts,
 )
 
 MiB = 1 << 20
@@ -235,6 +240,10 @@ def test_a_mapped_file_moves_file_backed(tmp_path: Path) -> None:
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
         touched = sum(mapped[i] for i in range(0, len(mapped), mmap.PAGESIZE))
         during = _parts(collector)
+        whole = collector.collect()
+    # the mapped file is its own part of RSS, and the parts still add up
+    assert _sizes(whole)["file"] == whole["file_bytes"] > 28 * MiB
+    assert sum(_sizes(whole).values()) == whole["rss_bytes"]
     assert touched >= 0
     assert 28 * MiB < during["file_bytes"] - before["file_bytes"] < 40 * MiB
     assert abs(during["anon_bytes"] - before["anon_bytes"]) < 8 * MiB
@@ -293,3 +302,180 @@ def test_the_kernel_parts_sum_to_rss() -> None:
         status["anon_bytes"] + status["file_bytes"] + status["shmem_bytes"] == status["rss_bytes"]
     )
     assert status["anon_bytes"] > 0 and status["file_bytes"] > 0
+
+
+def _sizes(section: AccountingSection | dict[str, object]) -> dict[str, int]:
+    rows = section["parts"]
+    assert isinstance(rows, list)
+    return {row["part"]: row["bytes"] for row in rows}
+
+
+def test_rss_parts_split_the_allocators_by_the_census_and_add_up() -> None:
+    figures = {
+        "anon_bytes": 100 * MiB,
+        "file_bytes": 30 * MiB,
+        "shmem_bytes": 2 * MiB,
+        "python_arenas_bytes": 40 * MiB,
+        "python_arena_used_bytes": 35 * MiB,
+        "malloc_in_use_bytes": 30 * MiB,
+        "malloc_free_bytes": 5 * MiB,
+        "python_objects_bytes": 50 * MiB,
+        "thread_stacks_bytes": 3 * MiB,
+    }
+    parts, excess = rss_parts(figures)
+    assert excess == 0
+    assert parts == {
+        "python_objects": 50 * MiB,
+        "pymalloc_free": 5 * MiB,
+        "other_native": 15 * MiB,  # arenas' used 35 + malloc's 30, less the objects' 50
+        "malloc_free": 5 * MiB,
+        "thread_stacks": 3 * MiB,
+        "unexplained": 22 * MiB,
+        "file": 30 * MiB,
+        "shmem": 2 * MiB,
+    }
+    assert sum(parts.values()) == 132 * MiB
+    # without a census the allocators stay whole, as in cheap snapshots
+    del figures["python_objects_bytes"], figures["thread_stacks_bytes"]
+    parts, _ = rss_parts(figures)
+    assert list(parts) == [
+        "python_arenas",
+        "malloc_in_use",
+        "malloc_free",
+        "unexplained",
+        "file",
+        "shmem",
+    ]
+    assert parts["unexplained"] == 25 * MiB and sum(parts.values()) == 132 * MiB
+
+
+def test_rss_parts_cut_the_free_space_first_when_the_figures_exceed_anonymous() -> None:
+    figures = {
+        "anon_bytes": 60 * MiB,
+        "file_bytes": MiB,
+        "shmem_bytes": 0,
+        "python_arenas_bytes": 40 * MiB,
+        "python_arena_used_bytes": 20 * MiB,
+        "malloc_in_use_bytes": 20 * MiB,
+        "malloc_free_bytes": 8 * MiB,
+        # the census counts more than the allocators hold: capped at what they hold
+        "python_objects_bytes": 45 * MiB,
+    }
+    parts, excess = rss_parts(figures)
+    assert excess == 8 * MiB + 20 * MiB + 40 * MiB - 60 * MiB
+    assert parts["malloc_free"] == 0  # gave way first
+    assert parts["pymalloc_free"] == 20 * MiB
+    assert parts["python_objects"] == 40 * MiB and parts["other_native"] == 0
+    assert parts["unexplained"] == 0
+    assert min(parts.values()) >= 0 and sum(parts.values()) == 61 * MiB
+
+
+@linux_only
+def test_cheap_parts_add_up_to_rss_with_percentages() -> None:
+    data = AccountingCollector().collect()
+    sizes = _sizes(data)
+    assert sum(sizes.values()) == data["rss_bytes"]
+    assert "python_objects" not in sizes and "thread_stacks_bytes" not in data
+    total = sum(row["percent"] for row in data["parts"])
+    assert 99.0 < total < 101.0
+    assert isinstance(data["threads"], int) and data["threads"] >= 1
+
+
+# a fresh interpreter: exact object totals need no other test's threads making objects
+_PLANTED = textwrap.dedent(
+    """
+    import json, sys
+    import memscope
+    sys.setswitchinterval(5.0)
+
+    def figures(snap):
+        acc, census = snap["accounting"], snap["census"]
+        parts = {row["part"]: row["bytes"] for row in acc["parts"]}
+        return {
+            "objects": acc["python_objects_bytes"],
+            "census": census["size_bytes_total"],
+            "parts": parts,
+            "rss": acc["rss_bytes"],
+            "lines": acc.summary_lines(),
+        }
+
+    before = figures(memscope.snapshot(deep=True))
+    planted = [str(i) * 4 for i in range(200_000)]
+    size = sys.getsizeof(planted) + sum(map(sys.getsizeof, planted))
+    after = figures(memscope.snapshot(deep=True))
+    print(json.dumps({"before": before, "after": after, "planted": size}))
+    """
+)
+
+
+@linux_only
+@needs_glibc
+@pytest.mark.slow
+def test_a_deep_snapshots_live_objects_move_with_a_planted_heap() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _PLANTED], capture_output=True, text=True, timeout=120, check=True
+    )
+    out = json.loads(done.stdout)
+    before, after, planted = out["before"], out["after"], out["planted"]
+    for snap in (before, after):
+        # the section reads the census of its own snapshot: the same walk, the same total
+        assert snap["objects"] == snap["census"]
+        assert sum(snap["parts"].values()) == snap["rss"]
+        assert min(snap["parts"].values()) >= 0
+        assert "thread_stacks" in snap["parts"]
+        assert any(line.startswith("  live Python objects") for line in snap["lines"])
+    grown = after["objects"] - before["objects"]
+    assert planted * 0.97 < grown < planted * 1.05 + 256 * 1024
+    assert after["parts"]["python_objects"] - before["parts"]["python_objects"] > planted * 0.9
+
+
+@linux_only
+def test_a_deep_snapshot_without_a_census_says_so() -> None:
+    snap = memscope.snapshot(deep=True, collectors=["accounting"])
+    acc = snap["accounting"]
+    assert acc["python_objects_bytes"] is None
+    assert "no census in this snapshot" in acc["objects_note"]
+    sizes = _sizes(acc)
+    assert "python_arenas" in sizes and "thread_stacks" in sizes
+    assert sum(sizes.values()) == acc["rss_bytes"]
+    assert isinstance(acc["smaps"], dict) and acc["smaps"]["pss_bytes"] > 0
+    assert acc["deep_seconds"] > 0
+
+
+def _down(levels: int, ready: threading.Barrier, release: threading.Event) -> object:
+    # every level goes through C (map calls the function): the C stack grows with it
+    if levels:
+        return list(map(_down, [levels - 1], [ready], [release]))
+    ready.wait(timeout=60)
+    release.wait(timeout=60)
+    return None
+
+
+@linux_only
+def test_threads_with_deep_stacks_move_the_thread_stacks_part() -> None:
+    collector = AccountingCollector()
+    token = snapshot_depth.set("deep")
+    try:
+        before = collector.collect()
+        ready, release = threading.Barrier(5), threading.Event()
+        workers = [
+            threading.Thread(target=_down, args=(700, ready, release), daemon=True)
+            for _ in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            ready.wait(timeout=60)
+            time.sleep(0.05)  # all four are in their waits: blocked in a futex call
+            during = collector.collect()
+        finally:
+            release.set()
+            for worker in workers:
+                worker.join(timeout=60)
+    finally:
+        snapshot_depth.reset(token)
+    # ~600 bytes of C stack a level here; 700 levels in each of four threads
+    grown = during["thread_stacks_bytes"] - before["thread_stacks_bytes"]
+    assert 4 * 128 * 1024 < grown < 4 * 8 * MiB
+    assert during["threads_measured"] >= before["threads_measured"] + 4
+    assert _sizes(during)["thread_stacks"] == during["thread_stacks_bytes"] or during["note"]
