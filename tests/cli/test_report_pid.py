@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import psutil
@@ -14,7 +16,7 @@ import pytest
 
 from memscope._base.cgroup import cgroup_memory
 from memscope.cli import CLIError
-from memscope.cli._outside import process_view
+from memscope.cli._outside import outside_accounting, process_view
 
 from .conftest import Run
 
@@ -162,3 +164,80 @@ def test_smaps_denied_leaves_uss_unknown_not_an_error() -> None:
     assert view["rss_bytes"] == 10 * MiB and view["uss_bytes"] is None
     assert view["full_info"].startswith("access denied")
     assert view["children"] == [] and view["children_rss_bytes"] == 0
+
+
+# a target with each part planted: 40 MiB of heap, a 16 MiB mapped file read through, and
+# three threads deep in C-level recursion (map calls the function at every level)
+ACCOUNTED = (
+    "import mmap, sys, tempfile, threading, time\n"
+    "heap = b'h' * (40 << 20)\n"
+    "tmp = tempfile.TemporaryFile()\n"
+    "tmp.write(b'f' * (16 << 20)); tmp.flush()\n"
+    "mapped = mmap.mmap(tmp.fileno(), 0, access=mmap.ACCESS_READ)\n"
+    "touched = sum(mapped[i] for i in range(0, len(mapped), mmap.PAGESIZE))\n"
+    "ready = threading.Barrier(4)\n"
+    "hold = threading.Event()\n"
+    "def down(n):\n"
+    "    if n:\n"
+    "        return list(map(down, [n - 1]))\n"
+    "    ready.wait(); hold.wait()\n"
+    "for _ in range(3):\n"
+    "    threading.Thread(target=down, args=(700,), daemon=True).start()\n"
+    "ready.wait(); time.sleep(0.1)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="Linux /proc only")
+def test_report_pid_splits_rss_into_parts_that_add_up(run: Run) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", ACCOUNTED], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        out = run("report", "--pid", str(proc.pid), "--json")
+        text = run("report", "--pid", str(proc.pid))
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert out.returncode == 0, out.stderr
+    acc = json.loads(out.stdout)["accounting"]
+    parts = {row["part"]: row["bytes"] for row in acc["parts"]}
+    assert (
+        sum(parts.values())
+        == acc["rss_bytes"]
+        == (acc["anon_bytes"] + acc["file_bytes"] + acc["shmem_bytes"])
+    )
+    assert 99.0 < sum(row["percent"] for row in acc["parts"]) < 101.0
+    assert parts["other_anon"] >= 40 * MiB
+    assert parts["file"] >= 16 * MiB
+    assert acc["threads"] == 4
+    # this test runs as the target's user and parent: its stacks are ours to read
+    assert acc["threads_measured"] == 4
+    assert 3 * 128 * 1024 < parts["thread_stacks"] < 3 * 8 * MiB
+    assert acc["smaps"]["pss_bytes"] > 40 * MiB
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    at = lines.index("  where RSS goes (the parts add up to it):")
+    assert lines[at + 1].split()[:2] == ["thread", "stacks"]
+    assert lines[-1].startswith("    most of RSS is other anonymous")
+
+
+def test_outside_accounting_without_smaps_keeps_the_kernel_parts(tmp_path: Path) -> None:
+    where = tmp_path / "proc" / "55"
+    where.mkdir(parents=True)
+    (where / "status").write_text(
+        "Name:\tdaemon\nVmRSS:\t    3000 kB\nRssAnon:\t    2000 kB\n"
+        "RssFile:\t     900 kB\nRssShmem:\t     100 kB\nThreads:\t7\n"
+    )
+    acc = outside_accounting(55, root=str(tmp_path))
+    assert acc is not None
+    assert {row["part"]: row["bytes"] for row in acc["parts"]} == {
+        "other_anon": 2000 << 10,
+        "file": 900 << 10,
+        "shmem": 100 << 10,
+    }
+    assert acc["threads"] == 7 and acc["threads_measured"] is None and acc["smaps"] is None
+    assert "smaps is not readable" in acc["note"]
+    assert outside_accounting(56, root=str(tmp_path)) is None

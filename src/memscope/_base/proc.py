@@ -218,8 +218,9 @@ def _resident_mappings(smaps: bytes) -> tuple[list[int], list[tuple[int, int]]]:
             starts.append(start)
             rows.append((end, 0))
         elif line.startswith(b"Rss:") and rows:
-            number = line[4:].split()[0]
-            rows[-1] = (rows[-1][0], int(number) * 1024)
+            number = line[4:].split()[:1]
+            if number and number[0].isdigit():
+                rows[-1] = (rows[-1][0], int(number[0]) * 1024)
     return starts, rows
 
 

@@ -7,11 +7,26 @@ from typing import Any
 
 from .._base import cgroup as _cgroup
 from .._base.proc import psutil as _psutil
+from .._base.proc import read_kb_fields, smaps_rollup, thread_stacks
 from .._base.units import clip, format_bytes
 from . import CLIError
 from ._common import GONE
 
 CMDLINE_CHARS = 80  # a child's command line is clipped to this in the text view
+
+_STATUS_FIELDS = {
+    b"VmRSS:": "rss_bytes",
+    b"RssAnon:": "anon_bytes",
+    b"RssFile:": "file_bytes",
+    b"RssShmem:": "shmem_bytes",
+    b"Threads:": "threads",
+}
+_PART_WORDS = {
+    "thread_stacks": "thread stacks",
+    "other_anon": "other anonymous (heaps, arenas)",
+    "file": "file-backed",
+    "shmem": "shared memory",
+}
 
 
 def cgroup_of(pid: int, root: str = "/") -> dict[str, Any] | None:
@@ -97,7 +112,105 @@ def process_view(pid: int, psutil: Any = None) -> dict[str, Any]:
     view["children_count"] = len(rows)
     view["children_rss_bytes"] = sum(r["rss_bytes"] or 0 for r in rows)
     view["cgroup"] = cgroup_of(pid)
+    view["accounting"] = outside_accounting(pid)
     return view
+
+
+def outside_accounting(pid: int, root: str = "/") -> dict[str, Any] | None:
+    """RSS in the parts another process's /proc shows: anonymous (its thread stacks
+    apart), file-backed and shared, from ``/proc/PID/status``; PSS and swap from
+    ``smaps_rollup`` and the stacks from ``smaps`` where the caller may read them.
+
+    The parts add up to RSS. None without a readable /proc/PID/status (not Linux, gone).
+    What is inside the anonymous part (objects, allocators) needs ``memscope attach``.
+    """
+    try:
+        status = read_kb_fields(os.path.join(root, "proc", str(pid), "status"), _STATUS_FIELDS)
+    except OSError:
+        return None
+    if "anon_bytes" not in status:
+        return None
+    anon, file, shmem = (status.get(k, 0) for k in ("anon_bytes", "file_bytes", "shmem_bytes"))
+    stacks = thread_stacks(pid, root=root)
+    stack_bytes = min(stacks["bytes"], anon) if stacks is not None else None
+    parts = {
+        "thread_stacks": stack_bytes,
+        "other_anon": anon - (stack_bytes or 0),
+        "file": file,
+        "shmem": shmem,
+    }
+    rss = anon + file + shmem
+    rows = [
+        {"part": name, "bytes": size, "percent": round(100 * size / rss, 1) if rss else 0.0}
+        for name, size in parts.items()
+        if size is not None
+    ]
+    if stacks is None:
+        note = "thread stacks: /proc/PID/smaps is not readable (run as its user, or as root)"
+    elif stacks["measured"] < stacks["threads"]:
+        note = (
+            f"thread stacks: {stacks['measured']} of {stacks['threads']} threads measured "
+            "(the others were running, or their stack pointers are not ours to read: "
+            "ptrace rules); the rest are in other anonymous"
+        )
+    else:
+        note = None
+    return {
+        "rss_bytes": rss,
+        "anon_bytes": anon,
+        "file_bytes": file,
+        "shmem_bytes": shmem,
+        "threads": status.get("threads"),
+        "threads_measured": None if stacks is None else stacks["measured"],
+        "parts": rows,
+        "smaps": smaps_rollup(pid, root=root),
+        "note": note,
+    }
+
+
+def _accounting_lines(acc: dict[str, Any] | None) -> list[str]:
+    """The parts of RSS as indented lines, PSS and swap, and a note."""
+    if acc is None:
+        return ["  where RSS goes: /proc/PID/status has no RssAnon (not Linux 4.5+)"]
+    rss = acc["rss_bytes"]
+    lines = ["  where RSS goes (the parts add up to it):"]
+    width = max(len(_PART_WORDS[row["part"]]) for row in acc["parts"])
+    for row in acc["parts"]:
+        lines.append(
+            f"    {_PART_WORDS[row['part']]:<{width}} {format_bytes(row['bytes']):>10} "
+            f"{row['bytes'] / rss:6.1%}"
+            if rss
+            else f"    {_PART_WORDS[row['part']]:<{width}} {format_bytes(row['bytes']):>10}"
+        )
+    smaps = acc["smaps"]
+    if smaps is not None and "pss_bytes" in smaps:
+        lines.append(
+            f"    PSS {format_bytes(smaps['pss_bytes'])} (anonymous "
+            f"{format_bytes(smaps.get('pss_anon_bytes', 0))}, file "
+            f"{format_bytes(smaps.get('pss_file_bytes', 0))}, shared memory "
+            f"{format_bytes(smaps.get('pss_shmem_bytes', 0))}), swap "
+            f"{format_bytes(smaps.get('swap_bytes', 0))}"
+        )
+    if acc["note"]:
+        lines.append(f"    ({acc['note']})")
+    if rss:
+        main = max(acc["parts"], key=lambda row: row["bytes"])
+        lines.append(
+            f"    most of RSS is {_PART_WORDS[main['part']]} "
+            f"({main['bytes'] / rss:.0%}): {_OUTSIDE_ADVICE[main['part']]}"
+        )
+    return lines
+
+
+_OUTSIDE_ADVICE = {
+    "thread_stacks": "fewer threads, or a smaller stack size for new ones",
+    "other_anon": (
+        "the heaps: for a Python process, `memscope attach PID` splits it into live "
+        "objects, allocators' free space and other native memory"
+    ),
+    "file": "code and mapped files: clean pages are shared, and dropped under pressure",
+    "shmem": "shared memory (multiprocessing, /dev/shm, memfd)",
+}
 
 
 def _command(args: list[str] | None, fallback: str) -> str:
@@ -158,4 +271,6 @@ def render(view: dict[str, Any]) -> str:
         f"  children {view['children_count']:>10}  total rss {_size(view['children_rss_bytes'])}"
     )
     lines.extend(_tree(view))
+    if "accounting" in view:
+        lines.extend(_accounting_lines(view["accounting"]))
     return "\n".join(lines)
