@@ -20,8 +20,11 @@ def test_report_of_this_process() -> None:
     out = run("report")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("memscope snapshot 'report' pid")
-    for name in ("[process]", "[gc]", "[threads]", "[tracked]"):
+    for name in ("[process]", "[gc]", "[threads]", "[tracked]", "[accounting]"):
         assert name in out.stdout
+    # the accounting lines: the parts of RSS, each with its share, and what dominates
+    assert "  where RSS goes (the parts add up to it):" in out.stdout
+    assert "    free malloc keeps " in out.stdout and "  most of RSS is " in out.stdout
 
 
 def test_deep_report_json() -> None:
@@ -30,6 +33,15 @@ def test_deep_report_json() -> None:
     data = json.loads(out.stdout)
     assert data["schema"] == 1
     assert {"census", "containers", "large_objects"} <= set(data["sections"])
+    acc, census = data["sections"]["accounting"], data["sections"]["census"]
+    parts = {row["part"]: row["bytes"] for row in acc["parts"]}
+    assert sum(parts.values()) == acc["rss_bytes"]
+    # the deep report's live objects are its own census's total (one heap walk)
+    assert acc["python_objects_bytes"] == census["size_bytes_total"] > 0
+    assert {"python_objects", "other_native", "thread_stacks", "unexplained"} <= set(parts)
+    text = run("report", "--deep")
+    assert text.returncode == 0, text.stderr
+    assert "    live Python objects " in text.stdout
 
 
 def test_report_of_a_saved_file_and_compare(tmp_path: Path) -> None:

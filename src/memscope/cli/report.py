@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pid",
         help="any process (Python or not), seen from outside: RSS, USS/PSS, swap, fds, "
-        "threads, children, cgroup",
+        "threads, children, cgroup, and where RSS goes (thread stacks, other anonymous, "
+        "file-backed, shared)",
     )
     p.add_argument(
         "--compare",
