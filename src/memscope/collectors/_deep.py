@@ -23,9 +23,20 @@ from itertools import compress, repeat
 from operator import lt, sub
 from typing import Any, NamedTuple
 
-from ._heap import _python_sizeof, _shallow_size
+from .._base.section import Change
+from .._base.units import format_bytes
+from ._heap import HeapScan, _python_sizeof, _scope, _shallow_size
 
-__all__ = ["DeepSize", "deep_size", "measure_rows", "namespaces"]
+__all__ = [
+    "DeepSize",
+    "deep_changes",
+    "deep_note",
+    "deep_size",
+    "deep_words",
+    "held_by_scans",
+    "measure_rows",
+    "namespaces",
+]
 
 _NOTHING_HELD: Mapping[int, int] = {}
 
@@ -290,3 +301,54 @@ def measure_rows(
         "deep_rows": measured,
         "deep_cut": cut,
     }
+
+
+def held_by_scans(scan: HeapScan) -> Counter[int]:
+    """id -> references the heap scans of this snapshot hold (their kept objects' lists)."""
+    scope = _scope.get()
+    scans = {id(scan): scan}
+    if scope is not None:
+        scans.update((id(s), s) for s in scope.scans.values())
+    found: Counter[int] = Counter()
+    for each in scans.values():
+        # each kept object sits in one tuple of its list, and in the samples' dict
+        found.update(id(entry[-1]) for entry in each.containers)
+        found.update(id(entry[-1]) for entry in each.large)
+        found.update(map(id, (each.samples or {}).values()))
+    scans.clear()
+    return found
+
+
+def deep_words(row: Mapping[str, Any]) -> str:
+    """`` retains 79.4 MiB`` for a measured row, `` reaches >=1.0 GiB`` for a cut one."""
+    retained = row.get("retained_bytes")
+    if isinstance(retained, int):
+        return f" retains {format_bytes(retained)}"
+    deep = row.get("deep_bytes")
+    if isinstance(deep, int):
+        return f" reaches >={format_bytes(deep)}"
+    return ""
+
+
+def deep_note(section: Mapping[str, Any], rows: int) -> list[str]:
+    """A last summary line when the time budget cut the deep sizes short."""
+    if not section.get("deep_cut"):
+        return []
+    return [
+        f"(retained sizes: {section.get('deep_rows', 0)} of {rows} rows measured in "
+        f"{section.get('deep_seconds', 0.0):.2f} s; the time budget cut the rest)"
+    ]
+
+
+def deep_changes(
+    section: str, table: str, pairs: list[tuple[Mapping[str, Any], Mapping[str, Any]]]
+) -> list[Change]:
+    """Deep and retained bytes of paired rows, only where both were measured (a cheap
+    snapshot's row has no retained size, which is not a retained size of 0)."""
+    out: list[Change] = []
+    for old, new in pairs:
+        for field in ("retained_bytes", "deep_bytes"):
+            a, b = old.get(field), new.get(field)
+            if type(a) is int and type(b) is int and a != b:
+                out.append(Change(section, f"{table}[{new.get('key')}].{field}", a, b, "bytes"))
+    return out

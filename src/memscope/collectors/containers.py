@@ -1,4 +1,10 @@
-"""The ``containers`` collector: the largest dicts, lists, sets, deques... and where they live."""
+"""The ``containers`` collector: the largest dicts, lists, sets, deques... and where they live.
+
+In a deep snapshot (or with ``deep=True``) each row also gets ``retained_bytes`` (what
+would be freed if the container went: it and all only it keeps alive) and ``deep_bytes``
+(all it reaches), by the shared walk of ``_deep``, within one time budget for the whole
+section: rows past it get None and the section says it was cut (``deep_cut``).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._base.collector import HeapRequest
+from .._base.collector import HeapRequest, snapshot_depth
 from .._base.section import Change, Section, flatten_numbers
 from .._base.units import format_bytes, unit_of
-from .._base.validate import check_bool, check_int
+from .._base.validate import check_bool, check_int, check_number
+from ._deep import deep_note, deep_words, held_by_scans, measure_rows
 from ._heap import get_scan, object_row
 
 __all__ = ["ContainersCollector", "ContainersSection", "TopChange", "diff_top_rows"]
@@ -56,12 +63,15 @@ def diff_top_rows(
     identity: Callable[[Mapping[str, Any]], object] | None = None,
     key: str = "key",
     floor: Floor | None = None,
+    measured: tuple[str, ...] = (),
 ) -> list[Change]:
     """Row-by-row changes of two top lists: paired by ``identity`` first, then by ``key``.
 
     A row on one side only is compared with the other list's smallest row when that list
     was full (``full_*``): it was "not in the top N", at most that much. ``floor(side,
     row, field)`` replaces that rule: (the bound, a note), or None when nothing bounds it.
+    Fields in ``measured`` (a retained size) are told only between two paired rows that
+    both have a number: a row without one was not measured, nothing bounds it.
     """
 
     def default(side: str, row: Mapping[str, Any], field: str) -> tuple[float, str] | None:
@@ -105,11 +115,18 @@ def diff_top_rows(
             pairs.append((None, row))
     pairs.extend((olds[i], None) for i in left if i not in taken)
     changes: list[Change] = []
+    a: Any
+    b: Any
     for old, new in pairs:
         name = str((new if new is not None else old or {}).get(key))
-        for field in fields:
+        for field in fields + measured:
             note = ""
-            if old is not None and new is not None:
+            if field in measured:
+                a = old.get(field) if old is not None else None
+                b = new.get(field) if new is not None else None
+                if not (_number(a) and _number(b)):
+                    continue
+            elif old is not None and new is not None:
                 a, b = old.get(field, 0), new.get(field, 0)
             else:
                 one = new if new is not None else old
@@ -151,6 +168,7 @@ class ContainersSection(Section):
     tables: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
         "top": ("key", ("length", "size_bytes")),
     }
+    ignore: ClassVar[frozenset[str]] = Section.ignore | {"deep_seconds", "deep_rows"}
 
     def rank_weight(self, key: str) -> float:
         """A named container that grew is the most telling line of a diff: rank it high."""
@@ -186,6 +204,7 @@ class ContainersSection(Section):
             full_before=len(old_rows) >= (before.get("limit") or len(old_rows) + 1),
             full_after=len(new_rows) >= (self.get("limit") or len(new_rows) + 1),
             identity=_same_object(pid) if same else None,
+            measured=("retained_bytes", "deep_bytes"),
         )
         return changes
 
@@ -199,9 +218,9 @@ class ContainersSection(Section):
             where = row.get("path") or row.get("where") or "(holder not found cheaply)"
             lines.append(
                 f"{row['length']:>10,} items {format_bytes(row['size_bytes']):>10}  "
-                f"{row['summary']}  <- {where}"
+                f"{row['summary']}{deep_words(row)}  <- {where}"
             )
-        return lines
+        return lines + deep_note(self, len(rows))
 
 
 class ContainersCollector:
@@ -211,9 +230,20 @@ class ContainersCollector:
     cost = "scan"
     section_type = ContainersSection
 
-    def __init__(self, top: int = 20, where: bool = True) -> None:
+    def __init__(
+        self,
+        top: int = 20,
+        where: bool = True,
+        *,
+        deep: bool | None = None,
+        deep_seconds: float = 1.0,
+        deep_objects: int = 2_000_000,
+    ) -> None:
         self.top = check_int("top", top, low=1)
         self.where = check_bool("where", where)
+        self.deep, self.deep_seconds, self.deep_objects = deep_options(
+            deep, deep_seconds, deep_objects
+        )
 
     def heap_request(self) -> HeapRequest:
         """What this collector needs from the shared heap walk."""
@@ -228,4 +258,28 @@ class ContainersCollector:
         ]
         # pid and limit are context, not changes: the diff pairs rows by identity within one
         # process, and a row missing from a full list is "not in the top N", not zero
-        return {"top": rows, "count": len(rows), "limit": self.top, "pid": os.getpid()}
+        data = {"top": rows, "count": len(rows), "limit": self.top, "pid": os.getpid()}
+        if self.deep if self.deep is not None else snapshot_depth.get() == "deep":
+            objects = [entry[-1] for entry in scan.containers[: self.top]]
+            data.update(
+                measure_rows(
+                    rows,
+                    objects,
+                    seconds=self.deep_seconds,
+                    max_objects=self.deep_objects,
+                    held=held_by_scans(scan),
+                )
+            )
+            objects.clear()
+        return data
+
+
+def deep_options(deep: object, seconds: object, objects: object) -> tuple[bool | None, float, int]:
+    """Checked ``deep``, ``deep_seconds`` and ``deep_objects`` of a scan collector."""
+    if deep is not None and not isinstance(deep, bool):
+        raise TypeError(f"deep must be True, False or None, got {type(deep).__name__}")
+    return (
+        deep,
+        check_number("deep_seconds", seconds, low=0.0, low_open=True, unit="seconds"),
+        check_int("deep_objects", objects, low=1),
+    )

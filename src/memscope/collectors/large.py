@@ -1,14 +1,21 @@
-"""The ``large_objects`` collector: single objects over a size threshold, and where they live."""
+"""The ``large_objects`` collector: single objects over a size threshold, and where they live.
+
+In a deep snapshot (or with ``deep=True``) each row also gets ``retained_bytes`` and
+``deep_bytes`` as the containers section's rows do, within one time budget for the section.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .._base.collector import HeapRequest
-from .._base.section import Section
+from .._base.collector import HeapRequest, snapshot_depth
+from .._base.section import Change, Section
 from .._base.units import format_bytes
 from .._base.validate import check_bool, check_int
+from ._deep import deep_changes, deep_note, deep_words, held_by_scans, measure_rows
 from ._heap import get_scan, object_row
+from .containers import deep_options
 
 
 class LargeObjectsSection(Section):
@@ -18,6 +25,22 @@ class LargeObjectsSection(Section):
     tables: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {
         "objects": ("key", ("size_bytes",)),
     }
+    ignore: ClassVar[frozenset[str]] = Section.ignore | {"deep_seconds", "deep_rows"}
+
+    def diff(self, earlier: Section | None) -> list[Change]:
+        """Sizes by row key, then retained and deep bytes where both rows were measured."""
+        changes = super().diff(earlier)
+        old = {
+            str(r.get("key")): r
+            for r in (earlier.get("objects") if earlier is not None else None) or ()
+            if isinstance(r, Mapping)
+        }
+        pairs = [
+            (old[str(r.get("key"))], r)
+            for r in self.get("objects") or ()
+            if isinstance(r, Mapping) and str(r.get("key")) in old
+        ]
+        return changes + deep_changes(self.name, "objects", pairs)
 
     def summary_lines(self, top: int = 10) -> list[str]:
         """One line per large object, largest first."""
@@ -27,8 +50,11 @@ class LargeObjectsSection(Section):
         lines = []
         for row in rows[:top]:
             where = row.get("where") or "(holder not found cheaply)"
-            lines.append(f"{format_bytes(row['size_bytes']):>10}  {row['summary']}  <- {where}")
-        return lines
+            lines.append(
+                f"{format_bytes(row['size_bytes']):>10}  {row['summary']}{deep_words(row)}"
+                f"  <- {where}"
+            )
+        return lines + deep_note(self, len(rows))
 
 
 class LargeObjectsCollector:
@@ -38,10 +64,22 @@ class LargeObjectsCollector:
     cost = "scan"
     section_type = LargeObjectsSection
 
-    def __init__(self, threshold_bytes: int = 1 << 20, top: int = 20, where: bool = True) -> None:
+    def __init__(
+        self,
+        threshold_bytes: int = 1 << 20,
+        top: int = 20,
+        where: bool = True,
+        *,
+        deep: bool | None = None,
+        deep_seconds: float = 1.0,
+        deep_objects: int = 2_000_000,
+    ) -> None:
         self.threshold_bytes = check_int("threshold_bytes", threshold_bytes, low=1)
         self.top = check_int("top", top, low=1)
         self.where = check_bool("where", where)
+        self.deep, self.deep_seconds, self.deep_objects = deep_options(
+            deep, deep_seconds, deep_objects
+        )
 
     def heap_request(self) -> HeapRequest:
         """What this collector needs from the shared heap walk."""
@@ -56,4 +94,18 @@ class LargeObjectsCollector:
             object_row(scan, obj, size) for size, obj in scan.large if size >= self.threshold_bytes
         ]
         del rows[self.top :]
-        return {"threshold_bytes": self.threshold_bytes, "objects": rows, "count": len(rows)}
+        data = {"threshold_bytes": self.threshold_bytes, "objects": rows, "count": len(rows)}
+        if self.deep if self.deep is not None else snapshot_depth.get() == "deep":
+            kept = [entry[-1] for entry in scan.large if entry[0] >= self.threshold_bytes]
+            del kept[self.top :]
+            data.update(
+                measure_rows(
+                    rows,
+                    kept,
+                    seconds=self.deep_seconds,
+                    max_objects=self.deep_objects,
+                    held=held_by_scans(scan),
+                )
+            )
+            kept.clear()
+        return data
