@@ -264,32 +264,56 @@ def test_a_failed_attach_leaves_the_target_running(run: Run, target: Target) -> 
 
 
 @pytest.mark.slow
-def test_shell_pid_driven_through_a_pipe(target: Target) -> None:
-    commands = "\n".join(
-        [
-            "len(hoard)",
-            "print('printed', type(hoard[0]).__name__)",
-            "top(3)",
-            "1/0",
-            "quit()",
-            "print('after quit')",
-        ]
-    )
+def test_shell_pid_speaks_the_command_words_through_a_pipe(target: Target) -> None:
+    commands = [
+        "snapshot one",
+        "python",
+        "hoard.extend(PlantedLeak(i) for i in range(5000))",
+        "print('printed', type(hoard[0]).__name__)",
+        "1/0",
+        "quit()",
+        "snapshot two",
+        "compare",
+        "objects 3",
+        "top 3",
+        "python",
+        "blob = [bytes(1000) for _ in range(3000)]",
+        "quit()",
+        "top 3",
+        "traceback",
+        "list",
+        "gc",
+        "top zero",
+        "quit",
+        "snapshot after-quit",
+    ]
     out = subprocess.run(
         [sys.executable, "-m", "memscope", "shell", "--pid", str(target.pid)],
-        input=commands + "\n",
+        input="\n".join(commands) + "\n",
         capture_output=True,
         text=True,
         timeout=240,
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].startswith(f"memscope shell in pid {target.pid}")
-    assert lines[1] == "20000"
-    assert lines[2] == "printed PlantedLeak"  # the shell thread's print reaches the client
-    assert any(line.endswith("__main__.PlantedLeak") for line in lines)
+    assert lines[0].startswith(f"memscope shell in pid {target.pid}: snapshot [label], compare")
+    assert lines[1].startswith("#0 'one', rss ")
+    assert "printed PlantedLeak" in lines  # the shell thread's print reaches the client
     assert "ZeroDivisionError: division by zero" in out.stdout
-    assert "after quit" not in out.stdout
+    assert "* +5,000 __main__.PlantedLeak objects in __main__.hoard" in out.stdout
+    assert any(line.endswith(" __main__.PlantedLeak") for line in lines)  # objects 3
+    assert any("tracemalloc was not tracing: started it now" in line for line in lines)
+    header = next(line for line in lines if line.startswith("traced "))
+    site = lines[lines.index(header) + 1]
+    assert site.lstrip().startswith("1.") and site.endswith("<memscope shell>:1")
+    assert any(line.startswith("site 1: ") for line in lines)
+    assert any(line.startswith("  #1 ") and "'two'" in line for line in lines)
+    assert any(line.startswith("gc.collect(): ") for line in lines)
+    assert "top: n must be an integer from 1 to 1000, got 'zero'" in lines
+    assert "after-quit" not in out.stdout
+    assert target.ask("len(hoard)") == 25000  # what the python prompt did stays done
+    target.ask("hoard.__delitem__(slice(20000, None))")
+    assert target.ask("__import__('tracemalloc').is_tracing()") is False  # stopped at the end
     assert target.leftovers() == CLEAN
 
 

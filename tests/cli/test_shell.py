@@ -1,80 +1,181 @@
-"""``memscope shell`` and ``memscope.interactive()``, driven through a pipe in subprocesses."""
+"""``memscope shell`` and ``memscope.interactive()``: the command words, driven through a pipe."""
 
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 
+import pytest
+
 import memscope
-from memscope.cli._console import SNAPSHOTS_KEPT, Helpers
+from memscope.cli._repl import SNAPSHOTS_KEPT, Helpers
+from memscope.cli._tracker import COMMANDS, Tracker
 
-from .conftest import Run
-
-COMMANDS = """\
+# a planted leak made at the `python` prompt between two snapshots, traced allocations,
+# 2000 reference cycles left for `gc`, then every command and a few bad arguments
+SCRIPT = """\
+list
+compare
+snapshot before
+python
 class Planted:
     pass
 
 hoard = [Planted() for _ in range(30000)]
-len(hoard)
-top(5)
-snap("one", top=1)
-grown = [Planted() for _ in range(10000)]
-snap("two", top=1)
-diff(top=3)
-containers(2)
-leaks()
-undefined_name
 quit()
-print("not reached")
+snapshot after
+list
+compare
+compare 0 -1
+objects 5
+containers 2
+top 3
+python
+import gc; gc.disable()
+blob = [bytes(1000) for _ in range(5000)]
+cycles = [[] for _ in range(2000)]
+for c in cycles: c.append(c)
+
+del cycles, c
+quit()
+top 3
+traceback
+gc
+current
+leaks
+# a comment line is skipped
+top x
+top 1 2
+traceback 0
+compare 0 9
+frobnicate now
+help top
+help
+quit
+snapshot not-reached
 """
 
 
-def test_shell_reads_commands_from_a_pipe(run: Run) -> None:
+def _blocks(text: str) -> list[str]:
+    return text.splitlines()
+
+
+@pytest.mark.slow
+def test_shell_speaks_its_command_words_through_a_pipe() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "memscope", "shell"],
-        input=COMMANDS,
+        input=SCRIPT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=240,
     )
     assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
     text = out.stdout
-    lines = text.splitlines()
-    assert lines[0].startswith("memscope shell: snap(")
-    assert ">>>" not in text  # no prompts when stdin is not a TTY
-    assert lines[1] == "30000"
-    assert any(line.endswith("__memscope_shell__.Planted") for line in lines[2:8])  # top(5)
-    assert "memscope snapshot 'one'" in text and "memscope snapshot 'two'" in text
-    assert "memscope diff 'one' -> 'two'" in text
-    assert "+10,000 __memscope_shell__.Planted objects" in text
+    lines = _blocks(text)
+    assert lines[0].startswith("memscope shell: snapshot [label], compare [i] [j], top [n]")
+    assert "(memscope)" not in text and ">>>" not in text  # no prompts: stdin is not a TTY
+    assert lines[1] == "no snapshots yet; `snapshot [label]` takes one"  # list
+    assert lines[2] == "compare: no snapshots yet; `snapshot [label]` takes one"
+    assert re.fullmatch(r"#0 'before', rss [\d.]+ MiB, [\d,]+ objects \(.+\), [\d.]+ s", lines[3])
+    assert "back in the memscope shell" in lines
+    assert any(re.fullmatch(r"#1 'after', rss .*", line) for line in lines)
+    # list: both, numbered
+    kept = lines.index("2 kept (of the last 50):")
+    assert lines[kept + 1].lstrip().startswith("#0") and "'before'" in lines[kept + 1]
+    assert lines[kept + 2].lstrip().startswith("#1") and "'after'" in lines[kept + 2]
+    # compare (the last two) and compare 0 -1 both see the planted leak
+    assert text.count("memscope diff 'before' -> 'after'") == 2
+    assert text.count("* 30,000 __memscope_shell__.Planted objects in dict key 'hoard'") == 2
+    # objects 5: the census, the planted type among the largest
+    census = next(k for k, line in enumerate(lines) if re.fullmatch(r"[\d,]+ objects, .+", line))
+    assert any(line.endswith(" __memscope_shell__.Planted") for line in lines[census : census + 6])
+    # containers 2: the hoard, with its holder's name
     assert any("list of 30,000 items" in line and "hoard" in line for line in lines)
-    assert "reference cycles" in text  # leaks()
-    assert "NameError: name 'undefined_name' is not defined" in text
-    assert "not reached" not in text
+    # top 3 starts tracing and says so; nothing of the user's is traced yet
+    assert "top: tracemalloc was not tracing: started it now (25 frames)" in text
+    assert "top: nothing traced yet (outside memscope's own allocations)" in lines
+    # the second top: the 5,000 blobs allocated at the prompt are the first site
+    header = next(k for k, line in enumerate(lines) if line.startswith("traced "))
+    first = re.fullmatch(r"\s+1\.\s+([\d.]+) MiB in\s+([\d,]+) blocks  (.+)", lines[header + 1])
+    assert first is not None, lines[header + 1]
+    assert first[3] == "<memscope shell>:1" and float(first[1]) >= 4.5
+    assert int(first[2].replace(",", "")) >= 5000
+    # traceback: the top site's, the shell's own frames folded
+    at = lines.index(next(line for line in lines if line.startswith("site 1: ")))
+    assert re.fullmatch(r"  \.\.\. \d+ frame\(s\) of the memscope shell itself", lines[at + 1])
+    assert lines[at + 2] == '  File "<memscope shell>", line 1'
+    # gc: the 2000 cycles left with the collector disabled are found and freed
+    freed = next(line for line in lines if line.startswith("gc.collect(): "))
+    found = int(freed.split()[1].replace(",", ""))
+    assert found >= 2000, freed  # each list that holds itself is one unreachable object
+    assert re.search(r"gc-tracked objects [\d,]+ -> [\d,]+ \(-[\d,]+\)", freed)
+    # current: a cheap snapshot, tracemalloc on now
+    assert "memscope snapshot 'current'" in text and "[tracemalloc]" in text
+    assert "[census]" not in text.split("memscope snapshot 'current'")[1].split("\n\n")[0]
+    # leaks: find_leaks' answer
+    assert "no leaks found" in text or "reference cycles" in text
+    # bad arguments: one line naming the argument, and the shell goes on
+    assert "top: n must be an integer from 1 to 1000, got 'x'" in lines
+    assert "top: takes at most one argument (n), got 2" in lines
+    assert "traceback: n must be an integer from 1 to 1000, got '0'" in lines
+    assert "compare: j must be a kept snapshot (#0..#1, or -1 for the last), got '9'" in lines
+    unknown = "unknown command 'frobnicate'; commands: " + ", ".join(COMMANDS) + " (help COMMAND)"
+    assert unknown in lines
+    assert "top [n]: the n largest allocation sites (tracemalloc; started if needed)" in lines
+    assert "commands:" in lines and any(line.startswith("  quit ") for line in lines)
+    # quit ends it: what follows is not run
+    assert "not-reached" not in text and "#2" not in text
 
 
 def test_interactive_in_this_process_with_streams() -> None:
     out = io.StringIO()
     secret = ["kept by the caller"]
-    memscope.interactive(stdin=io.StringIO("secret[0]\nlen(snaps)\nshelp()\n"), stdout=out)
+    memscope.interactive(
+        stdin=io.StringIO("python\nsecret[0]\nlen(snaps)\nshelp()\nquit()\nlist\nhelp gc\n"),
+        stdout=out,
+    )
     lines = out.getvalue().splitlines()
-    assert lines[1] == "'kept by the caller'"  # the caller's names are there
-    assert lines[2] == "0"
+    assert lines[0].startswith("memscope shell: snapshot [label]")
+    assert lines[2] == "'kept by the caller'"  # the caller's names are at the python prompt
+    assert lines[3] == "0"
     assert any(line.startswith("snap(label=None, deep=True)") for line in lines)
+    assert lines[-3:] == [
+        "back in the memscope shell",
+        "no snapshots yet; `snapshot [label]` takes one",
+        "gc: run gc.collect() and say what it freed",
+    ]
     assert secret == ["kept by the caller"]
 
 
-def test_interactive_rejects_a_bad_namespace() -> None:
+def test_a_failing_command_is_one_line_and_the_shell_goes_on() -> None:
+    said: list[str] = []
+    lines = iter(["python", "memscope.snapshot = None", "quit()", "snapshot x", "list"])
+
+    def read_line(prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    original = memscope.snapshot
     try:
+        Tracker(read_line, said.append, {}).run()
+    finally:
+        memscope.snapshot = original  # type: ignore[misc]
+    text = "".join(said).splitlines()
+    assert "snapshot: failed: TypeError: 'NoneType' object is not callable" in text
+    assert text[-1] == "no snapshots yet; `snapshot [label]` takes one"
+
+
+def test_interactive_rejects_a_bad_namespace() -> None:
+    with pytest.raises(TypeError, match=r"^local must be a dict or None, got list$"):
         memscope.interactive(["not", "a", "dict"])  # type: ignore[arg-type]
-    except TypeError as exc:
-        assert str(exc) == "local must be a dict or None, got list"
-    else:
-        raise AssertionError("no TypeError")
 
 
-def test_the_shell_keeps_a_bounded_list_of_snapshots() -> None:
+def test_the_shell_keeps_a_bounded_numbered_list_of_snapshots() -> None:
     helpers = Helpers(lambda text: None)
     for _ in range(SNAPSHOTS_KEPT + 3):
         helpers.snap(deep=False)
@@ -83,3 +184,16 @@ def test_the_shell_keeps_a_bounded_list_of_snapshots() -> None:
         "shell #3",
         f"shell #{SNAPSHOTS_KEPT + 2}",
     ]
+    said: list[str] = []
+    tracker = Tracker(lambda prompt: "", said.append)
+    tracker.helpers = helpers
+    tracker.onecmd("list")
+    tracker.onecmd("compare 2 -1")
+    listed = "".join(said).splitlines()
+    assert listed[0] == f"{SNAPSHOTS_KEPT} kept (of the last {SNAPSHOTS_KEPT}):"
+    assert listed[1].lstrip().startswith("#3 ") and "'shell #3'" in listed[1]
+    last = SNAPSHOTS_KEPT + 2
+    assert listed[SNAPSHOTS_KEPT].lstrip().startswith(f"#{last} ")
+    assert listed[-1] == (
+        f"compare: i must be a kept snapshot (#3..#{last}, or -1 for the last), got '2'"
+    )

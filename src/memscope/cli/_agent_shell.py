@@ -51,7 +51,7 @@ class _Routed:
 
 def serve(directory: str, request: dict[str, Any]) -> dict[str, Any]:
     """Serve one shell session; returns what it did (``{"shell": {"lines": n}}``)."""
-    from ._console import Console, Helpers, namespace, run_console
+    from ._tracker import Tracker, banner
 
     path = os.path.join(directory, SOCKET)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -84,20 +84,15 @@ def serve(directory: str, request: dict[str, Any]) -> dict[str, Any]:
             lines += 1
             return raw.decode("utf-8", "replace").rstrip("\r\n")
 
-        helpers = Helpers(write)
         main = sys.modules.get("__main__")
         base = {k: v for k, v in vars(main).items() if not k.startswith("__")} if main else {}
-        console = Console(namespace(helpers, base), read_line, write)
+        tracker = Tracker(read_line, write, base)
         original = sys.stdout
         routed = _Routed(original, _thread.get_ident(), write)
         sys.stdout = routed
         try:
-            write(
-                f"memscope shell in pid {os.getpid()}: the program's globals, snap(), diff(), "
-                "top(), containers(), leaks(), explain(), shelp(); "
-                "quit() leaves (the program goes on)\n"
-            )
-            run_console(console, write)
+            write(f"{banner(f' in pid {os.getpid()}')} (quit leaves; the program goes on)\n")
+            tracker.run()
         except OSError:
             pass  # the client went away or fell silent: the session ends
         finally:

@@ -1,10 +1,10 @@
-"""``memscope shell [--pid PID]``: a Python shell with memscope's helpers, in this process or,
+"""``memscope shell [--pid PID]``: the interactive tracker (snapshot, compare, top, traceback,
+current, objects, containers, leaks, gc, list, python, help, quit), in this process or,
 through attach, inside another running CPython process."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import socket
@@ -48,11 +48,10 @@ def _connect(path: str, timeout: float) -> socket.socket:
 
 def relay(sock: socket.socket, stdin: IO[str], stdout: IO[str]) -> None:
     """Show the agent's output; answer each prompt with a line of ``stdin``."""
+    from ._tracker import history
+
     tty = stdin.isatty() and stdout.isatty()
-    if tty:
-        with contextlib.suppress(ImportError):
-            import readline  # noqa: F401 - line editing and history for input()
-    with sock, sock.makefile("rb") as incoming:
+    with history(tty), sock, sock.makefile("rb") as incoming:
         for raw in incoming:
             kind, body = raw[:1], raw[1:]
             try:
@@ -82,9 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not ns.timeout > 0:
         raise CLIError(f"--timeout must be > 0 seconds, got {ns.timeout:g}", BAD_INPUT)
     if ns.pid is None:
-        from ._console import interactive
+        from ._tracker import run_tracker
 
-        interactive({})
+        run_tracker({}, sys.stdin, sys.stdout, keep_history=True)
         return 0
     from ._agent_shell import SOCKET
     from ._inject import agent
