@@ -276,9 +276,18 @@ class AccountingSection(Section):
         "python_arena_size_bytes",
         "python_arenas_age_seconds",
         "deep_seconds",
-        "percent",
+        # restatements, in a diff, of what other keys say (the census's total, RSS by
+        # kind): the parts table too is not diffed, its rows are the keys above
+        "python_objects_bytes",
+        "pss_bytes",
+        "pss_anon_bytes",
+        "pss_file_bytes",
+        "pss_shmem_bytes",
+        "shared_clean_bytes",
+        "shared_dirty_bytes",
+        "private_clean_bytes",
+        "private_dirty_bytes",
     }
-    tables: ClassVar[dict[str, tuple[str, tuple[str, ...]]]] = {"parts": ("part", ("bytes",))}
 
     def rank_weight(self, key: str) -> float:
         """The parts explain RSS rather than name what grew: they rank below the causes."""
@@ -504,9 +513,12 @@ class AccountingCollector:
                 else None
             )
         try:
-            out["smaps"] = smaps_rollup()
-        except Exception:
-            out["smaps"] = None
+            rollup = smaps_rollup()
+        except Exception:  # contained: PSS is context, the parts stand without it
+            rollup = None
+        if rollup is not None:
+            rollup.pop("rss_bytes", None)  # RSS is this section's own rss_bytes
+        out["smaps"] = rollup
         out["deep_seconds"] = round(time.perf_counter() - started, 6)
         return out
 
