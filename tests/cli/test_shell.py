@@ -6,6 +6,7 @@ import io
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -197,3 +198,44 @@ def test_the_shell_keeps_a_bounded_numbered_list_of_snapshots() -> None:
     assert listed[-1] == (
         f"compare: i must be a kept snapshot (#3..#{last}, or -1 for the last), got '2'"
     )
+
+
+@pytest.mark.slow
+def test_on_a_tty_it_prompts_and_keeps_a_readline_history(tmp_path: Path) -> None:
+    pytest.importorskip("readline")
+    import os
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin and stdout are the terminal; HOME is the test's
+        os.environ["HOME"] = str(tmp_path)
+        os.environ["TERM"] = "dumb"
+        os.execv(sys.executable, [sys.executable, "-m", "memscope", "shell"])
+    out = b""
+
+    def read_until(marker: bytes, timeout: float = 120) -> None:
+        nonlocal out
+        deadline = time.monotonic() + timeout
+        while marker not in out and time.monotonic() < deadline:
+            if select.select([fd], [], [], 1.0)[0]:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    return
+
+    try:
+        read_until(b"(memscope) ")
+        os.write(fd, b"help gc\r")
+        read_until(b"say what it freed")
+        os.write(fd, b"quit\r")
+        read_until(b"\xff")  # to the end of output
+    finally:
+        os.waitpid(pid, 0)
+        os.close(fd)
+    text = out.decode("utf-8", "replace")
+    assert text.count("(memscope) ") == 2  # a prompt before each command
+    assert "gc: run gc.collect() and say what it freed" in text
+    history = (tmp_path / ".memscope_history").read_text().splitlines()
+    assert history[-2:] == ["help gc", "quit"]

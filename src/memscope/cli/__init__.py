@@ -19,7 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "print a report of this process, of a saved snapshot file, or of any process (--pid)",
     ),
     "run": ("run", "run a Python script (-- script.py ARGS, or -m module) under memscope"),
-    "shell": ("shell", "a Python shell with memscope's helpers, here or inside a process (--pid)"),
+    "shell": (
+        "shell",
+        "the interactive tracker (snapshot, compare, top, ...), here or inside a process (--pid)",
+    ),
     "show": ("show", "print one saved snapshot (FILE or FILE:INDEX)"),
 }
 
