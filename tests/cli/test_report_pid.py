@@ -213,9 +213,12 @@ def test_report_pid_splits_rss_into_parts_that_add_up(run: Run) -> None:
     assert parts["other_anon"] >= 40 * MiB
     assert parts["file"] >= 16 * MiB
     assert acc["threads"] == 4
-    # this test runs as the target's user and parent: its stacks are ours to read
-    assert acc["threads_measured"] == 4
-    assert 3 * 128 * 1024 < parts["thread_stacks"] < 3 * 8 * MiB
+    if acc["threads_measured"] < 4:
+        # the stack pointers are ptrace-guarded: the CLI is the target's sibling, which
+        # yama's ptrace_scope 1 refuses (root, or scope 0, may read them)
+        assert "4 threads measured" in acc["note"] and os.geteuid() != 0
+    else:
+        assert 3 * 128 * 1024 < parts["thread_stacks"] < 3 * 8 * MiB
     assert acc["smaps"]["pss_bytes"] > 40 * MiB
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()

@@ -479,3 +479,7 @@ def test_threads_with_deep_stacks_move_the_thread_stacks_part() -> None:
     assert 4 * 128 * 1024 < grown < 4 * 8 * MiB
     assert during["threads_measured"] >= before["threads_measured"] + 4
     assert _sizes(during)["thread_stacks"] == during["thread_stacks_bytes"] or during["note"]
+    # a diff names the stacks, and not the restatements of other sections' figures
+    changes = {c.key for c in AccountingSection(during).diff(AccountingSection(before))}
+    assert {"thread_stacks_bytes", "threads"} <= changes
+    assert not {k for k in changes if k.startswith("parts") or k == "python_objects_bytes"}

@@ -140,8 +140,9 @@ _ADVICE = {
         "for new ones"
     ),
     "unexplained": (
-        "memory no allocator accounts for: C extensions that map memory themselves, the "
-        "interpreter's own data; `memscope report --pid` shows the mappings"
+        "memory no allocator accounts for: thread stacks (a deep snapshot measures them), "
+        "C extensions that map memory themselves, the interpreter's own data; "
+        "`memscope report --pid` shows the mappings"
     ),
     "file": (
         "code and files mapped in (the interpreter, shared libraries, mmap'd files): "
