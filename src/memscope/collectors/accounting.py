@@ -38,7 +38,6 @@ from .._base.proc import smaps_rollup, thread_stacks
 from .._base.section import Section
 from .._base.units import format_bytes
 from .._base.validate import check_number, check_str
-from ._heap import current_scan
 
 __all__ = [
     "ARENA_WALK_BUDGET_SECONDS",
@@ -472,6 +471,8 @@ class AccountingCollector:
     def _deep_part(self, figures: Mapping[str, Any]) -> dict[str, Any]:
         """Live objects (this snapshot's heap walk), thread stacks and smaps_rollup."""
         started = time.perf_counter()
+        from ._heap import current_scan  # the heap walk's module: only deep snapshots need it
+
         out: dict[str, Any] = {"python_objects_bytes": None, "objects_note": None}
         scan = current_scan()
         if scan is None:
