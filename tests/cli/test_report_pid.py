@@ -244,3 +244,53 @@ def test_outside_accounting_without_smaps_keeps_the_kernel_parts(tmp_path: Path)
     assert acc["threads"] == 7 and acc["threads_measured"] is None and acc["smaps"] is None
     assert "smaps is not readable" in acc["note"]
     assert outside_accounting(56, root=str(tmp_path)) is None
+
+
+SMAPS = """\
+55d0c0000000-55d0c0021000 rw-p 00000000 00:00 0                          [heap]
+Size:                132 kB
+Rss:                 100 kB
+VmFlags: rd wr mr mw me ac
+7f0000000000-7f0000001000 ---p 00000000 00:00 0
+Size:                  4 kB
+Rss:                   0 kB
+7f0000001000-7f0000801000 rw-p 00000000 00:00 0
+Size:               8192 kB
+Rss:                 520 kB
+VmFlags: rd wr mr mw me ac
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]
+Size:                132 kB
+Rss:                  40 kB
+"""
+
+
+def test_outside_accounting_finds_each_threads_stack_mapping(tmp_path: Path) -> None:
+    where = tmp_path / "proc" / "60"
+    where.mkdir(parents=True)
+    (where / "status").write_text(
+        "VmRSS:\t    3000 kB\nRssAnon:\t    2000 kB\nRssFile:\t    1000 kB\n"
+        "RssShmem:\t       0 kB\nThreads:\t3\n"
+    )
+    (where / "smaps").write_text(SMAPS)
+    (where / "smaps_rollup").write_text("Rss:  3000 kB\nPss:  2500 kB\nSwap:  12 kB\n")
+    syscalls = {
+        "60": "7 0x1 0x2 0x3 0x4 0x5 0x6 0x7ffd00020ff0 0x7f00aa",  # main: in [stack]
+        "61": "202 0x1 0x2 0x3 0x4 0x5 0x6 0x7f00007ff8c0 0x7f00bb",  # in its 8 MiB stack
+        "62": "running",  # no pointer to read
+    }
+    for tid, text in syscalls.items():
+        (where / "task" / tid).mkdir(parents=True)
+        (where / "task" / tid / "syscall").write_text(text + "\n")
+    acc = outside_accounting(60, root=str(tmp_path))
+    assert acc is not None
+    parts = {row["part"]: row["bytes"] for row in acc["parts"]}
+    assert parts["thread_stacks"] == (520 + 40) << 10  # the two mappings' Rss, not [heap]
+    assert parts["other_anon"] == (2000 - 560) << 10
+    assert sum(parts.values()) == acc["rss_bytes"] == 3000 << 10
+    assert acc["threads"] == 3 and acc["threads_measured"] == 2
+    assert "2 of 3 threads measured" in acc["note"]
+    assert acc["smaps"] == {
+        "rss_bytes": 3000 << 10,
+        "pss_bytes": 2500 << 10,
+        "swap_bytes": 12 << 10,
+    }
