@@ -141,7 +141,7 @@ _ADVICE = {
     "unexplained": (
         "memory no allocator accounts for: thread stacks (a deep snapshot measures them), "
         "C extensions that map memory themselves, the interpreter's own data; "
-        "`memscope report --pid` shows the mappings"
+        "/proc/PID/smaps lists the mappings that hold it"
     ),
     "file": (
         "code and files mapped in (the interpreter, shared libraries, mmap'd files): "
