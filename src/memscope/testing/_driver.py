@@ -68,8 +68,8 @@ def check_steps(
             yield i
             probe.read(i)
         # a series could still go either way: measure on, to the bound of rounds and of
-        # time (ten times what the planned runs took, and at least two seconds)
-        budget = max(_MIN_BUDGET_SECONDS, 10 * (clock() - start))
+        # time (four times what the planned runs took, and at least two seconds)
+        budget = max(_MIN_BUDGET_SECONDS, 4 * (clock() - start))
         while probe.more and clock() - start < budget:
             last += 1
             yield last
