@@ -247,7 +247,9 @@ class Tracker(cmd.Cmd):
                 f"{command}: tracemalloc was not tracing: started it now ({TRACE_FRAMES} frames), "
                 "so the sites count what is allocated from now on; it stops when the shell ends"
             )
-        return TracemallocCollector(top=n).collect()
+        data = TracemallocCollector(top=min(MAX_N, 2 * n + 50)).collect()
+        data["top"] = [row for row in data["top"] if not _the_shells_own(row)][:n]
+        return data
 
     def do_top(self, arg: str) -> bool:
         """top [n]: the n largest allocation sites now (tracemalloc; started if needed)."""
@@ -262,7 +264,7 @@ class Tracker(cmd.Cmd):
         lines = [
             f"traced {format_bytes(data['current_bytes'])} "
             f"(peak {format_bytes(data['peak_bytes'])}) in {data['blocks']:,} blocks "
-            f"at {data['sites']:,} sites; the top {len(data['top'])}:"
+            f"at {data['sites']:,} sites; the top {len(data['top'])}, the shell's own left out:"
         ]
         for rank, row in enumerate(data["top"], 1):
             filename, _, line = str(row["site"]).rpartition(":")
@@ -283,11 +285,13 @@ class Tracker(cmd.Cmd):
         n = _count("traceback", arg.split(), 1)
         data = self._sites("traceback", n)
         if len(data["top"]) < n:
-            self.say(f"traceback: n is {n}, but {len(data['top'])} site(s) are traced now")
+            found = len(data["top"])
+            self.say(f"traceback: n is {n}, but {found} site(s) outside the shell's own are traced")
             return False
         row = data["top"][n - 1]
         frames = list(row.get("traceback") or [row["site"]])
         folded = _machinery_frames(frames)
+        folded = folded if folded < len(frames) else 0
         lines = [
             f"site {n}: {format_bytes(row['size_bytes'])} in {row['count']:,} blocks, "
             f"the largest traceback (most recent call last):"
@@ -392,7 +396,7 @@ class Tracker(cmd.Cmd):
 
 
 def _machinery_frames(frames: list[str]) -> int:
-    """How many leading frames are the shell's own (up to its last: memscope, cmd, code)."""
+    """How many leading frames are the shell's own: up to its last (memscope, cmd, code)."""
     import code as code_module
 
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -402,7 +406,16 @@ def _machinery_frames(frames: list[str]) -> int:
         filename = str(frame).rpartition(":")[0]
         if filename.startswith(package) or filename in ours or filename == "<frozen runpy>":
             last = k + 1
-    return last if last < len(frames) else 0
+    return last
+
+
+def _the_shells_own(row: dict[str, Any]) -> bool:
+    """Whether an allocation site is the shell's own work (not code run at its prompt)."""
+    frames = list(row.get("traceback") or ())
+    folded = _machinery_frames(frames)
+    if not folded:
+        return False
+    return folded == len(frames) or not str(frames[folded]).startswith("<memscope shell>:")
 
 
 def _brief(snap: Any) -> str:
