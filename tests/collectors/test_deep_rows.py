@@ -24,6 +24,8 @@ BRUTE_FORCE = textwrap.dedent(
     """
     import gc, sys
     import memscope
+    from memscope.collectors.containers import ContainersCollector
+    from memscope.collectors.large import LargeObjectsCollector
 
     OLD = set()
     SIZES = {}
@@ -68,6 +70,9 @@ BRUTE_FORCE = textwrap.dedent(
         return {r["path"]: r for r in table if r.get("path")}
 
     def main():
+        # budgets a loaded machine cannot run out of: this checks the figures, not the cuts
+        memscope.register_collector(ContainersCollector(deep_seconds=120), replace=True)
+        memscope.register_collector(LargeObjectsCollector(deep_seconds=120), replace=True)
         memscope.snapshot(deep=True, collectors=["containers", "large_objects"])  # warm up
         gc.collect()
         heap()
@@ -115,8 +120,12 @@ def test_rows_retain_exactly_what_letting_them_go_frees() -> None:
     assert int(deep) == freed_list + freed_rest + shared + kept + sys.getsizeof("big")
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def registry_restored() -> Iterator[None]:
+    # budgets a loaded machine does not run out of (the cuts have their own test), then
+    # the defaults again
+    memscope.register_collector(ContainersCollector(deep_seconds=60), replace=True)
+    memscope.register_collector(LargeObjectsCollector(deep_seconds=60), replace=True)
     yield
     memscope.register_collector(ContainersCollector(), replace=True)
     memscope.register_collector(LargeObjectsCollector(), replace=True)
@@ -130,7 +139,7 @@ def _row(snap: memscope.Snapshot, length: int) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_deep_snapshots_measure_cheap_ones_do_not(registry_restored: None) -> None:
+def test_deep_snapshots_measure_cheap_ones_do_not() -> None:
     shared = bytes(300)
     _cache.update((f"k{i}", [shared]) for i in range(41_234))
     try:
@@ -147,7 +156,7 @@ def test_deep_snapshots_measure_cheap_ones_do_not(registry_restored: None) -> No
         assert snap["containers"]["deep_rows"] == len(snap["containers"]["top"])
         line = next(x for x in snap["containers"].summary_lines(20) if "41,234 items" in x)
         assert f"retains {format_bytes(row['retained_bytes'])}" in line
-        memscope.register_collector(ContainersCollector(deep=True), replace=True)
+        memscope.register_collector(ContainersCollector(deep=True, deep_seconds=60), replace=True)
         assert _row(memscope.snapshot(collectors=["containers"]), 41_234)["retained_bytes"]
         memscope.register_collector(ContainersCollector(deep=False), replace=True)
         opted_out = _row(memscope.snapshot(deep=True, collectors=["containers"]), 41_234)
@@ -156,7 +165,7 @@ def test_deep_snapshots_measure_cheap_ones_do_not(registry_restored: None) -> No
         _cache.clear()
 
 
-def test_the_time_budget_cuts_the_section_and_says_so(registry_restored: None) -> None:
+def test_the_time_budget_cuts_the_section_and_says_so() -> None:
     _cache.update((f"k{i}", [bytes(10)]) for i in range(42_345))
     try:
         memscope.register_collector(ContainersCollector(deep=True, deep_seconds=1e-9), replace=True)
@@ -166,7 +175,9 @@ def test_the_time_budget_cuts_the_section_and_says_so(registry_restored: None) -
         assert section["deep_cut"] is True and section["deep_rows"] == 0
         assert "the time budget cut the rest" in section.summary_lines(30)[-1]
         # an object budget cuts inside the first row's walk: a lower bound, no retained size
-        memscope.register_collector(ContainersCollector(deep=True, deep_objects=500), replace=True)
+        memscope.register_collector(
+            ContainersCollector(deep=True, deep_seconds=60, deep_objects=500), replace=True
+        )
         section = memscope.snapshot(collectors=["containers"])["containers"]
         first = section["top"][0]
         assert first["length"] == 42_345
@@ -207,7 +218,7 @@ def test_retained_sizes_diff_only_between_measured_rows() -> None:
 _blob_holder: list[bytearray] = []
 
 
-def test_large_objects_rows_and_their_diff(registry_restored: None) -> None:
+def test_large_objects_rows_and_their_diff() -> None:
     inner = bytearray((2 << 20) + 4_321)
     _blob_holder.append(inner)
     try:

@@ -16,6 +16,7 @@ import gc
 import sys
 import time
 import types
+import weakref
 from collections import Counter
 from collections.abc import Mapping
 from functools import partial
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 _NOTHING_HELD: Mapping[int, int] = {}
+_CHUNK = 50_000  # objects of a level walked between two looks at the clock
 
 
 class DeepSize(NamedTuple):
@@ -128,27 +130,37 @@ def deep_size(
     count = 1
     truncated = False
     while frontier:
-        if time.monotonic() > deadline:
-            truncated = True
-            break
-        frontier = _step(frontier, single_max, shared, internal, stop)
-        room = max_objects - count
-        if len(frontier) > room:
-            # one level can be a million objects (the items of one big dict): cut inside it
-            del frontier[max(room, 0) :]
-            truncated = True
-        count += len(frontier)
-        deep_bytes += sum(_sizes(frontier))
+        # a level can be a million objects (the items of one big dict): it is walked in
+        # chunks, so that the deadline and the object budget can cut inside it
+        following: list[object] = []
+        for start in range(0, len(frontier), _CHUNK):
+            if time.monotonic() > deadline:
+                truncated = True
+                break
+            found = _step(frontier[start : start + _CHUNK], single_max, shared, internal, stop)
+            room = max_objects - count
+            if len(found) > room:
+                del found[max(room, 0) :]
+                truncated = True
+            count += len(found)
+            deep_bytes += sum(_sizes(found))
+            following += found
+            del found
+            if truncated:
+                break
+        frontier = following
+        del following
         if truncated:
             break
     frontier = []
-    if truncated:
-        shared.clear()
-        return DeepSize(deep_bytes, count, None, True)
-    alive_bytes = _held_from_outside(
-        obj, shared, internal, single_max, _NOTHING_HELD if held is None else held
-    )
+    alive_bytes = None
+    if not truncated:
+        alive_bytes = _held_from_outside(
+            obj, shared, internal, single_max, _NOTHING_HELD if held is None else held, deadline
+        )
     shared.clear()
+    if alive_bytes is None:  # the deadline came first, in the walk or in the count
+        return DeepSize(deep_bytes, count, None, True)
     return DeepSize(deep_bytes, count, deep_bytes - alive_bytes, False)
 
 
@@ -205,8 +217,10 @@ def _held_from_outside(
     internal: Counter[int],
     single_max: int,
     held: Mapping[int, int],
-) -> int:
-    """Bytes of the deep set that something outside it keeps alive (not through target)."""
+    deadline: float,
+) -> int | None:
+    """Bytes of the deep set that something outside it keeps alive (not through target);
+    None when the deadline comes first."""
     # a shared object with more references than the set gives it is held from outside;
     # the references this function holds, measured on a sentinel held the same way
     sentinel = object()
@@ -226,6 +240,8 @@ def _held_from_outside(
     alive_bytes = sum(_sizes(level))
     target_id = id(target)
     while level:
+        if time.monotonic() > deadline:
+            return None
         refs = _referents(level)
         level = []
         counts = list(map(sys.getrefcount, refs))
@@ -256,9 +272,14 @@ def measure_rows(
     seconds: float,
     max_objects: int,
     held: Mapping[int, int] | None = None,
+    scan: HeapScan | None = None,
 ) -> dict[str, Any]:
     """Deep and retained bytes of ``objects[i]`` into ``rows[i]``, in order, within
     ``seconds`` for them all; what the section says about the work (``deep_*`` keys).
+
+    With ``scan`` (which holds every object measured), a row another section of the same
+    snapshot measured in full is copied, not walked again (a dict in both the containers
+    and the large objects).
 
     ``objects`` is a list only the caller holds (each entry is one reference of ours);
     ``held`` adds the references the caller's other structures hold. A row the budget
@@ -274,7 +295,13 @@ def measure_rows(
     budget = max_objects
     measured = 0
     cut = False
+    done = _measured_in(scan) if scan is not None else {}
     for i, row in enumerate(rows):
+        again = done.get(id(objects[i]))
+        if again is not None:
+            row.update(again)
+            measured += 1
+            continue
         if cut or time.monotonic() > deadline:
             cut = True
             row.update(deep_bytes=None, retained_bytes=None, deep_truncated=True)
@@ -294,6 +321,8 @@ def measure_rows(
         row["retained_bytes"] = found.retained_bytes
         row["deep_truncated"] = found.truncated
         cut = found.truncated
+        if not cut and len(done) < 1_000:
+            done[id(objects[i])] = {k: row[k] for k in _DEEP_KEYS}
     ours.clear()
     stop.clear()
     return {
@@ -343,12 +372,34 @@ def deep_note(section: Mapping[str, Any], rows: int) -> list[str]:
 def deep_changes(
     section: str, table: str, pairs: list[tuple[Mapping[str, Any], Mapping[str, Any]]]
 ) -> list[Change]:
-    """Deep and retained bytes of paired rows, only where both were measured (a cheap
-    snapshot's row has no retained size, which is not a retained size of 0)."""
+    """Deep and retained bytes of paired rows, only where both were measured in full (a
+    cheap snapshot's row has no retained size, which is not a retained size of 0)."""
     out: list[Change] = []
     for old, new in pairs:
+        if old.get("deep_truncated") or new.get("deep_truncated"):
+            continue  # a walk the budget cut gives only a lower bound
         for field in ("retained_bytes", "deep_bytes"):
             a, b = old.get(field), new.get(field)
             if type(a) is int and type(b) is int and a != b:
                 out.append(Change(section, f"{table}[{new.get('key')}].{field}", a, b, "bytes"))
     return out
+
+
+_DEEP_KEYS = ("deep_bytes", "deep_objects", "retained_bytes", "deep_truncated")
+# id(scan) -> (the scan, weakly; id(obj) -> its deep keys): what this snapshot's sections
+# measured already. A scan holds the objects it kept until it is released, so their ids
+# stay theirs; entries go with their scans, and there are never many
+_BY_SCAN: dict[int, tuple[weakref.ref[HeapScan], dict[int, dict[str, Any]]]] = {}
+
+
+def _measured_in(scan: HeapScan) -> dict[int, dict[str, Any]]:
+    """The rows measured in full so far on ``scan``'s objects, by id."""
+    for key, (ref, _) in list(_BY_SCAN.items()):
+        if ref() is None:
+            _BY_SCAN.pop(key, None)
+    entry = _BY_SCAN.get(id(scan))
+    if entry is None or entry[0]() is not scan:
+        if len(_BY_SCAN) >= 16:  # live scans nobody releases: forget the oldest
+            _BY_SCAN.pop(next(iter(_BY_SCAN)), None)
+        entry = _BY_SCAN[id(scan)] = (weakref.ref(scan), {})
+    return entry[1]

@@ -71,7 +71,8 @@ def diff_top_rows(
     was full (``full_*``): it was "not in the top N", at most that much. ``floor(side,
     row, field)`` replaces that rule: (the bound, a note), or None when nothing bounds it.
     Fields in ``measured`` (a retained size) are told only between two paired rows that
-    both have a number: a row without one was not measured, nothing bounds it.
+    both have a number from a walk the budget did not cut (``deep_truncated``): a row
+    without one was not measured, nothing bounds it.
     """
 
     def default(side: str, row: Mapping[str, Any], field: str) -> tuple[float, str] | None:
@@ -124,8 +125,9 @@ def diff_top_rows(
             if field in measured:
                 a = old.get(field) if old is not None else None
                 b = new.get(field) if new is not None else None
-                if not (_number(a) and _number(b)):
-                    continue
+                cut = any(r is not None and r.get("deep_truncated") for r in (old, new))
+                if cut or not (_number(a) and _number(b)):
+                    continue  # a walk the budget cut gives only a lower bound
             elif old is not None and new is not None:
                 a, b = old.get(field, 0), new.get(field, 0)
             else:
@@ -161,6 +163,9 @@ def _same_object(pid: object) -> Callable[[Mapping[str, Any]], object]:
     return identity
 
 
+_FIELD_WORDS = {"length": "entries", "retained_bytes": "retains", "deep_bytes": "reaches"}
+
+
 class ContainersSection(Section):
     """The largest containers by length, each with a one-line summary and where it is held."""
 
@@ -171,8 +176,11 @@ class ContainersSection(Section):
     ignore: ClassVar[frozenset[str]] = Section.ignore | {"deep_seconds", "deep_rows"}
 
     def rank_weight(self, key: str) -> float:
-        """A named container that grew is the most telling line of a diff: rank it high."""
-        return 20.0 if key.endswith(".length") else 1.0
+        """A named container that grew is the most telling line of a diff: rank it high;
+        what it retains next (a container can keep more without getting longer)."""
+        if key.endswith(".length"):
+            return 20.0
+        return 2.0 if key.endswith(".retained_bytes") else 1.0
 
     def describe(self, key: str) -> str:
         """``container reports_app._registry['acme']: length`` for a row of the top list."""
@@ -180,7 +188,7 @@ class ContainersSection(Section):
             ident, field = key[4:].rsplit("].", 1)
             row = next((r for r in self.get("top") or () if r.get("key") == ident), None)
             where = (row.get("path") or row.get("where") or ident) if row else ident
-            return f"container {where}: {'entries' if field == 'length' else field}"
+            return f"container {where}: {_FIELD_WORDS.get(field, field)}"
         return super().describe(key)
 
     def diff(self, earlier: Section | None) -> list[Change]:
@@ -268,6 +276,7 @@ class ContainersCollector:
                     seconds=self.deep_seconds,
                     max_objects=self.deep_objects,
                     held=held_by_scans(scan),
+                    scan=scan,
                 )
             )
             objects.clear()

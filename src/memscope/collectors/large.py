@@ -105,6 +105,7 @@ class LargeObjectsCollector:
                     seconds=self.deep_seconds,
                     max_objects=self.deep_objects,
                     held=held_by_scans(scan),
+                    scan=scan,
                 )
             )
             kept.clear()
