@@ -19,6 +19,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -70,6 +71,63 @@ def import_cost_ms() -> tuple[float, list[str]]:
     return best * 1000, heavy
 
 
+def retained_cost(memscope: Any, with_retained: float) -> dict[str, Any]:
+    """What the containers' and large objects' retained sizes add to a deep snapshot."""
+    from memscope.collectors.containers import ContainersCollector
+    from memscope.collectors.large import LargeObjectsCollector
+
+    snap = memscope.snapshot(deep=True, collectors=["containers", "large_objects"])
+    boxes, large = snap["containers"], snap["large_objects"]
+    out: dict[str, Any] = {
+        "budget_seconds": ContainersCollector().deep_seconds,
+        "containers_deep_seconds": boxes["deep_seconds"],
+        "containers_deep_rows": boxes["deep_rows"],
+        "containers_deep_cut": boxes["deep_cut"],
+        "large_deep_seconds": large["deep_seconds"],
+        "large_deep_rows": large["deep_rows"],
+        "large_deep_cut": large["deep_cut"],
+        "top_container": boxes.summary_lines(1)[0].strip(),
+    }
+    del snap, boxes, large
+    memscope.register_collector(ContainersCollector(deep=False), replace=True)
+    memscope.register_collector(LargeObjectsCollector(deep=False), replace=True)
+    try:
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            memscope.snapshot(deep=True)
+            times.append(time.perf_counter() - t)
+    finally:
+        memscope.register_collector(ContainersCollector(), replace=True)
+        memscope.register_collector(LargeObjectsCollector(), replace=True)
+    out["deep_snapshot_without_retained_seconds"] = min(times)
+    out["retained_added_seconds"] = with_retained - min(times)
+    return out
+
+
+def full_walk(target: object, peers: bool) -> dict[str, Any]:
+    """The top container's retained size without a budget, and guppy3's domisize of it."""
+    from memscope.collectors._deep import deep_size, namespaces
+
+    t = time.perf_counter()
+    found = deep_size(target, deadline=time.monotonic() + 600, max_objects=10**9, stop=namespaces())
+    out: dict[str, Any] = {
+        "walk_seconds": time.perf_counter() - t,
+        "walk_objects": found.deep_objects,
+        "walk_retained_bytes": found.retained_bytes,
+    }
+    if peers:
+        from guppy import hpy
+
+        h = hpy()
+        t = time.perf_counter()
+        out["guppy_domisize_bytes"] = h.iso(target).domisize
+        out["guppy_domisize_seconds"] = time.perf_counter() - t
+        del h
+        gc.collect()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -111,6 +169,8 @@ def main() -> int:
     by_type = {row["type"]: row for row in census["by_type"]}
     planted = by_type.get(f"{__name__}.Planted", {}).get("count")
     # exactness: the census delta over building the heap is exactly what was planted
+    deep_rows = retained_cost(memscope, ms_time)
+    deep_rows.update(full_walk(heap[0], not args.skip_peers))
 
     # extra memory: only what the snapshot allocates is traced (the heap was built before)
     tracemalloc.start()
@@ -119,6 +179,7 @@ def main() -> int:
     tracemalloc.stop()
 
     result: dict[str, object] = {
+        **deep_rows,
         "objects_planned": 6 * n,
         "heap_rss_bytes": heap_bytes,
         "memscope_deep_seconds": ms_time,
@@ -196,6 +257,27 @@ def main() -> int:
         f"cheap snapshot() median: {small_ms:.3f} ms on a small heap, {big_ms:.3f} ms on the big heap"
     )
     print(f"import memscope: {imp_ms:.1f} ms; heavy modules imported: {heavy or 'none'}")
+    print(
+        f"retained sizes of the containers and large_objects rows: "
+        f"+{deep_rows['retained_added_seconds']:.2f} s on a deep snapshot "
+        f"({deep_rows['deep_snapshot_without_retained_seconds']:.2f} s without them); "
+        f"containers {deep_rows['containers_deep_seconds']:.2f} s for "
+        f"{deep_rows['containers_deep_rows']} rows (cut: {deep_rows['containers_deep_cut']}), "
+        f"large_objects {deep_rows['large_deep_seconds']:.2f} s for "
+        f"{deep_rows['large_deep_rows']} rows (cut: {deep_rows['large_deep_cut']}); "
+        f"budget {deep_rows['budget_seconds']:.1f} s a section"
+    )
+    print(f"largest container: {deep_rows['top_container']}")
+    print(
+        f"its retained size without a budget: {deep_rows['walk_retained_bytes'] / 2**20:.1f} MiB, "
+        f"{deep_rows['walk_objects']:,} objects in {deep_rows['walk_seconds']:.2f} s"
+    )
+    if "guppy_domisize_seconds" in deep_rows:
+        gs = deep_rows["guppy_domisize_seconds"]
+        print(
+            f"guppy3 hpy().iso(it).domisize: {deep_rows['guppy_domisize_bytes'] / 2**20:.1f} MiB "
+            f"in {gs:.2f} s ({gs / deep_rows['walk_seconds']:.2f}x memscope's time)"
+        )
     print(
         f"deep snapshot peak extra memory: {ms_peak / 2**20:.1f} MiB = "
         f"{ms_peak / heap_bytes:.2f} of the heap it scans"

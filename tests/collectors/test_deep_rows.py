@@ -173,7 +173,7 @@ def test_the_time_budget_cuts_the_section_and_says_so() -> None:
         row = _row_of(section, 42_345)
         assert row["retained_bytes"] is None and row["deep_bytes"] is None
         assert section["deep_cut"] is True and section["deep_rows"] == 0
-        assert "the time budget cut the rest" in section.summary_lines(30)[-1]
+        assert "the budget cut the rest" in section.summary_lines(30)[-1]
         # an object budget cuts inside the first row's walk: a lower bound, no retained size
         memscope.register_collector(
             ContainersCollector(deep=True, deep_seconds=60, deep_objects=500), replace=True

@@ -275,11 +275,12 @@ def measure_rows(
     scan: HeapScan | None = None,
 ) -> dict[str, Any]:
     """Deep and retained bytes of ``objects[i]`` into ``rows[i]``, in order, within
-    ``seconds`` for them all; what the section says about the work (``deep_*`` keys).
+    ``seconds`` for them all; what the section says about the work: ``deep_rows`` (rows
+    measured in full), ``deep_cut`` (a budget cut some), ``deep_seconds``.
 
     With ``scan`` (which holds every object measured), a row another section of the same
-    snapshot measured in full is copied, not walked again (a dict in both the containers
-    and the large objects).
+    snapshot measured is copied, not walked again (a dict in both the containers and the
+    large objects).
 
     ``objects`` is a list only the caller holds (each entry is one reference of ours);
     ``held`` adds the references the caller's other structures hold. A row the budget
@@ -294,13 +295,14 @@ def measure_rows(
     stop = namespaces()
     budget = max_objects
     measured = 0
-    cut = False
+    cut = copied_cut = False
     done = _measured_in(scan) if scan is not None else {}
     for i, row in enumerate(rows):
         again = done.get(id(objects[i]))
-        if again is not None:
+        if again is not None:  # the same walk with the same budget would say the same
             row.update(again)
-            measured += 1
+            measured += not again["deep_truncated"]
+            copied_cut = copied_cut or bool(again["deep_truncated"])
             continue
         if cut or time.monotonic() > deadline:
             cut = True
@@ -315,20 +317,20 @@ def measure_rows(
             row["deep_error"] = f"{type(exc).__name__}: {exc}"
             continue
         budget = max(budget - found.deep_objects, 1)
-        measured += 1
+        measured += not found.truncated
         row["deep_bytes"] = found.deep_bytes
         row["deep_objects"] = found.deep_objects
         row["retained_bytes"] = found.retained_bytes
         row["deep_truncated"] = found.truncated
         cut = found.truncated
-        if not cut and len(done) < 1_000:
+        if len(done) < 1_000:
             done[id(objects[i])] = {k: row[k] for k in _DEEP_KEYS}
     ours.clear()
     stop.clear()
     return {
         "deep_seconds": round(time.monotonic() - start, 4),
         "deep_rows": measured,
-        "deep_cut": cut,
+        "deep_cut": cut or copied_cut,
     }
 
 
@@ -365,7 +367,7 @@ def deep_note(section: Mapping[str, Any], rows: int) -> list[str]:
         return []
     return [
         f"(retained sizes: {section.get('deep_rows', 0)} of {rows} rows measured in "
-        f"{section.get('deep_seconds', 0.0):.2f} s; the time budget cut the rest)"
+        f"{section.get('deep_seconds', 0.0):.2f} s; the budget cut the rest)"
     ]
 
 
@@ -387,8 +389,8 @@ def deep_changes(
 
 _DEEP_KEYS = ("deep_bytes", "deep_objects", "retained_bytes", "deep_truncated")
 # id(scan) -> (the scan, weakly; id(obj) -> its deep keys): what this snapshot's sections
-# measured already. A scan holds the objects it kept until it is released, so their ids
-# stay theirs; entries go with their scans, and there are never many
+# measured already (in full or as far as the budget let them). A scan holds the objects
+# it kept until it is released, so their ids stay theirs; entries go with their scans
 _BY_SCAN: dict[int, tuple[weakref.ref[HeapScan], dict[int, dict[str, Any]]]] = {}
 
 
