@@ -27,6 +27,14 @@ class LargeObjectsSection(Section):
     }
     ignore: ClassVar[frozenset[str]] = Section.ignore | {"deep_seconds", "deep_rows"}
 
+    def describe(self, key: str) -> str:
+        """``large object app.cache['k']: retains`` for a row of the list."""
+        if key.startswith("objects[") and "]." in key:
+            ident, field = key[len("objects[") :].rsplit("].", 1)
+            words = {"retained_bytes": "retains", "deep_bytes": "reaches"}
+            return f"large object {ident}: {words.get(field, field)}"
+        return super().describe(key)
+
     def diff(self, earlier: Section | None) -> list[Change]:
         """Sizes by row key, then retained and deep bytes where both rows were measured."""
         changes = super().diff(earlier)
