@@ -90,6 +90,7 @@ class Tracker(cmd.Cmd):
         self.helpers = Helpers(write)
         self._names = namespace(self.helpers, names)
         self._started_tracing = False
+        self._warm = False
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -162,6 +163,11 @@ class Tracker(cmd.Cmd):
 
         number = self.helpers.taken
         started = time.monotonic()
+        if not self._warm:
+            # the first deep snapshot imports and caches what the scans need; one thrown
+            # away first keeps that out of the first compare
+            memscope.snapshot(label="warm-up", deep=True)
+            self._warm = True
         shot = memscope.snapshot(label=label or f"#{number}", deep=True)
         self.helpers.taken += 1
         self.helpers.snaps.append(shot)
