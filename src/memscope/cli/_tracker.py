@@ -76,7 +76,6 @@ class Tracker(cmd.Cmd):
     """The interactive tracker: snapshot, compare, top, traceback, current, objects, ..."""
 
     prompt = "(memscope) "
-    identchars = cmd.Cmd.identchars + "-"
 
     def __init__(
         self,
