@@ -258,7 +258,7 @@ def test_monitor_counters_and_rss_trend() -> None:
     monitor = memscope.Monitor(interval=60.0, history=10, label="prom-test")
     grow = []
     for _ in range(4):
-        grow.append(bytearray(4 * MiB))
+        grow.append(b"\x01" * (4 * MiB))  # written, so resident (a zeroed buffer may not be)
         monitor.take()
         time.sleep(0.05)
     families = scrape(MemscopeCollector(monitor))

@@ -151,7 +151,8 @@ def test_steady_growth_from_a_background_thread(
     rows = {(g.kind, g.name): g for g in report.growing}
     record = rows[("type", f"{__name__}.Record")]
     assert list(record.counts) == sorted(set(record.counts))  # grew at every census
-    assert record.per_second > 10
+    # the rate depends on how often a loaded machine lets the thread run: only its sign is sure
+    assert record.per_second > 0
     assert "module leaky_service attribute LEAK" in record.where
     box = next(g for g in report.growing if g.kind == "container" and "LEAK" in g.where)
     assert box.name.startswith("list of")
