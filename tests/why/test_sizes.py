@@ -30,6 +30,8 @@ BRUTE_FORCE = textwrap.dedent(
                 continue
             SIZES[id(o)] = sys.getsizeof(o)
             stack.extend(r for r in gc.get_referents(o) if not gc.is_tracked(r))
+            if type(o) is dict:  # a dict of str keys does not show them to the gc
+                stack.extend(k for k in dict.keys(o) if not gc.is_tracked(k))
 
     class Node:
         def __init__(self, parent):
@@ -53,6 +55,7 @@ BRUTE_FORCE = textwrap.dedent(
         m.shared = shared                       # held by the module too: not retained
         m.child = Node(m)
         m.pair = (10**30, 10**31)
+        m.index = {f"key-{i:04d}": 10**30 + i for i in range(40)}  # str keys the gc hides
         zoo.registry["keep"].sibling = m.blobs[3]  # one blob is held from outside
         del m
         e = memscope.explain(zoo.registry["drop"])

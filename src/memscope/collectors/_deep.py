@@ -50,6 +50,7 @@ class DeepSize(NamedTuple):
     deep_objects: int
     retained_bytes: int | None  # None when the walk was cut short
     truncated: bool
+    retained_objects: int | None = None  # None when the walk was cut short
 
 
 def namespaces() -> set[int]:
@@ -153,15 +154,16 @@ def deep_size(
         if truncated:
             break
     frontier = []
-    alive_bytes = None
+    alive = None
     if not truncated:
-        alive_bytes = _held_from_outside(
+        alive = _held_from_outside(
             obj, shared, internal, single_max, _NOTHING_HELD if held is None else held, deadline
         )
     shared.clear()
-    if alive_bytes is None:  # the deadline came first, in the walk or in the count
+    if alive is None:  # the deadline came first, in the walk or in the count
         return DeepSize(deep_bytes, count, None, True)
-    return DeepSize(deep_bytes, count, deep_bytes - alive_bytes, False)
+    alive_bytes, alive_objects = alive
+    return DeepSize(deep_bytes, count, deep_bytes - alive_bytes, False, count - alive_objects)
 
 
 def _single_max() -> int:
@@ -218,9 +220,9 @@ def _held_from_outside(
     single_max: int,
     held: Mapping[int, int],
     deadline: float,
-) -> int | None:
-    """Bytes of the deep set that something outside it keeps alive (not through target);
-    None when the deadline comes first."""
+) -> tuple[int, int] | None:
+    """Bytes and objects of the deep set that something outside it keeps alive (not
+    through target); None when the deadline comes first."""
     # a shared object with more references than the set gives it is held from outside;
     # the references this function holds, measured on a sentinel held the same way
     sentinel = object()
@@ -238,6 +240,7 @@ def _held_from_outside(
     del counts, values, ids
     alive = set(map(id, level))
     alive_bytes = sum(_sizes(level))
+    alive_objects = len(level)
     target_id = id(target)
     while level:
         if time.monotonic() > deadline:
@@ -260,9 +263,10 @@ def _held_from_outside(
         singles.extend(map(fresh.__getitem__, new))
         fresh.clear()
         alive_bytes += sum(_sizes(singles))
+        alive_objects += len(singles)
         level = singles
         del singles
-    return alive_bytes
+    return alive_bytes, alive_objects
 
 
 def measure_rows(
