@@ -18,7 +18,7 @@ from ._verdict import verdict
 
 __all__ = ["Steps", "check_steps", "run_check", "run_check_async"]
 
-_MIN_BUDGET_SECONDS = 2.0
+_MIN_BUDGET_SECONDS = 5.0
 
 #: yields the number of the run to do now, receives None once it is done (or the run's
 #: exception, thrown in), and returns the report
@@ -68,8 +68,9 @@ def check_steps(
             yield i
             probe.read(i)
         # a series could still go either way: measure on, to the bound of rounds and of
-        # time (four times what the planned runs took, and at least two seconds)
-        budget = max(_MIN_BUDGET_SECONDS, 4 * (clock() - start))
+        # time (ten times what the planned runs took, and at least five seconds: a
+        # loaded machine must not cut short a cache of 50 that is still filling)
+        budget = max(_MIN_BUDGET_SECONDS, 10 * (clock() - start))
         while probe.more and clock() - start < budget:
             last += 1
             yield last
