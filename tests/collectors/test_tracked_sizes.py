@@ -205,6 +205,22 @@ def test_deep_sizes_diff_only_between_measured_rows() -> None:
     memscope.untrack(cache)
 
 
+def test_a_tracked_object_inside_another_is_retained_by_it() -> None:
+    outer = memscope.track(Cache(), name="t_outer")
+    inner = memscope.track(Cache((f"i{i}", bytes(1_000)) for i in range(100)), name="t_inner")
+    outer["inner"] = inner
+    del inner  # only the outer cache holds it now (the registry's reference is weak)
+    rows = {
+        r["name"]: r
+        for r in memscope.snapshot(deep=True, collectors=["tracked"])["tracked"]["objects"]
+    }
+    inner_row = rows["t_inner"]
+    assert inner_row["retained_bytes"] == inner_row["deep_bytes"] > 100 * 1_000
+    # the section's own list of the tracked objects does not count as holding the inner one
+    assert rows["t_outer"]["retained_bytes"] >= inner_row["retained_bytes"]
+    memscope.untrack(outer)
+
+
 def test_bad_budgets_are_refused() -> None:
     with pytest.raises(TypeError, match="deep must be True, False or None"):
         TrackedCollector(deep=1)  # type: ignore[arg-type]

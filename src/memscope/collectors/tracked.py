@@ -15,6 +15,7 @@ a lower bound. docs/why.md compares it with pympler's asizeof.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -197,6 +198,7 @@ class TrackedCollector:
                         "stats": {"error": f"{type(exc).__name__}: {exc}"},
                     }
                 )
+        obj = None  # the loop's last object: not a holder of it during the deep sizes
         rows.sort(key=lambda r: r["size_bytes"], reverse=True)
         deep = self.deep if self.deep is not None else snapshot_depth.get() == "deep"
         if deep:
@@ -213,12 +215,14 @@ class TrackedCollector:
         deadline = time.monotonic() + self.deep_seconds
         budget = self.deep_objects
         stop = namespaces()
+        # ``objects`` holds each once: a tracked object inside another is the outer one's
+        ours = Counter(map(id, objects.values()))
         for row in rows:
             obj = objects.get(row["name"])
             if obj is None:
                 continue
             try:
-                found = deep_size(obj, deadline=deadline, max_objects=budget, stop=stop)
+                found = deep_size(obj, deadline=deadline, max_objects=budget, stop=stop, held=ours)
             except Exception as exc:  # contained: the row says why it has no deep size
                 row["deep_error"] = f"{type(exc).__name__}: {exc}"
                 continue
