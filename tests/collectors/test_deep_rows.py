@@ -290,3 +290,24 @@ def test_bad_options_are_refused() -> None:
         LargeObjectsCollector(deep_objects=0)
     with pytest.raises(TypeError, match="deep_seconds"):
         LargeObjectsCollector(deep_seconds="1")  # type: ignore[arg-type]
+
+
+_blobs: list[bytes] = []
+
+
+def test_the_container_that_keeps_the_most_is_named_when_it_is_not_the_longest() -> None:
+    _cache.update((f"k{i}", i) for i in range(45_678))  # long, keeps little
+    _blobs.extend(bytes(700 + i % 7) for i in range(30_000))  # shorter, keeps 22 MB
+    try:
+        section = memscope.snapshot(deep=True, collectors=["containers"])["containers"]
+        rows = section["top"]
+        longest = next(r for r in rows if r["length"] == 45_678)
+        blobs = next(r for r in rows if r["length"] == 30_000)
+        assert blobs["retained_bytes"] >= 30_000 * 700 > longest["retained_bytes"]
+        best = max(rows, key=lambda r: r["retained_bytes"] or 0)
+        line = next(x for x in section.summary_lines(30) if x.startswith("keeps the most: "))
+        assert f"retains {format_bytes(best['retained_bytes'])}" in line
+        assert f"({best['length']:,} items)" in line
+    finally:
+        _cache.clear()
+        _blobs.clear()

@@ -228,7 +228,7 @@ class ContainersSection(Section):
                 f"{row['length']:>10,} items {format_bytes(row['size_bytes']):>10}  "
                 f"{row['summary']}{deep_words(row)}  <- {where}"
             )
-        return lines + deep_note(self, len(rows))
+        return lines + _keeps_most(rows) + deep_note(self, len(rows))
 
 
 class ContainersCollector:
@@ -281,6 +281,22 @@ class ContainersCollector:
             )
             objects.clear()
         return data
+
+
+def _keeps_most(rows: list[dict[str, Any]]) -> list[str]:
+    """A line for the container that retains the most, when it is not the longest: the
+    largest cache by what it keeps, not by its length."""
+    measured = [r for r in rows if type(r.get("retained_bytes")) is int]
+    if not measured:
+        return []
+    best = max(measured, key=lambda r: int(r["retained_bytes"]))
+    if best is rows[0]:
+        return []
+    where = best.get("path") or best.get("where") or best.get("key")
+    return [
+        f"keeps the most: {where} retains {format_bytes(best['retained_bytes'])} "
+        f"({best['length']:,} items)"
+    ]
 
 
 def deep_options(deep: object, seconds: object, objects: object) -> tuple[bool | None, float, int]:
