@@ -154,7 +154,8 @@ def test_the_census_counts_a_running_frames_string_once() -> None:
         del shared, only_here
     finally:
         sys.setswitchinterval(old)
-    assert 3_000_000 <= with_local - before < 3_100_000
+    # (other objects come and go meanwhile: a few KiB either way)
+    assert 2_900_000 <= with_local - before < 3_100_000
     assert abs(with_list - with_local) < 100_000
 
 
@@ -171,7 +172,7 @@ def test_a_cell_variables_string_is_counted_once() -> None:
         with_cell = _str_bytes()
     finally:
         sys.setswitchinterval(old)
-    assert 2_000_000 <= with_cell - before < 2_100_000
+    assert 1_900_000 <= with_cell - before < 2_100_000
     assert inner()
 
 
