@@ -246,6 +246,11 @@ def main() -> int:
         print(
             f"{'guppy3 hpy().heap() + table':<34}{gs:>9.2f}{result['guppy_objects']:>12,}{gs / ms_time:>12.1f}x"
         )
+        like = float(deep_rows["deep_snapshot_without_retained_seconds"])
+        print(
+            f"like for like (pympler computes no retained sizes): memscope without the rows' "
+            f"retained sizes {like:.2f} s: pympler {ps / like:.1f}x, guppy3 {gs / like:.1f}x"
+        )
         print(
             f"memscope sees {census['objects_total'] - int(result['pympler_objects']):+,} objects vs pympler"
         )  # type: ignore[call-overload]

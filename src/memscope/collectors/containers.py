@@ -244,7 +244,7 @@ class ContainersCollector:
         where: bool = True,
         *,
         deep: bool | None = None,
-        deep_seconds: float = 1.0,
+        deep_seconds: float = 0.25,
         deep_objects: int = 2_000_000,
     ) -> None:
         self.top = check_int("top", top, low=1)

@@ -79,7 +79,7 @@ class LargeObjectsCollector:
         where: bool = True,
         *,
         deep: bool | None = None,
-        deep_seconds: float = 1.0,
+        deep_seconds: float = 0.25,
         deep_objects: int = 2_000_000,
     ) -> None:
         self.threshold_bytes = check_int("threshold_bytes", threshold_bytes, low=1)
