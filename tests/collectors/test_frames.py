@@ -200,3 +200,21 @@ def test_a_suspended_coroutines_local_is_named_by_its_task() -> None:
     assert held, "the coroutine's string was not found"
     where = str(held[0]["where"])
     assert where.startswith("local `buffer` of ") and where.endswith("task 'sse-reader'"), where
+
+
+def test_a_running_generators_locals_are_counted_once() -> None:
+    # the generator object shows the gc its running frame's locals: the walk has them there
+    def body() -> Iterator[int]:
+        before = _str_bytes()
+        held = "g" * 2_000_000
+        during = _str_bytes()
+        yield during - before
+        assert held
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)
+    try:
+        grew = next(body())
+    finally:
+        sys.setswitchinterval(old)
+    assert 1_900_000 <= grew < 2_100_000

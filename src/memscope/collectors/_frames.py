@@ -88,13 +88,22 @@ def _fast_locals_by_proxy(frame: FrameType) -> list[tuple[str, object]]:
     return list(proxy.items())
 
 
+_LAYOUT = _LAYOUTS.get(sys.version_info[:2])
+
+
+def _fast_locals_by_this_layout(frame: FrameType) -> list[tuple[str, object]]:
+    assert _LAYOUT is not None
+    return _fast_locals_by_address(frame, _LAYOUT)
+
+
 def _reader() -> object:
+    # module-level functions only: a reader made on first use (a lambda) would be a new
+    # object, and new names, appearing between the first two heap walks
     if sys.version_info >= (3, 13):
         return _fast_locals_by_proxy
-    layout = _LAYOUTS.get(sys.version_info[:2])
-    if layout is None or _PTR != 8 or sys.implementation.name != "cpython":
+    if _LAYOUT is None or _PTR != 8 or sys.implementation.name != "cpython":
         return None
-    return lambda frame: _fast_locals_by_address(frame, layout)
+    return _fast_locals_by_this_layout
 
 
 def _check(reader: object) -> bool:
@@ -190,6 +199,11 @@ def _frames() -> Iterator[tuple[FrameType, str]]:
             depth += 1
 
 
+# code flags of frames owned by a generator, coroutine or async generator object
+# (CO_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR; inspect's values,
+# not imported: inspect costs milliseconds to import)
+_GENERATOR_FLAGS = 0x20 | 0x80 | 0x100 | 0x200
+
 # coroutines followed down one task's await chain
 MAX_AWAIT_DEPTH = 32
 _TASK_MODULES = ("_asyncio", "asyncio.tasks")
@@ -233,8 +247,12 @@ def running_locals(*, tasks: bool = False) -> list[tuple[object, str, bool]]:
     for frame, thread in frames:
         code = frame.f_code
         cells = set(code.co_cellvars) | set(code.co_freevars)
+        # a running generator's or coroutine's frame belongs to its (tracked) object,
+        # which shows the gc its locals: the walk reaches them there already
+        owned = bool(code.co_flags & _GENERATOR_FLAGS)
         for name, value in fast_locals(frame):
-            out.append((value, _where(frame, name, f"thread {thread!r}"), name not in cells))
+            direct = not owned and name not in cells
+            out.append((value, _where(frame, name, f"thread {thread!r}"), direct))
             if len(out) >= MAX_VALUES:
                 return out
     if tasks:
