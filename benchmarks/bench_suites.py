@@ -199,6 +199,10 @@ def run_pytest(where: Path, suite_path: str, tests: str, mode: str, extra: list[
             "no:randomly",
             "-o",
             "junit_family=xunit1",
+            # pytest-asyncio (installed here, not by the suites) warns when this is unset,
+            # and a suite with filterwarnings=error (toolz) would stop on that warning
+            "-o",
+            "asyncio_default_fixture_loop_scope=function",
             f"--junitxml={junit}",
             *extra,
             tests,
