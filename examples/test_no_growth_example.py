@@ -47,7 +47,10 @@ def test_the_assertion_catches_a_leak() -> None:
         assert_no_growth(handle_request, registry, warmup=2, rounds=4)
     report = info.value.report
     assert [row.type for row in report.grew] == ["function"]
-    assert report.grew[0].deltas == [1, 1, 1, 1]
+    # one more function every call; growth on every round, so the check kept measuring
+    # (up to max_rounds) to tell a leak from a cache that is still filling
+    deltas = report.grew[0].deltas
+    assert len(deltas) >= 4 and set(deltas) == {1}
     print(info.value)  # per-round deltas, the types that grew, the allocation sites
 
 
