@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -401,3 +402,42 @@ def test_root_attaches_to_another_users_process(run: Run) -> None:
         assert other.leftovers() == CLEAN
     finally:
         other.close()
+
+
+@pytest.mark.slow
+def test_attach_explain_names_the_holder_and_the_target_lives_on(run: Run, target: Target) -> None:
+    out = run("attach", str(target.pid), "--explain", "__main__.PlantedLeak", timeout=240)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert re.fullmatch(r"why is __main__\.PlantedLeak at 0x[0-9a-f]+ alive\?", lines[0])
+    assert lines[1] == "  module __main__ attribute hoard -> list[0] -> PlantedLeak"
+    assert "20,000 live instances; 19,999 others share this path" in lines
+    assert f"explained inside pid {target.pid}" in out.stderr
+    # --json: the Explanation's fields, the chain's hops one by one
+    out = run("attach", str(target.pid), "--explain", "__main__.PlantedLeak", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["chains"][0]["root"] == "module __main__"
+    assert data["chains"][0]["hops"] == [
+        "module __main__ attribute hoard",
+        "list[0]",
+        "PlantedLeak",
+    ]
+    assert (data["instances"], data["same_path"], data["partial"]) == (20000, 19999, False)
+    assert data["retained_bytes"] > 0 and data["retained_objects"] >= 1
+    assert target.leftovers() == CLEAN
+    assert target.ask("sum(1 for x in hoard if x.payload.startswith('leak-'))") == 20000
+
+
+def test_attach_explain_refuses_bad_input_before_attaching(run: Run, target: Target) -> None:
+    for args, said in (
+        (["--explain", "not a type"], "--explain takes a qualified type name"),
+        (["--explain", ""], "--explain takes a qualified type name"),
+        (["--explain", "x.Y", "--deep"], "--deep is for snapshots"),
+    ):
+        out = run("attach", str(target.pid), *args)
+        assert out.returncode == 1 and said in out.stderr, (args, out.stderr)
+    # a type with no live instance: the agent's one-line error, and the target goes on
+    out = run("attach", str(target.pid), "--explain", "__main__.Nothing", timeout=240)
+    assert out.returncode == 2 and "no live instance of __main__.Nothing" in out.stderr
+    assert target.leftovers() == CLEAN

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import sys
@@ -239,3 +240,87 @@ def test_on_a_tty_it_prompts_and_keeps_a_readline_history(tmp_path: Path) -> Non
     assert "gc: run gc.collect() and say what it freed" in text
     history = (tmp_path / ".memscope_history").read_text().splitlines()
     assert history[-2:] == ["help gc", "quit"]
+
+
+ZOO = """\
+class Model:
+    pass
+
+
+class Registry:
+    def __init__(self):
+        self.by_profile = {"profile-7": Model()}
+
+
+registry = Registry()
+"""
+
+EXPLAIN_SCRIPT = """\
+explain zoo_service.Model
+python
+import zoo_service
+held = zoo_service.registry.by_profile["profile-7"]
+quit()
+explain held
+explain nosuch.Thing
+explain 1/0
+explain
+explain held.
+python
+import gc; gc.disable()
+class Knot:
+    pass
+
+knots = [Knot() for _ in range(300)]
+for k in knots: k.me = k
+
+del knots, k
+quit()
+leaks
+quit
+"""
+
+
+def test_shell_explains_a_type_name_and_an_expression_through_a_pipe(tmp_path: Path) -> None:
+    (tmp_path / "zoo_service.py").write_text(ZOO)
+    out = subprocess.run(
+        [sys.executable, "-c", "import zoo_service, memscope; memscope.interactive()"],
+        input=EXPLAIN_SCRIPT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        },
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    chain = (
+        "  module zoo_service attribute registry -> Registry.by_profile -> "
+        "dict['profile-7'] -> Model"
+    )
+    why = [
+        k
+        for k, line in enumerate(lines)
+        if re.fullmatch(r"why is zoo_service\.Model at 0x[0-9a-f]+ alive\?", line)
+    ]
+    # the type name, then the expression of the python prompt's names: the same object
+    assert len(why) == 2, out.stdout
+    assert lines[why[0]] == lines[why[1]]
+    for k in why:
+        assert lines[k + 1] == chain
+        assert lines[k + 2].startswith("retained ")
+    # each failure is one line, and the shell goes on to the next command
+    assert (
+        "explain: failed: ValueError: obj_or_type: no live instance of nosuch.Thing" in out.stdout
+    )
+    assert "explain: failed: ZeroDivisionError: division by zero" in lines
+    assert any(line.startswith("explain: takes a type name") for line in lines)
+    assert any(line.startswith("explain: failed: SyntaxError") for line in lines)
+    assert "Traceback" not in out.stdout
+    # leaks: the 300 self-referencing Knots planted at the prompt, counted exactly
+    # (interactive() runs in the caller's names: the class is __main__.Knot)
+    [knots] = [line.split() for line in lines if line.endswith(" __main__.Knot")]
+    assert knots[0] == "300"

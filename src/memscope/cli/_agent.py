@@ -118,6 +118,17 @@ def _snapshot(request: dict[str, Any]) -> dict[str, Any]:
     return {"snapshot": snap.to_dict()}
 
 
+def _explain(request: dict[str, Any]) -> dict[str, Any]:
+    import dataclasses
+
+    import memscope
+
+    found = memscope.explain(str(request["explain"]), timeout=float(request["explain_timeout"]))
+    to_dict = getattr(found, "to_dict", None)
+    data = to_dict() if callable(to_dict) else dataclasses.asdict(found)
+    return {"explanation": {"text": str(found), "report": found.report(), "data": data}}
+
+
 def run(directory: str) -> None:
     """Answer the request in ``directory``; never raises (this runs inside someone's program)."""
     try:
@@ -142,6 +153,8 @@ def run(directory: str) -> None:
                 from memscope.cli._agent_shell import serve
 
                 body = serve(directory, request)
+            elif request["mode"] == "explain":
+                body = _explain(request)
             else:
                 body = _snapshot(request)
         answer = {"ok": True, **body}

@@ -288,11 +288,13 @@ def agent(
     deep: bool = False,
     label: str = "attach",
     on_started: Callable[[str], object] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the agent in ``pid`` and return its answer (``{"ok": True, ...}``).
 
     ``on_started(directory)`` is called once the injection is done (the shell connects
-    then); CLIError with exit 2 for every way the target cannot be reached.
+    then); ``options`` are more fields of the request (the explain mode's type name);
+    CLIError with exit 2 for every way the target cannot be reached.
     """
     check_target(pid)
     with private_dir(pid) as directory:
@@ -303,6 +305,7 @@ def agent(
             "python": list(sys.version_info[:2]),
             "paths": [src_dir()],
             "extra_paths": extra_dirs(),
+            **(options or {}),
         }
         for name, data in (("request.json", json.dumps(request)), ("_agent.py", AGENT.read_text())):
             path = os.path.join(directory, name)

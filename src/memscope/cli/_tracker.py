@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "current": ("", "a cheap snapshot now: RSS, fds, gc, threads, allocator"),
     "objects": ("[n]", "the n largest types by size (a census of the heap now)"),
     "containers": ("[n]", "the n longest containers now, and who holds them"),
+    "explain": ("<type or expr>", "why it is alive: reference chains and retained size"),
     "leaks": ("", "cycles, uncollectable garbage and steady growth (memscope.find_leaks)"),
     "gc": ("", "run gc.collect() and say what it freed"),
     "list": ("", "the kept snapshots"),
@@ -328,6 +329,33 @@ class Tracker(cmd.Cmd):
         """containers [n]: the n longest containers now, and who holds them."""
         self.helpers.containers(_count("containers", arg.split(), 10))
         return False
+
+    def do_explain(self, arg: str) -> bool:
+        """explain <type or expr>: why it is alive (chains from roots; retained size)."""
+        import memscope
+
+        text = arg.strip()
+        if not text:
+            raise BadArgument(
+                "explain: takes a type name (like app.models.Model) or an expression "
+                "of the python prompt's names, got nothing"
+            )
+        self.say(memscope.explain(self._explained(text)).report())
+        return False
+
+    def _explained(self, text: str) -> object:
+        """What ``explain TEXT`` asks about: the value of TEXT, or TEXT as a type name.
+
+        A dotted name is evaluated first (``Model``, ``app.models.Model`` after an import);
+        if its first name is unknown or the rest does not resolve, it is a type name.
+        """
+        dotted = all(part.isidentifier() for part in text.split("."))
+        try:
+            return eval(text, self._names)
+        except (NameError, AttributeError):
+            if dotted:
+                return text
+            raise
 
     def do_leaks(self, arg: str) -> bool:
         """leaks: cycles, uncollectable garbage and steady growth (memscope.find_leaks())."""

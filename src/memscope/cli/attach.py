@@ -18,6 +18,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--deep", action="store_true", help="add the heap scans (census, containers, large objects)"
     )
+    p.add_argument(
+        "--explain",
+        metavar="TYPE",
+        help="instead of a snapshot: why objects of TYPE (a qualified type name, like "
+        "app.models.Model) are alive in the target (memscope.explain run there)",
+    )
     p.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     p.add_argument(
         "-o", "--output", metavar="FILE", help="also append the snapshot to FILE (.jsonl)"
@@ -53,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pid = parse_pid(ns.pid)
     if not ns.timeout > 0:
         raise CLIError(f"--timeout must be > 0 seconds, got {ns.timeout:g}", BAD_INPUT)
+    if ns.explain is not None:
+        return _explain(pid, ns)
     answer = agent(pid, "snapshot", timeout=ns.timeout, deep=ns.deep, label=f"attach {pid}")
     snap = memscope.Snapshot.from_dict(answer["snapshot"])
     if ns.output:
@@ -67,6 +75,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"(taken inside pid {pid} in {answer.get('seconds', 0.0):.2f} s via "
         f"{answer['injected'].split()[0]}; memscope's modules and paths removed again{note})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _explain(pid: int, ns: argparse.Namespace) -> int:
+    """``attach PID --explain TYPE``: explain() run inside the target; its text printed."""
+    import json
+
+    from ._inject import agent
+
+    name = ns.explain.strip()
+    if not name or any(not part.isidentifier() for part in name.split(".")):
+        raise CLIError(
+            f"--explain takes a qualified type name (like app.models.Model), got {ns.explain!r}",
+            BAD_INPUT,
+        )
+    for flag, given in (("--deep", ns.deep), ("-o", ns.output)):
+        if given:
+            raise CLIError(f"{flag} is for snapshots; it does not go with --explain", BAD_INPUT)
+    # the search gets most of the time; the rest is the injection and the answer
+    options = {"explain": name, "explain_timeout": max(ns.timeout * 0.75, 0.1)}
+    answer = agent(pid, "explain", timeout=ns.timeout, label=f"attach {pid}", options=options)
+    found = answer["explanation"]
+    print(json.dumps(found["data"], indent=2) if ns.json else found["report"])
+    sys.stdout.flush()
+    print(
+        f"(explained inside pid {pid} in {answer.get('seconds', 0.0):.2f} s via "
+        f"{answer['injected'].split()[0]}; memscope's modules and paths removed again)",
         file=sys.stderr,
     )
     return 0
