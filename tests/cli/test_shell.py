@@ -266,6 +266,8 @@ explain nosuch.Thing
 explain 1/0
 explain
 explain held.
+explain held.nosuch
+explain zoo_service.models.Model
 python
 import gc; gc.disable()
 class Knot:
@@ -319,6 +321,9 @@ def test_shell_explains_a_type_name_and_an_expression_through_a_pipe(tmp_path: P
     assert "explain: failed: ZeroDivisionError: division by zero" in lines
     assert any(line.startswith("explain: takes a type name") for line in lines)
     assert any(line.startswith("explain: failed: SyntaxError") for line in lines)
+    # an attribute the object lacks is the user's error; a module's is a type name to find
+    assert "explain: failed: AttributeError: 'Model' object has no attribute 'nosuch'" in lines
+    assert any("no live instance of zoo_service.models.Model" in line for line in lines)
     assert "Traceback" not in out.stdout
     # leaks: the 300 self-referencing Knots planted at the prompt, counted exactly
     # (interactive() runs in the caller's names: the class is __main__.Knot)

@@ -347,13 +347,21 @@ class Tracker(cmd.Cmd):
         """What ``explain TEXT`` asks about: the value of TEXT, or TEXT as a type name.
 
         A dotted name is evaluated first (``Model``, ``app.models.Model`` after an import);
-        if its first name is unknown or the rest does not resolve, it is a type name.
+        it is a type name when its first name is unknown, or names a module that lacks
+        the rest (``app`` imported, ``app.models`` not); other failures are the user's.
         """
+        import types
+
         dotted = all(part.isidentifier() for part in text.split("."))
         try:
-            return eval(text, self._names)
-        except (NameError, AttributeError):
+            return eval(text, self._names)  # the user typed it at their own shell
+        except NameError:
             if dotted:
+                return text
+            raise
+        except AttributeError:
+            head = self._names.get(text.split(".", 1)[0])
+            if dotted and isinstance(head, types.ModuleType):
                 return text
             raise
 
