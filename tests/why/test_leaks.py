@@ -217,6 +217,8 @@ def test_gc_state_is_restored_when_the_check_fails(
         ({"limit": 0}, ValueError, "limit"),
         ({"timeout": 0}, ValueError, "timeout"),
         ({"timeout": float("nan")}, ValueError, "timeout"),
+        ({"monitor": "monitor"}, TypeError, "monitor must be a memscope.Monitor or None, got str"),
+        ({"monitor": object()}, TypeError, "monitor must be a memscope.Monitor"),
     ],
 )
 def test_bad_arguments_name_themselves(kwargs: dict[str, Any], error: type, words: str) -> None:
@@ -320,3 +322,95 @@ def test_debug_saveall_set_by_the_user_is_kept() -> None:
     assert lines[1] == "[('__main__.Pair', 10)]"
     assert lines[2] == "10"  # the user's DEBUG_SAVEALL asked the gc to keep them: kept
     assert "DEBUG_SAVEALL is set" in lines[3]
+
+
+def _wait_for(monitor: memscope.Monitor, snapshots: int, step: Callable[[], None]) -> None:
+    deadline = time.monotonic() + 60
+    while len(monitor) < snapshots:
+        assert time.monotonic() < deadline, f"{len(monitor)} snapshots in 60 s"
+        step()
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_what_grew_over_a_monitors_history(
+    make_module: Callable[[str], types.ModuleType],
+) -> None:
+    mod = make_module("history_service")
+    mod.ORDERS = []
+    registry = memscope.track(Registry(), name="t_history_registry")
+
+    def grow() -> None:  # a steady leak: the same amount every step, whatever the monitor does
+        start = len(mod.ORDERS)
+        mod.ORDERS.extend(Record(start + i) for i in range(200))
+        registry[str(start)] = start
+
+    monitor = memscope.Monitor(interval=0.1, deep_every=1, label="t_history")
+    monitor.start()
+    try:
+        _wait_for(monitor, 10, grow)
+    finally:
+        assert monitor.stop(timeout=30)
+    report = memscope.find_leaks(rounds=1, interval=0.05, monitor=monitor)
+    assert report.history_snapshots == len(monitor) >= 10
+    rows = {(g.kind, g.name): g for g in report.growing if g.source == "history"}
+    record = rows[("type", f"{__name__}.Record")]
+    assert record.unit == "bytes" and record.per_second > 0
+    assert record.counts[0] < record.counts[-1] <= len(mod.ORDERS)
+    assert record.span_seconds > 0.5  # ten snapshots at least 0.1 s apart
+    box = next(g for (kind, _), g in rows.items() if kind == "container" and "ORDERS" in g.where)
+    assert "module history_service attribute ORDERS" in box.where
+    assert box.name.startswith("list of") and box.counts[-1] > box.counts[0] > 0
+    tracked = rows[("tracked", "t_history_registry")]
+    assert tracked.counts[-1] > tracked.counts[0] and tracked.unit == "count"
+    # the monitor's own growing history is not taken for the program's leak
+    latest = monitor.latest
+    assert latest is not None
+    own = [
+        row["name"]
+        for row in latest.sections["tracked"]["objects"]
+        if row["type"] == "memscope.monitor.Monitor" and row["len"] >= 9
+    ]
+    assert own and not [name for name in own if ("tracked", name) in rows]
+    assert not [g for g in rows.values() if g.name in ("dict", "int", "float", "str")]
+    text = str(report)
+    assert f"grew steadily over the monitor's {report.history_snapshots} snapshots:" in text
+    assert f"type {__name__}.Record: steady over the last " in text
+    assert "/h (objects " in text
+    data = report.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data["history_snapshots"] == report.history_snapshots
+    memscope.untrack(registry)
+
+
+@pytest.mark.slow
+def test_a_flat_process_has_nothing_from_its_history() -> None:
+    out = _run(
+        """
+        import gc, json, time
+        import memscope
+        keep = [dict(a=i) for i in range(5_000)]  # made once, then left alone
+        gc.collect()
+        m = memscope.Monitor(interval=0.1, deep_every=1, history=6).start()
+        deadline = time.monotonic() + 60
+        while len(m) < 6 or m.memscope_stats()["taken"] < 12:  # full, then more
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        m.stop(timeout=30)
+        report = memscope.find_leaks(rounds=1, interval=0.05, monitor=m)
+        print(json.dumps(report.to_dict()))
+        print(report)
+        m2 = memscope.Monitor(interval=0.1, deep_every=1).start()  # a history still filling
+        deadline = time.monotonic() + 60
+        while len(m2) < 10:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        m2.stop(timeout=30)
+        print(json.dumps(memscope.find_leaks(rounds=1, interval=0.05, monitor=m2).to_dict()))
+        """
+    )
+    lines = out.splitlines()
+    for data in (json.loads(lines[0]), json.loads(lines[-1])):
+        assert data["history_snapshots"] >= 6
+        assert [g for g in data["growing"] if g["source"] == "history"] == [], out
+    assert "grew steadily over the monitor" not in out

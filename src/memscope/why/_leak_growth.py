@@ -14,19 +14,25 @@ from __future__ import annotations
 import gc
 import re
 from collections import Counter
+from collections.abc import Callable, Mapping
 from itertools import compress, zip_longest
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._base import tracking
 from .._base.collector import HeapRequest
 from .._base.units import type_name
+from .._snapshot import Snapshot
 from ..collectors._heap import scan_heap
 from ..collectors._holders import describe_owners, summarize_container
 from ..collectors._safe import base_len
 from ._leak_cycles import size_of
 from ._leak_report import Growth
 
-__all__ = ["GrowthWatch"]
+if TYPE_CHECKING:
+    from ..monitor import Monitor
+    from ..monitor._trends import Fit
+
+__all__ = ["GrowthWatch", "history_growth"]
 
 _SAMPLES = 3  # newest instances of a growing type whose holders are named
 _CONTAINERS = 50  # the longest containers followed from census to census
@@ -237,3 +243,146 @@ def _where_types(wanted: set[int]) -> tuple[dict[int, str], dict[int, int]]:
         found.clear()
     targets.clear()
     return where, sizes
+
+
+# -- steady growth over a Monitor's history -------------------------------------------------
+
+_TYPE_METRIC = "census.type:"
+_TRACKED_METRIC = "tracked:"
+_OWN_HOLDER = "instance of memscope.monitor."  # a Monitor's history deque
+
+
+def history_growth(monitor: Monitor, limit: int) -> tuple[list[Growth], int]:
+    """Rows for what grew steadily over ``monitor``'s kept history, and how many snapshots.
+
+    Types and tracked objects are the steady ones of ``monitor.trends()``; containers
+    (the longest ones of each deep snapshot, followed by their id) get the same fit and
+    the same rule. A type must also have steadily more instances (not only more bytes).
+    The history is memscope's own and grows until it is full: the plain types its
+    snapshots are made of, memscope's own types, a Monitor's len and its history deque are
+    left out. At most ``limit`` rows, taken from the three kinds in turn.
+    """
+    from ..monitor._trends import fit  # the Monitor's own rule for "steady"
+
+    snaps = sorted(monitor.snapshots(), key=lambda s: s.timestamp)
+    if len(snaps) < 2:
+        return [], len(snaps)
+    types: list[Growth] = []
+    tracked: list[Growth] = []
+    for trend in monitor.trends(top=None):
+        if not trend.steady:
+            continue
+        if trend.metric.startswith(_TYPE_METRIC):
+            name = trend.metric[len(_TYPE_METRIC) :]
+            if name in _PLAIN or name.startswith("memscope."):
+                continue
+            ts: list[float] = []
+            counts: list[int] = []
+            for snap in snaps:
+                n = _row(snap, "census", "by_type", "type", name).get("count")
+                if type(n) is int:
+                    ts.append(snap.timestamp)
+                    counts.append(n)
+            # a type grows when its instances multiply (not only its bytes)
+            if not fit(ts, counts).steady:
+                continue
+            size = _row(snaps[-1], "census", "by_type", "type", name).get("size_bytes")
+            types.append(
+                Growth(
+                    "type",
+                    name,
+                    (counts[0], counts[-1]),
+                    trend.per_hour / 3600.0,
+                    size if type(size) is int else 0,
+                    unit=trend.unit,
+                    span_seconds=trend.span_seconds,
+                    source="history",
+                )
+            )
+        elif trend.metric.startswith(_TRACKED_METRIC):
+            name = trend.metric[len(_TRACKED_METRIC) :]
+            last = _row(snaps[-1], "tracked", "objects", "name", name)
+            if str(last.get("type", "")).startswith("memscope.monitor."):
+                continue  # a Monitor's len is its history: bounded by ``history``
+            ends = _ends(snaps, "tracked", "objects", "name", name, "len")
+            tracked.append(
+                Growth(
+                    "tracked",
+                    name,
+                    ends,
+                    trend.per_hour / 3600.0,
+                    0,
+                    unit=trend.unit,
+                    span_seconds=trend.span_seconds,
+                    source="history",
+                )
+            )
+    types.sort(key=lambda g: g.per_second, reverse=True)
+    kinds = [types[:limit], _history_containers(snaps, fit)[:limit], tracked[:limit]]
+    rows = [row for group in zip_longest(*kinds) for row in group if row is not None]
+    return rows[:limit], len(snaps)
+
+
+# what the history's own snapshots are made of: over a history, their counts tell more
+# about the history (memscope's, bounded) than about the program; a growing container of
+# them is the container rows'
+_PLAIN = frozenset(
+    ("dict", "list", "tuple", "str", "int", "float", "bool", "bytes", "NoneType", "set")
+)
+
+
+def _row(snap: Snapshot, section: str, table: str, key: str, name: str) -> Mapping[str, Any]:
+    return next((r for r in _table(snap, section, table) if r.get(key) == name), {})
+
+
+def _table(snap: Snapshot, section: str, table: str) -> list[Mapping[str, Any]]:
+    found = snap.sections.get(section)
+    rows = found.get(table) if found is not None else None
+    return [r for r in rows if isinstance(r, Mapping)] if isinstance(rows, list) else []
+
+
+def _ends(
+    snaps: list[Snapshot], section: str, table: str, key: str, name: str, field: str
+) -> tuple[int, ...]:
+    """``field`` of the row named ``name`` in the first and the last snapshot that have it."""
+    values = [
+        value
+        for snap in snaps
+        for row in _table(snap, section, table)
+        if row.get(key) == name and type(value := row.get(field)) is int
+    ]
+    return (values[0], values[-1]) if values else ()
+
+
+def _history_containers(snaps: list[Snapshot], fit: Callable[..., Fit]) -> list[Growth]:
+    """The followed containers whose length grew steadily, largest rate first."""
+    series: dict[object, tuple[list[float], list[float], Mapping[str, Any]]] = {}
+    for snap in snaps:
+        for row in _table(snap, "containers", "top"):
+            length = row.get("length")
+            if type(length) is not int or str(row.get("where", "")).startswith(_OWN_HOLDER):
+                continue
+            ts, ys, _ = series.get(row.get("id"), ([], [], row))
+            ts.append(snap.timestamp)
+            ys.append(float(length))
+            series[row.get("id")] = (ts, ys, row)  # the newest row names it
+    rows: list[Growth] = []
+    for ts, ys, row in series.values():
+        verdict = fit(ts, ys)
+        if not verdict.steady:
+            continue
+        size = row.get("size_bytes")
+        rows.append(
+            Growth(
+                "container",
+                str(row.get("summary") or row.get("key") or "container"),
+                (int(ys[0]), int(ys[-1])),
+                verdict.slope,
+                size if type(size) is int else 0,
+                str(row.get("where") or ""),
+                span_seconds=verdict.span_seconds,
+                source="history",
+            )
+        )
+    rows.sort(key=lambda g: g.per_second, reverse=True)
+    return rows

@@ -40,12 +40,15 @@ class Growth:
 
     kind: str  # "type" (live instances), "container" (its length), "tracked" (its len)
     name: str  # the type's qualified name, the container's summary, the tracked name
-    counts: tuple[int, ...]  # at each census, first to last
+    counts: tuple[int, ...]  # at each census, first to last (history rows: first and last)
     per_second: float  # growth rate over the censuses
     size_bytes: (
         int  # at the last census: all instances of the type, the container itself (0 for tracked)
     )
     where: str = ""  # who holds it (or, for a type, who holds its newest instances)
+    unit: str = "count"  # what per_second counts: "count" (objects, items) or "bytes"
+    span_seconds: float = 0.0  # history rows: the time the steady fit spans
+    source: str = "check"  # "check" (its censuses) or "history" (a Monitor's snapshots)
 
     @property
     def growth(self) -> int:
@@ -59,7 +62,8 @@ class LeakReport:
 
     cycles: list[CycleGroup] = field(default_factory=list)  # largest first, at most ``limit``
     garbage: list[GarbageGroup] = field(default_factory=list)
-    growing: list[Growth] = field(default_factory=list)  # at most ``limit``, kinds in turn
+    # at most ``limit`` from the check, then at most ``limit`` from a Monitor's history
+    growing: list[Growth] = field(default_factory=list)
     cycle_objects: int = 0  # every object the check's collections freed (all types)
     cycle_bytes: int = 0  # their sizes, plus the strings and numbers only they held
     auto_collected: int = 0  # objects other collections freed meanwhile (types unseen)
@@ -69,6 +73,7 @@ class LeakReport:
     interval_seconds: float = 0.0
     seconds: float = 0.0
     partial: bool = False  # the timeout stopped the check before its last census
+    history_snapshots: int = 0  # snapshots of the Monitor given as ``monitor=`` (0: none)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -95,6 +100,7 @@ class LeakReport:
             "interval_seconds",
             "seconds",
             "partial",
+            "history_snapshots",
         ):
             out[name] = getattr(self, name)
         out["clean"] = self.clean
@@ -126,15 +132,20 @@ class LeakReport:
                 lines.append(f"  {g.count:>9,}  {format_bytes(g.size_bytes):>10}  {g.type}")
                 if g.sample:
                     lines.append(f"             cycle: {g.sample}")
-        if self.growing:
+        checked = [g for g in self.growing if g.source != "history"]
+        history = [g for g in self.growing if g.source == "history"]
+        if checked:
             span = max(self.censuses - 1, 1) * self.interval_seconds
             lines.append(f"grew at each of {self.censuses} censuses over {span:.1f} s:")
-            for row in self.growing:
+            for row in checked:
                 series = " -> ".join(f"{n:,}" for n in row.counts)
                 size = f", {format_bytes(row.size_bytes)}" if row.size_bytes else ""
                 lines.append(f"  {row.kind} {row.name}: {series} (+{row.per_second:,.1f}/s{size})")
                 if row.where:
                     lines.append(f"      held by {row.where}")
+        if history:
+            lines.append(f"grew steadily over the monitor's {self.history_snapshots} snapshots:")
+            lines.extend(_history_line(row) for row in history)
         if not lines:
             lines.append(
                 f"no leaks found: no reference cycles to free, gc.garbage empty, nothing grew"
@@ -144,3 +155,29 @@ class LeakReport:
             lines.append("partial: the timeout stopped the check early")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
+
+
+def _history_line(row: Growth) -> str:
+    per_hour = row.per_second * 3600.0
+    if row.unit == "bytes":
+        rate = f"+{format_bytes(int(per_hour))}/h"
+    else:
+        rate = f"+{per_hour:,.0f}/h" if per_hour >= 100 else f"+{per_hour:.2f}/h"
+    what = "objects" if row.kind == "type" else "len"
+    seen = " -> ".join(f"{n:,}" for n in row.counts)
+    detail = f"{what} {seen}" if seen else ""
+    if row.size_bytes:
+        detail = (
+            f"{detail}, {format_bytes(row.size_bytes)}" if detail else format_bytes(row.size_bytes)
+        )
+    text = f"  {row.kind} {row.name}: steady over the last {_span(row.span_seconds)}, {rate}"
+    text += f" ({detail})" if detail else ""
+    return f"{text}\n      held by {row.where}" if row.where else text
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.1f} s"

@@ -5,7 +5,8 @@ Three answers from one check of ``rounds`` censuses ``interval`` apart:
   cycles kept alive), counted by type at its first and last collections (``_leak_cycles``);
 - ``garbage``: what ``gc.garbage`` holds: found unreachable, never freed;
 - ``growing``: types, containers and tracked objects that grew at every census
-  (``_leak_growth``), each with who holds it.
+  (``_leak_growth``), each with who holds it; given ``monitor=``, also those that grew
+  steadily over the Monitor's kept history (its trends, and the same rule for containers).
 The gc's debug flags, ``gc.garbage`` and ``gc.callbacks`` are left exactly as they were,
 whatever happens; the report holds words and numbers only.
 """
@@ -15,11 +16,16 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .._base.validate import check_int, check_number
 from ._leak_cycles import AutoCounter, CycleTally, garbage_rows
-from ._leak_growth import GrowthWatch
+from ._leak_growth import GrowthWatch, history_growth
 from ._leak_report import CycleGroup, GarbageGroup, LeakReport
+
+if TYPE_CHECKING:
+    from ..monitor import Monitor
 
 __all__ = ["LeakReport", "find_leaks"]
 
@@ -30,13 +36,32 @@ def find_leaks(
     interval: float = 0.5,
     limit: int = 20,
     timeout: float = 10.0,
+    monitor: Monitor | None = None,
 ) -> LeakReport:
-    """Reference cycles, uncollectable gc.garbage and steady growth over ``rounds`` censuses."""
+    """Reference cycles, uncollectable gc.garbage and steady growth over ``rounds`` censuses.
+
+    ``monitor``: a :class:`memscope.Monitor` whose kept history adds the types, containers
+    and tracked objects that grew steadily over it (deep snapshots carry the first two).
+    """
     check_int("rounds", rounds, low=1, high=1_000)
     interval = check_number("interval", interval, low=0.0, high=3_600.0, unit="seconds")
     check_int("limit", limit, low=1, high=10_000)
     timeout = check_number("timeout", timeout, low=0.0, low_open=True, unit="seconds")
-    return check(rounds=rounds, interval=interval, limit=limit, timeout=timeout)
+    if monitor is not None:
+        from ..monitor import Monitor
+
+        if not isinstance(monitor, Monitor):
+            raise TypeError(
+                f"monitor must be a memscope.Monitor or None, got {type(monitor).__name__}"
+            )
+    report = check(rounds=rounds, interval=interval, limit=limit, timeout=timeout)
+    if monitor is None:
+        return report
+    try:
+        rows, snapshots = history_growth(monitor, limit)
+    except Exception as exc:  # contained: the check's own answers still stand
+        return replace(report, notes=[*report.notes, f"the monitor's history was not read: {exc}"])
+    return replace(report, growing=[*report.growing, *rows], history_snapshots=snapshots)
 
 
 def check(
