@@ -414,3 +414,25 @@ def test_a_flat_process_has_nothing_from_its_history() -> None:
         assert data["history_snapshots"] >= 6
         assert [g for g in data["growing"] if g["source"] == "history"] == [], out
     assert "grew steadily over the monitor" not in out
+
+
+def test_a_monitor_snapshotting_during_the_check_is_not_its_leak() -> None:
+    monitor = memscope.Monitor(interval=60, deep_every=1, label="t_during")
+    for _ in range(3):
+        monitor.take()
+    now = [0.0]
+
+    def wait(seconds: float) -> None:  # the wait between censuses: a running monitor's snapshot
+        monitor.take()
+        now[0] += seconds
+
+    report = _leaks.check(
+        rounds=3, interval=1.0, limit=50, timeout=120, clock=lambda: now[0], sleep=wait
+    )
+    own = {(g.kind, g.name) for g in report.growing}
+    assert ("type", "memscope._snapshot.Snapshot") in own  # the raw check sees it grow
+    assert ("tracked", "monitor.t_during") in own
+    mixed = _leaks.with_history(report, monitor, 50)
+    assert mixed.history_snapshots == 6 == len(monitor)  # 3 before, 1 a wait
+    assert not [g for g in mixed.growing if g.name.startswith("memscope.")]
+    assert not [g for g in mixed.growing if g.name == "monitor.t_during"]

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from .._base import tracking
 from .._base.validate import check_int, check_number
 from ._leak_cycles import AutoCounter, CycleTally, garbage_rows
 from ._leak_growth import GrowthWatch, history_growth
@@ -55,13 +56,25 @@ def find_leaks(
                 f"monitor must be a memscope.Monitor or None, got {type(monitor).__name__}"
             )
     report = check(rounds=rounds, interval=interval, limit=limit, timeout=timeout)
-    if monitor is None:
-        return report
+    return report if monitor is None else with_history(report, monitor, limit)
+
+
+def with_history(report: LeakReport, monitor: Monitor, limit: int) -> LeakReport:
+    """``report`` with the rows of what grew steadily over ``monitor``'s history added."""
     try:
         rows, snapshots = history_growth(monitor, limit)
     except Exception as exc:  # contained: the check's own answers still stand
         return replace(report, notes=[*report.notes, f"the monitor's history was not read: {exc}"])
-    return replace(report, growing=[*report.growing, *rows], history_snapshots=snapshots)
+    # a running Monitor takes snapshots during the check too: its own types and its len
+    # grow at each census, and both are bounded memscope data, not the program's
+    own = {name for name, obj, _ in tracking.tracked_objects() if obj is monitor}
+    checked = [
+        g
+        for g in report.growing
+        if not (g.kind == "type" and g.name.startswith("memscope."))
+        and not (g.kind == "tracked" and g.name in own)
+    ]
+    return replace(report, growing=[*checked, *rows], history_snapshots=snapshots)
 
 
 def check(
