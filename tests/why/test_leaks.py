@@ -416,7 +416,7 @@ def test_a_flat_process_has_nothing_from_its_history() -> None:
     assert "grew steadily over the monitor" not in out
 
 
-def test_a_monitor_snapshotting_during_the_check_is_not_its_leak() -> None:
+def test_a_monitor_snapshotting_during_the_check_is_not_its_leak(no_auto_gc: None) -> None:
     monitor = memscope.Monitor(interval=60, deep_every=1, label="t_during")
     for _ in range(3):
         monitor.take()
