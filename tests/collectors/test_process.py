@@ -33,6 +33,13 @@ V1_MOUNTINFO = (
 )
 
 
+def _trim() -> None:
+    """Return free memory an earlier test left resident: else a new block may reuse it."""
+    from memscope.guard import release_memory
+
+    release_memory()
+
+
 def write(root: Path, rel: str, text: str) -> None:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,6 +258,7 @@ def test_collector_says_when_there_is_no_cgroup(tmp_path: Path) -> None:
 
 def test_rss_grows_with_a_real_allocation() -> None:
     collector = ProcessCollector(children=False)
+    _trim()
     before = collector.collect()
     block = b"\x01" * (50 * MiB)  # written, so its pages are resident
     after = collector.collect()
@@ -403,6 +411,7 @@ def test_process_is_recreated_after_fork() -> None:
 
 def test_snapshot_round_trip_and_compare(kids: list[subprocess.Popen[str]]) -> None:
     spawn(kids, 5)
+    _trim()
     a = memscope.snapshot(label="a", collectors=["process"])
     block = b"\x02" * (20 * MiB)
     b = memscope.snapshot(label="b", collectors=["process"])

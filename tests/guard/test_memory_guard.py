@@ -338,6 +338,8 @@ def test_real_thread_clears_real_allocations_and_rss_falls(
     cache = ModelCache()
     memscope.track(cache, name="model_cache", clear=True)
     gc.collect()
+    # free memory an earlier test left resident would serve the blocks without new pages
+    memscope.release_memory()
     base = _rss()
     before = memscope.snapshot(label="before", collectors=["process", "tracked"])
     for i in range(4):

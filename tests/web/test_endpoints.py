@@ -137,9 +137,11 @@ def test_snapshot_compare_and_the_bounded_store() -> None:
         Server(app) as server,
         httpx.Client(base_url=server.url, headers=AUTH, timeout=120) as http,
     ):
+        # free memory an earlier test left resident would serve `grown` without new pages
+        memscope.release_memory()
         first = http.post("/snapshot").json()
         assert first["id"] == 1 and first["deep"] is False and first["dropped"] == []
-        grown = [bytes(1000) for _ in range(20_000)]  # ~20 MiB between the two
+        grown = [b"\x01" * 1000 for _ in range(20_000)]  # ~20 MiB between the two, written
         second = http.post("/snapshot").json()
         diff = http.post("/compare", params={"a": 1, "b": 2}).json()
         assert diff["a"] == 1 and diff["b"] == 2
