@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 
 from ._options import MAX_TOP, CheckOptions, ignore_predicate
@@ -145,8 +146,9 @@ def verdict(readings: Readings, opts: CheckOptions, *, label: str, seconds: floa
         elif any(steps):
             changed.append((sum(abs(s) for s in steps), tr.type, f"{tr.type}: {signed(steps)}"))
     for rows in (grew, grew_bytes, skipped):
-        # the application's own types first (a builtin name has no module), then the largest
-        rows.sort(key=lambda row: ("." not in row.type, -sum(row.deltas), row.type))
+        # the application's own types first, then the standard library's classes, then C
+        # internals (_thread.lock, _io.FileIO), then builtins; the largest first in each
+        rows.sort(key=lambda row: (type_tier(row.type), -sum(row.deltas), row.type))
     changed.sort(key=lambda item: (-item[0], item[1]))
     noise = [text for _, _, text in changed[: opts.top]]
 
@@ -247,3 +249,18 @@ def _net(readings: Readings) -> dict[str, int]:
         if values is not None and len(values) > last:
             out[key] = values[last] - values[0]
     return out
+
+
+def type_tier(name: str) -> int:
+    """0 for the program's and its packages' types, 1 stdlib classes, 2 C internals, 3 builtins."""
+    if "." not in name:
+        return 3  # int, dict, function: a builtin says least about who leaks
+    root = name.split(".", 1)[0]
+    if root.startswith("_"):
+        return 2  # _thread.lock, _io.TextIOWrapper: the parts of something bigger
+    if root in _STDLIB:
+        return 1  # logging.FileHandler: tells more than its locks and files
+    return 0
+
+
+_STDLIB: frozenset[str] = frozenset(getattr(sys, "stdlib_module_names", ()))
