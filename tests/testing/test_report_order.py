@@ -51,3 +51,34 @@ def test_a_handler_per_call_leads_its_locks_and_files(tmp_path: Path) -> None:
     assert text.index("open file descriptors") < text.index("types that grew")
     sites = text[text.index("top allocation sites") :].splitlines()
     assert "test_report_order.py" in sites[1], sites[:3]
+
+
+def test_fds_that_grow_net_are_a_leak_though_some_rounds_fall() -> None:
+    # the newcomer's case with real sockets: a client kept per call, while a server-side
+    # pool closes idle keep-alive connections now and then, so some rounds read negative
+    import socket
+
+    idle = [socket.socketpair() for _ in range(60)]
+    kept: list[tuple[socket.socket, socket.socket]] = []
+    calls = [0]
+
+    def request() -> None:
+        calls[0] += 1
+        kept.append(socket.socketpair())
+        if calls[0] % 3 == 0:  # two idle pairs closed: this round reads -2
+            for pair in (idle.pop(), idle.pop()):
+                for sock in pair:
+                    sock.close()
+
+    try:
+        with pytest.raises(memscope.MemoryGrowthError) as info:
+            assert_no_growth(request, warmup=2, rounds=6)
+    finally:
+        for pair in kept + idle:
+            for sock in pair:
+                sock.close()
+    report = info.value.report
+    fds = report.deltas["fds"]
+    assert any(d < 0 for d in fds) and sum(fds) > 0, fds
+    assert any("file descriptors" in reason for reason in report.failures), report.failures
+    assert "net +" in str(info.value)
