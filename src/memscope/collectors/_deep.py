@@ -24,6 +24,7 @@ from itertools import compress, repeat
 from operator import lt, sub
 from typing import Any, NamedTuple
 
+from .._base.collector import snapshot_depth
 from .._base.section import Change
 from .._base.units import format_bytes
 from ._heap import HeapScan, _python_sizeof, _scope, _shallow_size
@@ -37,6 +38,7 @@ __all__ = [
     "held_by_scans",
     "measure_rows",
     "namespaces",
+    "scan_rows_sizes",
 ]
 
 _NOTHING_HELD: Mapping[int, int] = {}
@@ -267,6 +269,33 @@ def _held_from_outside(
         level = singles
         del singles
     return alive_bytes, alive_objects
+
+
+def scan_rows_sizes(
+    deep: bool | None,
+    rows: list[dict[str, Any]],
+    objects: list[object],
+    scan: HeapScan,
+    *,
+    seconds: float,
+    max_objects: int,
+) -> dict[str, Any]:
+    """The deep part of a scan section's rows: measured when ``deep`` is True, or when it is
+    None and the snapshot is deep; ``{}`` otherwise. Empties ``objects`` when done."""
+    if not (deep if deep is not None else snapshot_depth.get() == "deep"):
+        objects.clear()
+        return {}
+    try:
+        return measure_rows(
+            rows,
+            objects,
+            seconds=seconds,
+            max_objects=max_objects,
+            held=held_by_scans(scan),
+            scan=scan,
+        )
+    finally:
+        objects.clear()
 
 
 def measure_rows(

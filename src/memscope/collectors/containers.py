@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._base.collector import HeapRequest, snapshot_depth
+from .._base.collector import HeapRequest
 from .._base.section import Change, Section, flatten_numbers
 from .._base.units import format_bytes, unit_of
 from .._base.validate import check_bool, check_int, check_number
-from ._deep import deep_note, deep_words, held_by_scans, measure_rows
+from ._deep import deep_note, deep_words, scan_rows_sizes
 from ._heap import get_scan, object_row
 
 __all__ = ["ContainersCollector", "ContainersSection", "TopChange", "diff_top_rows"]
@@ -267,19 +267,17 @@ class ContainersCollector:
         # pid and limit are context, not changes: the diff pairs rows by identity within one
         # process, and a row missing from a full list is "not in the top N", not zero
         data = {"top": rows, "count": len(rows), "limit": self.top, "pid": os.getpid()}
-        if self.deep if self.deep is not None else snapshot_depth.get() == "deep":
-            objects = [entry[-1] for entry in scan.containers[: self.top]]
-            data.update(
-                measure_rows(
-                    rows,
-                    objects,
-                    seconds=self.deep_seconds,
-                    max_objects=self.deep_objects,
-                    held=held_by_scans(scan),
-                    scan=scan,
-                )
+        objects = [entry[-1] for entry in scan.containers[: self.top]]
+        data.update(
+            scan_rows_sizes(
+                self.deep,
+                rows,
+                objects,
+                scan,
+                seconds=self.deep_seconds,
+                max_objects=self.deep_objects,
             )
-            objects.clear()
+        )
         return data
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .._base.collector import HeapRequest, snapshot_depth
+from .._base.collector import HeapRequest
 from .._base.section import Change, Section
 from .._base.units import format_bytes
 from .._base.validate import check_bool, check_int
-from ._deep import deep_changes, deep_note, deep_words, held_by_scans, measure_rows
+from ._deep import deep_changes, deep_note, deep_words, scan_rows_sizes
 from ._heap import get_scan, object_row
 from .containers import deep_options
 
@@ -103,18 +103,16 @@ class LargeObjectsCollector:
         ]
         del rows[self.top :]
         data = {"threshold_bytes": self.threshold_bytes, "objects": rows, "count": len(rows)}
-        if self.deep if self.deep is not None else snapshot_depth.get() == "deep":
-            kept = [entry[-1] for entry in scan.large if entry[0] >= self.threshold_bytes]
-            del kept[self.top :]
-            data.update(
-                measure_rows(
-                    rows,
-                    kept,
-                    seconds=self.deep_seconds,
-                    max_objects=self.deep_objects,
-                    held=held_by_scans(scan),
-                    scan=scan,
-                )
+        kept = [entry[-1] for entry in scan.large if entry[0] >= self.threshold_bytes]
+        del kept[self.top :]
+        data.update(
+            scan_rows_sizes(
+                self.deep,
+                rows,
+                kept,
+                scan,
+                seconds=self.deep_seconds,
+                max_objects=self.deep_objects,
             )
-            kept.clear()
+        )
         return data
