@@ -7,13 +7,15 @@ cache outside the repository, and runs each suite, in one run on this machine:
 * plainly (``pytest``),
 * under ``--memscope-no-growth`` (every test checked with the defaults),
 * under ``--memscope-no-growth -n 2`` (pytest-xdist, two workers),
-* under pytest-memray (``--memray``: every test's allocations tracked and reported).
+* under pytest-memray (``--memray``: every test's allocations tracked and reported),
+* plainly and under ``--memscope-no-growth``, both with ``-W error`` (memscope must add no
+  warning: every test keeps its outcome of the plain ``-W error`` run).
 
 It prints each mode's wall time and its ratio to the plain run, the tests memscope flags
 (failures that are memscope's verdict, not the test's own outcome), the tests pytest-memray
 fails, and every test whose outcome (passed, failed, skipped, xfailed) differs from the
 plain run otherwise. Each suite is run ``--repeat`` times; the ratios of every repeat are
-printed so their spread shows. Writes benchmarks/results/bench_suites.json.
+printed so their spread shows. Writes benchmarks/results/suites.json (suites_local.json).
 
     .venv/bin/python benchmarks/bench_suites.py [--repeat 2] [--cache DIR] [--suites a,b]
     .venv/bin/python benchmarks/bench_suites.py --local-only   # a generated suite, no network
@@ -221,7 +223,13 @@ MODES: list[tuple[str, list[str]]] = [
     ("memscope", ["--memscope-no-growth"]),
     ("memscope -n 2", ["--memscope-no-growth", "-n", "2"]),
     ("pytest-memray", ["--memray"]),
+    # plugin hygiene: with every warning an error, memscope must add none of its own, so
+    # each test keeps the outcome it has in the plain run under -W error
+    ("plain -W error", ["-W", "error"]),
+    ("memscope -W error", ["--memscope-no-growth", "-W", "error"]),
 ]
+#: the run each mode's ratio and outcomes are compared with (the plain run otherwise)
+BASELINE = {"plain -W error": "plain -W error", "memscope -W error": "plain -W error"}
 
 
 def bench_suite(
@@ -232,18 +240,18 @@ def bench_suite(
     for _ in range(repeat):
         for mode, extra in MODES:
             runs[mode].append(run_pytest(where, suite_path, tests, mode, [*args, *extra]))
-    plain = runs["plain"]
-    base = plain[0].outcomes
-    rows: dict[str, object] = {"suite": label, "tests": len(base)}
-    _print(f"\n== {label}: {len(base)} tests")
-    _print(f"{'mode':<16}{'wall s (each run)':<28}{'vs plain (each run)':<30}flagged")
+    rows: dict[str, object] = {"suite": label, "tests": len(runs["plain"][0].outcomes)}
+    _print(f"\n== {label}: {rows['tests']} tests")
+    _print(f"{'mode':<19}{'wall s (each run)':<25}{'vs its plain (each run)':<30}flagged")
     for mode, _ in MODES:
+        plain = runs[BASELINE.get(mode, "plain")]
+        base = plain[-1].outcomes
         times = [r.seconds for r in runs[mode]]
         ratios = [r.seconds / p.seconds for r, p in zip(runs[mode], plain, strict=True)]
         last = runs[mode][-1]
         if mode.startswith("memscope"):
             flagged = sorted(last.memscope)
-        elif mode == "plain":
+        elif mode.startswith("plain"):
             flagged = []
         else:  # pytest-memray fails a test only on a limit marker; count its extra failures
             flagged = sorted(
@@ -257,7 +265,7 @@ def bench_suite(
         )
         missing = sorted(set(base) - set(last.outcomes))
         _print(
-            f"{mode:<16}{' '.join(f'{t:.2f}' for t in times):<28}"
+            f"{mode:<19}{' '.join(f'{t:.2f}' for t in times):<25}"
             f"{' '.join(f'{x:.2f}x' for x in ratios):<30}{len(flagged)}"
         )
         for name in flagged[:20]:
@@ -276,9 +284,13 @@ def bench_suite(
         }
     ms = rows["memscope"]["ratio_to_plain"]  # type: ignore[index]
     mr = rows["pytest-memray"]["ratio_to_plain"]  # type: ignore[index]
+    strict = rows["memscope -W error"]  # type: ignore[index]
+    same = not strict["outcome_changed"] and not strict["missing"]  # type: ignore[index]
+    rows["warnings_hygiene"] = same
     _print(
         f"{label}: memscope {min(ms):.2f}x-{max(ms):.2f}x plain, "
-        f"pytest-memray {min(mr):.2f}x-{max(mr):.2f}x plain"
+        f"pytest-memray {min(mr):.2f}x-{max(mr):.2f}x plain; under -W error every "
+        f"test not flagged keeps its plain -W error outcome: {'yes' if same else 'NO'}"
     )
     return rows
 
@@ -288,7 +300,7 @@ def _print(*args: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the suites; exit 1 if memscope's run costs over 10x plain or changes an outcome."""
+    """Run the suites; exit 1 if memscope costs over 10x plain or changes an outcome (-W error too)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=CACHE)
@@ -315,12 +327,14 @@ def main(argv: list[str] | None = None) -> int:
             results.append(bench_suite(label, root, path, suite.tests, args.repeat, suite.args))
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    name = "bench_suites_local.json" if args.local_only else "bench_suites.json"
+    name = "suites_local.json" if args.local_only else "suites.json"
     (out / name).write_text(json.dumps(results, indent=2))
     missed = False
     for row in results:
         ratios = row["memscope"]["ratio_to_plain"]
         if max(ratios) > 10 or row["memscope"]["outcome_changed"]:
+            missed = True
+        if not row["warnings_hygiene"]:
             missed = True
     _print("\ntarget: memscope <= 10x plain, no outcome changed:", "missed" if missed else "met")
     return 1 if missed else 0

@@ -26,6 +26,7 @@ class Case:
     leaks = False
     fixture_only = False  # the leak (or the cleanup) lives in a fixture: needs the plugin
     is_async = False
+    needs_mallinfo = False  # only C memory grows: seen only where glibc's mallinfo2() is
 
     def run(self) -> Any:
         """The code under test, one call."""
@@ -222,6 +223,57 @@ class LeakOnNewKey(Case):
         return self.memo[key]
 
 
+class NativeLeak(Case):
+    """Keeps ``size`` bytes of C memory (``malloc`` through ctypes) on every ``period``-th
+    call: no Python object, no pymalloc block, only malloc'd bytes grow."""
+
+    name = "native_malloc_per_call"
+    leaks = True
+    needs_mallinfo = True  # without glibc's mallinfo2() nothing can see C memory grow
+    # over 1032 B: glibc's per-thread cache (tcache) holds up to 7 freed chunks of each
+    # smaller size and counts them as in use, so a small malloc it serves shows no growth
+    size = 2048
+    period = 1
+    threads = 0  # threads started and joined per call around the leak (allocator churn)
+
+    def __init__(self) -> None:
+        import ctypes
+
+        self.libc = ctypes.CDLL(None)
+        self.libc.malloc.restype = ctypes.c_void_p
+        self.libc.malloc.argtypes = [ctypes.c_size_t]
+        self.libc.free.argtypes = [ctypes.c_void_p]
+        # the pointers go into a C array made up front: keeping them adds no object
+        self.kept = (ctypes.c_void_p * 4096)()
+        self.count = [0]
+        self.calls = [0]
+
+    def run(self) -> None:
+        if self.threads:
+            ThreadsJoined.start_and_join(self.threads)
+        self.calls[0] += 1
+        if self.calls[0] % self.period == 0 and self.count[0] < len(self.kept):
+            self.kept[self.count[0]] = self.libc.malloc(self.size)
+            self.count[0] += 1
+
+    def cleanup(self) -> None:
+        for k in range(self.count[0]):
+            self.libc.free(self.kept[k])
+            self.kept[k] = None
+        self.count[0] = 0
+
+
+class NativeLeakEvery2nd(NativeLeak):
+    name = "native_malloc_every_2nd_call"
+    size = 4096
+    period = 2
+
+
+class NativeLeakAmidThreads(NativeLeak):
+    name = "native_malloc_per_call_amid_threads"
+    threads = 10
+
+
 # ------------------------------------------------------------------ must pass
 
 
@@ -393,6 +445,36 @@ class AllocateAndFree(Case):
         del blob, table
 
 
+class ThreadsJoined(Case):
+    """Starts 10 threads per call that meet at a barrier, share a lock and a dict, and are
+    all joined: nothing is kept, but the runtime's thread tables resize and glibc's
+    per-thread caches fill and empty (the allocator's churn, not the program's growth)."""
+
+    name = "threads_started_and_joined"
+
+    @staticmethod
+    def start_and_join(n: int) -> None:
+        """Start ``n`` threads that wait for each other and write a shared dict; join them."""
+        barrier = threading.Barrier(n, timeout=10)
+        lock = threading.Lock()
+        seen: dict[int, bytes] = {}
+
+        def work(k: int) -> None:
+            buf = bytes(1500 + 16 * k)  # over 512 B: from malloc, in this thread's arena
+            barrier.wait()
+            with lock:
+                seen[k] = buf[:8]
+
+        workers = [threading.Thread(target=work, args=(k,)) for k in range(n)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    def run(self) -> None:
+        self.start_and_join(10)
+
+
 CASE_TYPES: list[type[Case]] = [
     AppendObject,
     GlobalDict,
@@ -408,6 +490,9 @@ CASE_TYPES: list[type[Case]] = [
     LeakEvery3rd,
     LeakEvery5th,
     LeakOnNewKey,
+    NativeLeak,
+    NativeLeakEvery2nd,
+    NativeLeakAmidThreads,
     BoundedCacheFilledOnce,
     BoundedCacheEvicting,
     LazySingleton,
@@ -420,6 +505,7 @@ CASE_TYPES: list[type[Case]] = [
     CacheOf30,
     CacheOf50,
     PoolToCap,
+    ThreadsJoined,
 ]
 NAMES = [c.name for c in CASE_TYPES]
 

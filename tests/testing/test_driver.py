@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -121,3 +123,36 @@ def test_no_growth_uses_the_steps_with_one_run_and_no_traced_pass() -> None:
     report = info.value.report
     assert (report.warmup, report.rounds) == (0, 1)
     assert not report.tracing and report.sites == []
+
+
+def test_measuring_on_keeps_nothing_of_the_checks_own() -> None:
+    # one object kept by the last planned run (run 8): the blocks series is unclear, so
+    # the check measures on; every extra round must then read exactly flat (the driver's
+    # time budget was once a float made after the planned runs: one block kept in the
+    # first extra round, read as a second step, which cost the check ten more rounds; it
+    # is a new float only when the planned runs took over half a second, hence the sleep)
+    slot: list[object | None] = [None]
+
+    def run_once(i: int) -> None:
+        time.sleep(0.08)
+        if i == 8:
+            slot[0] = object()
+
+    report = run_check(run_once, CheckOptions.build(), label="one late object")
+    blocks = report.deltas["blocks"]
+    assert blocks[4] >= 1 and blocks[5:] == [0] * (len(blocks) - 5), blocks
+    assert report.rounds > 5 and not report.leaked, report.format()
+
+
+def test_thread_starts_sees_threads_joined_before_the_reading() -> None:
+    from memscope.testing._probe import thread_starts
+
+    before = thread_starts()
+    workers = [threading.Thread(target=time.sleep, args=(0,)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert before >= 0 and thread_starts() == before + 3
+    threading.Thread(target=time.sleep, args=(0,), name="named").start()
+    assert thread_starts() == before + 3  # a thread named by its caller is not numbered

@@ -7,6 +7,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ import pytest
 from memscope.testing._options import CheckOptions
 from memscope.testing._readings import Readings, TypeReadings
 from memscope.testing._report import AllocationSite
-from memscope.testing._verdict import verdict
+from memscope.testing._shape import series_shape
+from memscope.testing._verdict import chunk_churn, kept_bytes, verdict, wants_more
 
 WARMUP = 2
 ROUNDS = 5
@@ -247,3 +249,108 @@ def test_the_verdict_is_pure(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.undo()
     assert first == judge(r).to_dict()
     assert first["leaked"] and r.types[0].deltas == [1] * 5  # the readings are untouched
+
+
+def malloc_only(deltas: Sequence[int], *, threads_started: bool = False) -> Readings:
+    """Readings where only malloc'd bytes move, by ``deltas`` (the probe's bookkeeping flat);
+    with ``threads_started`` the runs start (and join) 10 threads each."""
+    flat = [0] * len(deltas)
+    r = readings(blocks=flat, tasks=flat, fds=flat, threads=flat)
+    after = [1 << 20] * (r.warmup + len(deltas) + 1)
+    before = [1 << 20] * (r.warmup + 1) + [(1 << 20) + d for d in deltas]
+    starts = series([10 if threads_started else 0] * len(deltas), warmup=r.warmup, start=3)
+    return replace(r, malloc_before=before, malloc_after=after, thread_starts=starts)
+
+
+def test_kept_bytes_is_the_rise_of_the_floor() -> None:
+    # a leak's totals only rise: its series is kept as it is
+    assert kept_bytes([2048] * 6) == [2048] * 6
+    assert kept_bytes([4096, 0, 4096, 0]) == [4096, 0, 4096, 0]
+    # a buffer taken in one round and given back in the next is not kept
+    assert kept_bytes([1120, -1120, 0, 1216, -48, -1168]) == [0] * 6
+    # the floor drops first where the series went below its start, then rises with it
+    assert kept_bytes([4128, -4112, 16, 3040, -4112, 16]) == [-1040, 0, 0, 0, 0, 16]
+    assert kept_bytes([-1000, 4, 4, 4]) == [-1000, 4, 4, 4]
+    assert kept_bytes([]) == []
+    # what is kept adds up to the net change of the series, whatever its path
+    for deltas in ([5, -3, 8, -10, 2], [1056, -1040, 848, -864, 16, 0, 1024]):
+        assert sum(kept_bytes(deltas)) == sum(deltas)
+        assert all(d >= 0 for d in kept_bytes(deltas)[1:])
+
+
+# malloc'd bytes of cachetools' ThreadingTest.test_cachedmethod_lock under the check (10
+# threads started, meeting at a barrier and joined per subtest): tables of about 1 KiB
+# taken and given back as threads come and go, no block and no type growing
+THREAD_CHURN = [0, 16, -16, 0, 16, -16, 0, 0, 16, -16, 1056, -1040, 848, -864, 16, 0, 1024]
+THREAD_CHURN += [-1024, 1040, -1056, 0, 1056, -1056, 16, 0, 0, 0, 1024, -1040]
+
+
+def test_malloc_churn_that_comes_back_is_no_leak() -> None:
+    # read raw, the churn keeps the series unclear (the check measured 29 rounds for it)
+    raw = series_shape(THREAD_CHURN[:12], min_growth=1, rounds=ROUNDS, final=False)
+    assert raw.kind == "unclear"
+    assert series_shape(kept_bytes(THREAD_CHURN), min_growth=1, rounds=ROUNDS).kind == "flat"
+    report = judge(malloc_only(THREAD_CHURN))
+    assert not report.leaked, report.format()
+    assert report.deltas["malloc_bytes"] == THREAD_CHURN  # the report shows the raw series
+    assert not wants_more(malloc_only(THREAD_CHURN), CheckOptions.build(), 60)
+
+
+@pytest.mark.parametrize(
+    "deltas",
+    [
+        [2048] * 8,  # C memory kept on every call
+        [4096, 0] * 15,  # on every second call
+        # on every call, amid churn larger than the leak: +1 KiB a round, +-3 KiB around it
+        [1024 + (3072 if k % 2 else -3072) for k in range(40)],
+    ],
+    ids=["every_call", "every_2nd_call", "amid_churn"],
+)
+def test_malloc_kept_is_a_leak(deltas: list[int]) -> None:
+    report = judge(malloc_only(deltas, threads_started=True))
+    assert report.leaked, report.format()
+    assert any("malloc'd" in failure for failure in report.failures), report.failures
+
+
+# the shape the threads_started_and_joined case showed on a loaded machine (10 threads
+# started and joined per call): in-use bytes filling toward glibc's and the runtime's
+# bound (about 32 KiB, reached within tens of calls unloaded, then flat for 1,200 calls)
+# one chunk at a time, on some rounds only
+CHUNK_STEPS = [1040 if k % 9 in (0, 3, 5, 7) else (-16 if k % 2 else 16) for k in range(60)]
+
+
+def test_chunk_sized_steps_alone_are_churn_not_a_leak() -> None:
+    kept = kept_bytes(CHUNK_STEPS)
+    assert series_shape(kept, min_growth=1, rounds=ROUNDS).kind == "steps"
+    assert chunk_churn(kept, 1)
+    report = judge(malloc_only(CHUNK_STEPS, threads_started=True))
+    assert not report.leaked, report.format()
+    assert any("one small chunk" in line for line in report.noise), report.noise
+    # the same steps in runs that start no thread are C memory the program keeps
+    report = judge(malloc_only(CHUNK_STEPS))
+    assert report.leaked and "malloc'd" in report.failures[0], report.format()
+
+
+def test_chunk_sized_steps_count_beside_other_growth() -> None:
+    n = len(CHUNK_STEPS)
+    flat = [0] * n
+    r = replace(
+        malloc_only(CHUNK_STEPS, threads_started=True),
+        blocks_before=readings(blocks=[1] * n, tasks=flat, fds=flat, threads=flat).blocks_before,
+    )
+    report = judge(r)
+    assert report.leaked
+    assert any("malloc'd" in failure for failure in report.failures), report.failures
+    assert report.failures[0].startswith("allocated blocks"), report.failures
+
+
+@pytest.mark.parametrize(
+    "deltas",
+    [[1040] * 30, [0, 0, 2048, 0] * 10],
+    ids=["small_chunk_every_round", "big_steps"],
+)
+def test_malloc_growth_that_is_not_chunk_churn_counts_alone(deltas: list[int]) -> None:
+    kept = kept_bytes(deltas)
+    assert not chunk_churn(kept, 1)
+    report = judge(malloc_only(deltas, threads_started=True))
+    assert report.leaked, report.format()

@@ -4,6 +4,7 @@ async loops that answer it."""
 from __future__ import annotations
 
 import time
+from array import array
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import replace
 from types import TracebackType
@@ -62,6 +63,10 @@ def check_steps(
     )
     runs = iter(range(1, opts.warmup + opts.rounds + 1))  # made before the baseline reading
     last = opts.warmup + opts.rounds
+    # the time budget lives in a slot made before the baseline: a float bound to a local
+    # after the planned runs would be one block the check itself kept, inside the first
+    # extra round (it read as a step at round rounds + 1 and cost ten more rounds)
+    budget = array("d", [0.0])
     try:
         probe.begin()
         for i in runs:
@@ -70,8 +75,8 @@ def check_steps(
         # a series could still go either way: measure on, to the bound of rounds and of
         # time (ten times what the planned runs took, and at least five seconds: a
         # loaded machine must not cut short a cache of 50 that is still filling)
-        budget = max(_MIN_BUDGET_SECONDS, 10 * (clock() - start))
-        while probe.more and clock() - start < budget:
+        budget[0] = max(_MIN_BUDGET_SECONDS, 10 * (clock() - start))
+        while probe.more and clock() - start < budget[0]:
             last += 1
             yield last
             probe.read(last)

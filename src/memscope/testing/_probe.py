@@ -43,6 +43,22 @@ def malloc_in_use() -> int:
     return info["uordblks"] + info["hblkhd"]
 
 
+def thread_starts() -> int:
+    """How many threads got a default name (``Thread-N``) so far, or -1 if unknown.
+
+    ``threading`` numbers every thread it names itself from one counter; a thread started
+    and joined within a run leaves no other trace at the next reading.
+    """
+    counter = getattr(getattr(threading, "_counter", None), "__self__", None)
+    text = repr(counter)
+    if not (text.startswith("count(") and text.endswith(")")):
+        return -1
+    try:
+        return int(text[6:-1])
+    except ValueError:
+        return -1
+
+
 def _frame_objects_of_the_stack() -> None:
     """Give every frame of this call stack its frame object, first thing in a reading.
 
@@ -105,6 +121,7 @@ class Probe:
         self.malloc_after = array("q", zeros)
         self.fds = array("q", zeros)  # -1 where the OS cannot say
         self.threads = array("q", zeros)
+        self.thread_starts = array("q", zeros)  # -1 where threading cannot say
         self.tasks = array("q", zeros)
         self.traced = array("q", zeros)
         self.thread_base: set[int] = set()
@@ -175,6 +192,7 @@ class Probe:
         fds = fd_count()
         self.fds[i] = -1 if fds is None else fds
         self.threads[i] = self._thread_count()
+        self.thread_starts[i] = thread_starts()
         self.tasks[i] = (
             self.tasks_source() if self.tasks_source is not None else pending_tasks(self.loop)
         )
@@ -296,6 +314,7 @@ class Probe:
             self.malloc_after,
             self.fds,
             self.threads,
+            self.thread_starts,
             self.tasks,
             self.traced,
             self.prev,
@@ -364,6 +383,9 @@ class Probe:
             census=self.census_fn is not None,
             census_error=self.census_error,
             sites=found,
+            thread_starts=None
+            if min(self.thread_starts[:used]) < 0
+            else list(self.thread_starts[:used]),
         )
 
     def close(self) -> None:

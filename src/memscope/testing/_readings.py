@@ -59,3 +59,6 @@ class Readings:
     census_error: str | None = None
     #: sites that grew over traced measured rounds
     sites: Sequence[AllocationSite] = field(default_factory=list)
+    #: threads given a default name so far (``threading``'s ``Thread-N`` counter): rises
+    #: when the runs start threads, even ones joined before the reading; None if unknown
+    thread_starts: Sequence[int] | None = None

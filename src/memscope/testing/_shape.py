@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal
 
-__all__ = ["MIN_SERIES_FOR_STEPS", "Shape", "ShapeKind", "series_shape"]
+__all__ = ["MIN_SERIES_FOR_STEPS", "Shape", "ShapeKind", "high_increments", "series_shape"]
 
 ShapeKind = Literal["flat", "steady", "steps", "levelled", "unclear"]
 
@@ -73,6 +73,19 @@ def _high_water(deltas: Sequence[int], min_growth: int) -> list[int]:
             highs.append(k)
             mark = total
     return highs
+
+
+def high_increments(deltas: Sequence[int], min_growth: int) -> list[int]:
+    """How much each new high added over the one before it (the first over the baseline)."""
+    out: list[int] = []
+    total = 0
+    mark = 0
+    for d in deltas:
+        total += d
+        if total >= mark + min_growth:
+            out.append(total - mark)
+            mark = total
+    return out
 
 
 def series_shape(
