@@ -156,3 +156,14 @@ def test_thread_starts_sees_threads_joined_before_the_reading() -> None:
     assert before >= 0 and thread_starts() == before + 3
     threading.Thread(target=time.sleep, args=(0,), name="named").start()
     assert thread_starts() == before + 3  # a thread named by its caller is not numbered
+
+
+def test_thread_starts_sees_a_thread_pool_made_and_shut_down() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from memscope.testing._probe import thread_starts
+
+    before = thread_starts()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(time.sleep, 0).result()
+    assert thread_starts() == before + 1

@@ -44,13 +44,23 @@ def malloc_in_use() -> int:
 
 
 def thread_starts() -> int:
-    """How many threads got a default name (``Thread-N``) so far, or -1 if unknown.
+    """How many threads were numbered so far, or -1 if unknown.
 
-    ``threading`` numbers every thread it names itself from one counter; a thread started
-    and joined within a run leaves no other trace at the next reading.
+    ``threading`` numbers every thread it names itself (``Thread-N``) from one counter, and
+    ``ThreadPoolExecutor`` every pool it names; a thread started and joined within a run
+    (or a pool made and shut down) leaves no other trace at the next reading.
     """
-    counter = getattr(getattr(threading, "_counter", None), "__self__", None)
-    text = repr(counter)
+    total = _count_of(getattr(threading, "_counter", None))
+    if total < 0:
+        return -1
+    pools = sys.modules.get("concurrent.futures.thread")
+    executor = getattr(pools, "ThreadPoolExecutor", None)
+    return total + max(0, _count_of(getattr(executor, "_counter", None)))
+
+
+def _count_of(counter: object) -> int:
+    """The next value of an ``itertools.count().__next__``, or -1 if it is not one."""
+    text = repr(getattr(counter, "__self__", None))
     if not (text.startswith("count(") and text.endswith(")")):
         return -1
     try:
