@@ -8,12 +8,14 @@ chains into words.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 import types
 from dataclasses import dataclass, field
 
 from ..collectors._chains import Walk
+from ._forward import Near, all_classes
 from ._labels import edge_label, is_a, short_type, summary
 from ._roots import RANK_CALLER, Root, Roots
 
@@ -21,6 +23,8 @@ __all__ = ["Chain", "Search", "search"]
 
 # after the first chain from a real root, look this many levels further for alternatives
 _SLACK_LEVELS = 3
+# at most this many meetings of the climb with the forward levels become chains
+_MEETINGS_USED = 32
 
 
 @dataclass(frozen=True)
@@ -63,32 +67,48 @@ def search(
     deadline: float,
     graph_nodes: int = 40,
 ) -> Search:
-    """Breadth-first from ``target`` up its referrers until ``max_chains`` roots are met."""
+    """Breadth-first from ``target`` up its referrers until ``max_chains`` roots are met.
+
+    The climb meets the forward levels of :class:`Near` on the way: an object found there
+    completes a chain at once, and the levels' depth ``D`` proves, after ``B`` levels of
+    climbing, that every chain of up to ``B + D + 1`` references has been seen.
+    """
     started = time.monotonic()
     result = Search()
-    walk: Walk[Root] = Walk([target], roots.get, {id(roots.held), id(roots.by_id), id(result)})
-    best_depth: int | None = None
+    near = Near(_sources(roots), deadline)
+    skip = {id(roots.held), id(roots.by_id), id(roots.objects), id(result), *near.ids()}
+    walk: Walk[Root] = Walk([target], roots.get, skip)
+    joined = _Joined(near, walk, roots, skip, max_depth)
+    joined.meet([target])
+    first: int | None = None  # the level of the climb where the first chain showed
     try:
         while walk.frontier and walk.depth < max_depth:
             if time.monotonic() > deadline:
                 result.partial = True
                 break
-            if best_depth is not None and walk.depth >= best_depth + _SLACK_LEVELS:
+            hits = joined.hits()
+            if first is None and any(h[0] < RANK_CALLER for h in hits):
+                first = walk.depth
+            if first is not None and walk.depth >= first + _SLACK_LEVELS:
                 break
-            if sum(1 for h in walk.hits if h.root.rank < RANK_CALLER) >= max_chains:
+            proven = walk.depth + near.complete + 1  # no chain this short was missed
+            if len({(h[2], h[3]) for h in hits if h[0] < RANK_CALLER and h[1] <= proven}) >= (
+                max_chains
+            ):
                 break
-            met = walk.step(deadline)
-            if best_depth is None and any(h.root.rank < RANK_CALLER for h in met):
-                best_depth = walk.depth
+            walk.step(deadline)
+            joined.meet(walk.frontier)
             if time.monotonic() > deadline and walk.frontier:
                 result.partial = True
                 break
-        hits = [(h.root.rank, h.depth, h.rid, h.child, h.root) for h in walk.hits]
-        if walk.frontier and walk.depth >= max_depth and not any(h[0] < RANK_CALLER for h in hits):
+        hits = joined.hits()
+        good = any(h[0] < RANK_CALLER for h in hits)
+        if walk.frontier and walk.depth >= max_depth and not good:
             result.partial = True
         result.depth = walk.depth
         result.visited = len(walk.keep)
         hits.sort(key=lambda h: (h[0], h[1]))
+        hits = _distinct(hits)
         parent, keep = walk.parent, walk.keep
         for _, _, start, held, root in hits[:max_chains]:
             path = [keep[start], *(_path(held, parent, keep) if held is not None else [])]
@@ -100,8 +120,84 @@ def search(
         _graph(result, hits[:max_chains], parent, keep, graph_nodes)
     finally:
         walk.release()
+        near.release()
+        joined.release()
     result.seconds = time.monotonic() - started
     return result
+
+
+def _sources(roots: Roots) -> list[object]:
+    """Every root of the first rank, and every class (a class is always a root)."""
+    ranked = [obj for oid, obj in roots.objects.items() if roots.by_id[oid].rank < RANK_CALLER]
+    return [*ranked, *all_classes()]
+
+
+_HitRow = tuple[int, int, int, "int | None", Root]  # (rank, length, root id, its child, root)
+
+
+class _Joined:
+    """The chains the climb (``walk``) and the forward levels (``near``) make together."""
+
+    def __init__(
+        self, near: Near, walk: Walk[Root], roots: Roots, skip: set[int], max_depth: int
+    ) -> None:
+        self.near, self.walk, self.roots, self.skip = near, walk, roots, skip
+        self.max_depth = max_depth
+        self.met: list[_HitRow] = []  # chains through an object both walks reached
+        skip.add(id(self.met))
+
+    def meet(self, objs: list[object]) -> None:
+        """Join each of ``objs`` (just reached by the climb) that a forward level holds."""
+        depth = self.walk.depth
+        for obj in objs:
+            if len(self.met) >= _MEETINGS_USED:
+                return
+            level = self.near.depth(obj, len(objs))
+            if level is None or level == 0 or depth + level > self.max_depth:
+                continue
+            row = self._join(obj, level, depth + level)
+            if row is not None:
+                self.met.append(row)
+
+    def _join(self, obj: object, level: int, total: int) -> _HitRow | None:
+        """The forward part (root down to ``obj``) joins the climb's ``parent`` links."""
+        down = self.near.path(obj, level, self.skip)
+        if down is None:
+            return None
+        root = self.roots.get(down[0])
+        if root is None:
+            return None
+        parent, keep = self.walk.parent, self.walk.keep
+        keep.setdefault(id(down[0]), down[0])
+        for upper, lower in itertools.pairwise(down[1:]):
+            if id(upper) in parent:
+                break  # the climb knows the way down from here
+            keep.setdefault(id(upper), upper)
+            parent[id(upper)] = id(lower)
+        return (root.rank, total, id(down[0]), id(down[1]), root)
+
+    def hits(self) -> list[_HitRow]:
+        """Every chain known now: roots the climb met, then the joined ones."""
+        rows: list[_HitRow] = [
+            (h.root.rank, h.depth, h.rid, h.child, h.root) for h in self.walk.hits
+        ]
+        return rows + self.met
+
+    def release(self) -> None:
+        """Drop the rows (they hold no objects, only ids and roots)."""
+        self.met.clear()
+
+
+def _distinct(hits: list[_HitRow]) -> list[_HitRow]:
+    """Each (root, first hop) once: a chain met twice on its way down is one chain."""
+    seen: set[tuple[int, int | None]] = set()
+    out = []
+    for hit in hits:
+        key = (hit[2], hit[3])
+        if key not in seen:
+            seen.add(key)
+            out.append(hit)
+    return out
 
 
 def _path(rid: int, parent: dict[int, int], keep: dict[int, object]) -> list[object]:

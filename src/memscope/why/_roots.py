@@ -41,6 +41,14 @@ class Roots:
 
     by_id: dict[int, Root] = field(default_factory=dict)
     held: list[object] = field(default_factory=list)  # frames made by sys._current_frames()
+    objects: dict[int, object] = field(default_factory=dict)  # id -> the root object itself
+
+    def add(self, obj: object, root: Root, *, replace: bool = True) -> None:
+        """Record ``obj`` as ``root`` (keeping the object while the search runs)."""
+        if not replace and id(obj) in self.by_id:
+            return
+        self.by_id[id(obj)] = root
+        self.objects[id(obj)] = obj
 
     def get(self, obj: object) -> Root | None:
         """The root ``obj`` is, if it is one (a class is always one)."""
@@ -55,6 +63,7 @@ class Roots:
         """Drop the frames and tasks held for the search."""
         self.held.clear()
         self.by_id.clear()
+        self.objects.clear()
 
 
 def _class_name(cls: object) -> str:
@@ -78,14 +87,13 @@ def _thread_names() -> dict[int, str]:
 def find_roots() -> Roots:
     """Every root of this process, now."""
     roots = Roots()
-    by_id = roots.by_id
     for name, module in list(sys.modules.items()):
         if module is None or not is_a(module, types.ModuleType):
             continue
         namespace = instance_dict(module)
         if namespace is not None and type(name) is str:
-            by_id[id(namespace)] = Root("module", f"module {name}")
-    by_id[id(sys.modules)] = Root("sys.modules", "sys.modules")
+            roots.add(namespace, Root("module", f"module {name}"))
+    roots.add(sys.modules, Root("sys.modules", "sys.modules"))
     _add_thread_frames(roots)
     _add_tasks(roots)
     _add_callbacks(roots)
@@ -102,8 +110,7 @@ def _add_thread_frames(roots: Roots) -> None:
             if not is_ours(frame):
                 rank = RANK_CALLER if ident == me else RANK_ROOT
                 text = f"thread {thread} frame {frame_text(frame)}"
-                roots.by_id[id(frame)] = Root("thread", text, rank)
-                roots.held.append(frame)
+                roots.add(frame, Root("thread", text, rank))
                 if ident != me and frame.f_code.co_flags & _CO_OPTIMIZED:
                     # (3.11) the gc does not traverse a running frame's locals; the snapshot
                     # dict f_locals makes is traversed, so the search meets it as a referrer.
@@ -111,8 +118,7 @@ def _add_thread_frames(roots: Roots) -> None:
                     # and a snapshot there would outlive this call holding the object.
                     snapshot = frame_locals(frame)
                     if snapshot:
-                        roots.by_id[id(snapshot)] = Root("frame", text, rank)
-                        roots.held.append(snapshot)
+                        roots.add(snapshot, Root("frame", text, rank))
             frame = frame.f_back
         del frame
 
@@ -131,8 +137,7 @@ def _add_tasks(roots: Roots) -> None:
         text = f"pending asyncio task {key_text(name)}"
         if type(what) is str:
             text += f" running {what}()"
-        roots.by_id[id(task)] = Root("task", text)
-        roots.held.append(task)
+        roots.add(task, Root("task", text))
 
 
 def _add_callbacks(roots: Roots) -> None:
@@ -148,13 +153,11 @@ def _add_callbacks(roots: Roots) -> None:
             if handler is None or type(handler) is int or is_a(handler, int):
                 continue
             text = f"signal handler {label} ({_callable_text(handler)})"
-            roots.by_id.setdefault(id(handler), Root("signal", text))
-            roots.held.append(handler)
+            roots.add(handler, Root("signal", text), replace=False)
     for what, hook in (("trace", sys.gettrace()), ("profile", sys.getprofile())):
         if hook is not None:
             text = f"sys.set{what}() hook ({_callable_text(hook)})"
-            roots.by_id.setdefault(id(hook), Root("trace", text))
-            roots.held.append(hook)
+            roots.add(hook, Root("trace", text), replace=False)
 
 
 def _callable_text(fn: object) -> str:
