@@ -76,7 +76,7 @@ def search(
     started = time.monotonic()
     result = Search()
     near = Near(_sources(roots), deadline)
-    skip = {id(roots.held), id(roots.by_id), id(roots.objects), id(result), *near.ids()}
+    skip = {id(roots.by_id), id(roots.objects), id(result), *near.ids()}
     walk: Walk[Root] = Walk([target], roots.get, skip)
     joined = _Joined(near, walk, roots, skip, max_depth)
     joined.meet([target])

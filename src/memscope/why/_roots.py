@@ -40,8 +40,8 @@ class Roots:
     """Roots by id, with the objects that must stay alive while the search runs."""
 
     by_id: dict[int, Root] = field(default_factory=dict)
-    held: list[object] = field(default_factory=list)  # frames made by sys._current_frames()
-    objects: dict[int, object] = field(default_factory=dict)  # id -> the root object itself
+    # id -> the root object itself (frames made by sys._current_frames() live as long)
+    objects: dict[int, object] = field(default_factory=dict)
 
     def add(self, obj: object, root: Root, *, replace: bool = True) -> None:
         """Record ``obj`` as ``root`` (keeping the object while the search runs)."""
@@ -61,7 +61,6 @@ class Roots:
 
     def release(self) -> None:
         """Drop the frames and tasks held for the search."""
-        self.held.clear()
         self.by_id.clear()
         self.objects.clear()
 
