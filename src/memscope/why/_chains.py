@@ -170,9 +170,9 @@ class _Joined:
         parent, keep = self.walk.parent, self.walk.keep
         keep.setdefault(id(down[0]), down[0])
         for upper, lower in itertools.pairwise(down[1:]):
-            if id(upper) in parent:
-                break  # the climb knows the way down from here
-            keep.setdefault(id(upper), upper)
+            if id(upper) in keep:
+                break  # the climb reached it (or it is the object): its way down is known
+            keep[id(upper)] = upper
             parent[id(upper)] = id(lower)
         return (root.rank, total, id(down[0]), id(down[1]), root)
 
