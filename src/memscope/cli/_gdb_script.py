@@ -153,6 +153,26 @@ def _buffer(gdb: Any, code: bytes) -> int:
     return address
 
 
+def _cannot_restore(gdb: Any) -> str | None:
+    """gdb's error if it cannot write the registers a call saves and restores, else None.
+
+    gdb 13 on some kernels with AMX CPUs reads the extended state but cannot write it
+    back: a call then leaves the thread with a syscall that was never restarted (a
+    sleeping target dies of EINTR-like errors). One SSE register is written and put back
+    first, while the thread is stopped, so such a gdb is refused before any call.
+    """
+    try:
+        before = int(gdb.parse_and_eval("$xmm0.v4_int32[0]"))
+    except gdb.error:
+        return None  # no SSE registers (not x86-64): nothing of the kind to check
+    try:
+        gdb.execute(f"set var $xmm0.v4_int32[0] = {before ^ 1}", to_string=True)
+    except gdb.error as exc:
+        return str(exc)
+    gdb.execute(f"set var $xmm0.v4_int32[0] = {before}", to_string=True)
+    return None
+
+
 def main(gdb: Any) -> None:
     """Run the plan inside gdb; every outcome is a MEMSCOPE line."""
     with open(os.environ["MEMSCOPE_GDB_PLAN"]) as fh:
@@ -174,6 +194,10 @@ def main(gdb: Any) -> None:
             missing.append(name)
     if missing:
         say("NOT-CPYTHON", ", ".join(missing))
+        return
+    refused = _cannot_restore(gdb)
+    if refused is not None:
+        say("FAILED", refused.replace("\n", " "))
         return
     version = gdb.parse_and_eval("(char*)Py_GetVersion()").string()
     say("VERSION", version.split()[0] if version else "?")

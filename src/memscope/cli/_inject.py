@@ -210,6 +210,18 @@ def _gdb_pass(gdb: str, pid: int, plan_path: str, timeout: float) -> dict[str, s
     return said
 
 
+def _failure(said: str) -> str:
+    """gdb's reason for a failed call, with what to do where the cause is known."""
+    if "extended state" in said:
+        # gdb cannot set up any call in the target: the process was not changed
+        return (
+            f"{said} (this gdb cannot write this CPU's extended registers on this kernel, "
+            "so it cannot call a function in any process; the target was not touched; "
+            "a newer gdb, or Python 3.14+ with sys.remote_exec, avoids it)"
+        )
+    return said
+
+
 def _inject_gdb(pid: int, directory: str, timeout: float) -> str:
     """gdb passes until one injects; returns how ('ensure ...' or 'pending ...')."""
     for attempt in range(BUSY_RETRIES):
@@ -221,7 +233,7 @@ def _inject_gdb(pid: int, directory: str, timeout: float) -> str:
                 GONE,
             )
         if "FAILED" in said:
-            raise CLIError(f"PID {pid}: the injection failed: {said['FAILED']}", GONE)
+            raise CLIError(f"PID {pid}: the injection failed: {_failure(said['FAILED'])}", GONE)
         version = said.get("VERSION", "?")
         ours = f"{sys.version_info.major}.{sys.version_info.minor}"
         if "INJECTED" in said:
