@@ -294,6 +294,63 @@ def test_growth_in_place_is_a_leak(tmp_path: Any) -> None:
     assert found["file"] in feed["sites"]
 
 
+class Churner:
+    """A second thread that swaps 1-8 KiB buffers: malloc'd bytes move all along."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="churner", daemon=True)
+
+    def run(self) -> None:
+        ring: list[bytes] = [b""] * 16  # up to 16 buffers alive at once, sizes all over
+        size = 1000
+        k = 0
+        while not self.stop.is_set():
+            ring[k % 16] = bytes(size)
+            self.stop.wait(0.0002)
+            size = 1000 + (size * 7919) % 7000
+            k += 1
+
+    def __enter__(self) -> Churner:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+class Log:
+    """An old object whose text grows by 600 B a call (a new, bigger str each time)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.last: list[int] = []
+
+    def log(self) -> None:
+        self.text += "GET /items 200 " * 40
+
+    def bounded(self) -> None:
+        self.text = "GET /items 200 " * 40
+        self.last[:] = [len(self.text)]
+
+
+def test_growth_in_place_is_found_while_another_thread_allocates() -> None:
+    # the other thread's buffers drown the 600 B a round in malloc'd bytes; the check
+    # then asks the complete census, which sees the str's bytes grow every round
+    log = Log()
+    with Churner(), pytest.raises(memscope.MemoryGrowthError) as info:
+        assert_no_growth(log.log)
+    report = info.value.report
+    assert "str" in [row.type for row in report.grew_bytes], report
+    assert "census" in report.passes
+    # the same thread beside code that keeps nothing: no leak
+    with Churner():
+        for _ in range(3):
+            quiet = assert_no_growth(log.bounded)
+            assert not quiet.leaked, quiet
+
+
 def test_a_wrapped_coroutine_is_refused_not_silently_passed() -> None:
     async def work() -> None:
         await asyncio.sleep(0)

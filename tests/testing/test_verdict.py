@@ -16,7 +16,13 @@ from memscope.testing._options import CheckOptions
 from memscope.testing._readings import Readings, TypeReadings
 from memscope.testing._report import AllocationSite
 from memscope.testing._shape import series_shape
-from memscope.testing._verdict import chunk_churn, kept_bytes, verdict, wants_more
+from memscope.testing._verdict import (
+    chunk_churn,
+    kept_bytes,
+    screen_blurred,
+    verdict,
+    wants_more,
+)
 
 WARMUP = 2
 ROUNDS = 5
@@ -354,3 +360,28 @@ def test_malloc_growth_that_is_not_chunk_churn_counts_alone(deltas: list[int]) -
     assert not chunk_churn(kept, 1)
     report = judge(malloc_only(deltas, threads_started=True))
     assert report.leaked, report.format()
+
+
+# malloc'd bytes of a str growing by 600 B a call in an old object, read while a second
+# thread made and dropped 1-8 KiB buffers (measured, /tmp run of Appender.log): the kept
+# total even fell
+BLURRED = [-3248, 592, -2864, 384, -400, 1120]
+
+
+def test_other_threads_moving_malloc_blur_the_screen() -> None:
+    opts = CheckOptions.build(warmup=WARMUP, rounds=len(BLURRED))
+    alone = malloc_only(BLURRED)
+    assert not judge(alone).leaked  # as a series, noise: the screen alone passes it
+    assert not screen_blurred(alone, opts)  # and with no other thread nothing blurred it
+    # a second thread alive all along (two threads at every reading)
+    crowded = replace(alone, threads=[2] * len(alone.threads or []))
+    assert screen_blurred(crowded, opts)
+    # threads started and joined within the runs count too
+    assert screen_blurred(malloc_only(BLURRED, threads_started=True), opts)
+    # nothing moved beyond a small chunk: nothing to hide
+    assert not screen_blurred(replace(malloc_only([8, -8, 0, 16, 0, -16]), threads=[2] * 9), opts)
+    # census off: nobody to ask
+    assert not screen_blurred(crowded, CheckOptions.build(rounds=len(BLURRED), census=False))
+    # threads not counted process-wide: the screen cannot tell, and is trusted
+    started = CheckOptions.build(rounds=len(BLURRED), threads="started")
+    assert not screen_blurred(replace(alone, threads=[0] * 9), started)

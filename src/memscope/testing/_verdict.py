@@ -14,6 +14,7 @@ __all__ = [
     "SMALL_CHUNK_BYTES",
     "chunk_churn",
     "kept_bytes",
+    "screen_blurred",
     "threads_came_and_went",
     "verdict",
     "wants_more",
@@ -93,6 +94,24 @@ def threads_came_and_went(readings: Readings) -> bool:
     starts = readings.thread_starts
     w, r = readings.warmup, readings.rounds
     return starts is not None and len(starts) > w + r and starts[w + r] > starts[w]
+
+
+def screen_blurred(readings: Readings, opts: CheckOptions) -> bool:
+    """Whether other threads may have hidden growth of old objects from the screen.
+
+    The screen sees old containers' new strs and buffers only through malloc'd bytes,
+    which count the whole process: while another thread allocates, its buffers come and
+    go between readings and a str that grows by a few hundred bytes a call reads as
+    noise (its kept total can even fall). When other threads ran (or were started) and
+    malloc'd bytes moved by more than a small chunk in all, the complete census is
+    asked, which counts by type.
+    """
+    malloc = _series(readings).get("malloc_bytes")
+    if malloc is None or not opts.census:
+        return False
+    others = readings.threads is not None and opts.threads == "process"
+    crowded = (others and max(readings.threads or [0]) > 1) or threads_came_and_went(readings)
+    return crowded and sum(map(abs, malloc)) > max(opts.min_growth_bytes, SMALL_CHUNK_BYTES)
 
 
 def chunk_churn(kept: Sequence[int], min_growth: int) -> bool:
