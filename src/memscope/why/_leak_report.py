@@ -11,7 +11,7 @@ from typing import Any
 
 from .._base.units import format_bytes
 
-__all__ = ["CycleGroup", "GarbageGroup", "Growth", "LeakReport"]
+__all__ = ["CycleGroup", "GarbageGroup", "Growth", "LeakReport", "UnreachedGroup"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,19 @@ class GarbageGroup:
     count: int
     size_bytes: int
     sample: str = ""  # the cycle one of them is in, in words, when it is in one
+
+
+@dataclass(frozen=True)
+class UnreachedGroup:
+    """Objects of one type alive but reached from no root: held by a reference from C."""
+
+    type: str
+    count: int  # entry points (held from C, by no other unreached object) at the last pass
+    objects: int  # they and the tracked objects only they hold
+    size_bytes: int  # sys.getsizeof of those objects
+    why: str  # "grew" (more entry points than at the first pass) or "program type"
+    first_count: int = 0  # entry points at the first pass
+    sample: str = ""  # what only they hold, by type: "they hold 500 dict, 500 list"
 
 
 @dataclass(frozen=True)
@@ -75,11 +88,17 @@ class LeakReport:
     partial: bool = False  # the timeout stopped the check before its last census
     history_snapshots: int = 0  # snapshots of the Monitor given as ``monitor=`` (0: none)
     notes: list[str] = field(default_factory=list)
+    # held from C (no root reaches them): the flagged groups, largest first, at most ``limit``
+    unreached: list[UnreachedGroup] = field(default_factory=list)
+    held_from_c_objects: int = 0  # the rest: the interpreter's steady state, not a leak
+    held_from_c_types: int = 0
+    unreached_checked: bool = False  # both unreached passes ran to the end
+    unreached_seconds: float = 0.0  # the two passes together
 
     @property
     def clean(self) -> bool:
-        """Nothing found: no cycles freed, no gc.garbage, nothing growing."""
-        return not (self.cycle_objects or self.garbage_objects or self.growing)
+        """Nothing found: no cycles freed, no gc.garbage, nothing growing or held from C."""
+        return not (self.cycle_objects or self.garbage_objects or self.growing or self.unreached)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of the report (the rows are already bounded by ``limit``)."""
@@ -89,6 +108,7 @@ class LeakReport:
             "growing": [
                 {**asdict(g), "counts": list(g.counts), "growth": g.growth} for g in self.growing
             ],
+            "unreached": [asdict(u) for u in self.unreached],
         }
         for name in (
             "cycle_objects",
@@ -101,6 +121,10 @@ class LeakReport:
             "seconds",
             "partial",
             "history_snapshots",
+            "held_from_c_objects",
+            "held_from_c_types",
+            "unreached_checked",
+            "unreached_seconds",
         ):
             out[name] = getattr(self, name)
         out["clean"] = self.clean
@@ -132,6 +156,21 @@ class LeakReport:
                 lines.append(f"  {g.count:>9,}  {format_bytes(g.size_bytes):>10}  {g.type}")
                 if g.sample:
                     lines.append(f"             cycle: {g.sample}")
+        if self.unreached:
+            lines.append("held from C: alive, but no root reaches them (a reference no Python")
+            lines.append("object owns, such as a C extension's Py_INCREF without its Py_DECREF)")
+            for u in self.unreached:
+                why = (
+                    f"grew {u.first_count:,} -> {u.count:,} between the passes"
+                    if u.why == "grew"
+                    else "the program's type, unreached at both passes"
+                )
+                lines.append(
+                    f"  {u.count:>9,}  {format_bytes(u.size_bytes):>10}  {u.type}"
+                    f" ({u.objects:,} objects): {why}"
+                )
+                if u.sample:
+                    lines.append(f"             {u.sample}")
         checked = [g for g in self.growing if g.source != "history"]
         history = [g for g in self.growing if g.source == "history"]
         if checked:
@@ -150,6 +189,16 @@ class LeakReport:
             lines.append(
                 f"no leaks found: no reference cycles to free, gc.garbage empty, nothing grew"
                 f" at each of {self.censuses} censuses"
+                + (
+                    ", nothing new or of the program's held from C"
+                    if self.unreached_checked
+                    else ""
+                )
+            )
+        if self.unreached_checked:
+            lines.append(
+                f"held from C, steady: {self.held_from_c_objects:,} objects in"
+                f" {self.held_from_c_types:,} types (the interpreter's own state, not a leak)"
             )
         if self.partial:
             lines.append("partial: the timeout stopped the check early")

@@ -6,7 +6,11 @@ Three answers from one check of ``rounds`` censuses ``interval`` apart:
 - ``garbage``: what ``gc.garbage`` holds: found unreachable, never freed;
 - ``growing``: types, containers and tracked objects that grew at every census
   (``_leak_growth``), each with who holds it; given ``monitor=``, also those that grew
-  steadily over the Monitor's kept history (its trends, and the same rule for containers).
+  steadily over the Monitor's kept history (its trends, and the same rule for containers);
+- ``unreached``: objects alive that no root reaches, held by a reference from C
+  (``_leak_unreached``): a pass before the first census and one after the last; a type is
+  flagged when it grew between them or is the program's own and in both, the rest is the
+  interpreter's steady state (``held_from_c_objects``).
 The gc's debug flags, ``gc.garbage`` and ``gc.callbacks`` are left exactly as they were,
 whatever happens; the report holds words and numbers only.
 """
@@ -14,6 +18,7 @@ whatever happens; the report holds words and numbers only.
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,7 +28,8 @@ from .._base import tracking
 from .._base.validate import check_int, check_number
 from ._leak_cycles import AutoCounter, CycleTally, garbage_rows
 from ._leak_growth import GrowthWatch, history_growth
-from ._leak_report import CycleGroup, GarbageGroup, LeakReport
+from ._leak_report import CycleGroup, GarbageGroup, LeakReport, UnreachedGroup
+from ._leak_unreached import PassResult, judge, unreached_pass
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
@@ -85,14 +91,19 @@ def check(
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    unreached: bool = True,
 ) -> LeakReport:
-    """The check behind :func:`find_leaks`, with the clock and the wait injectable."""
+    """The check behind :func:`find_leaks`, with the clock and the wait injectable.
+
+    ``unreached=False`` leaves out the two passes looking for what is held from C.
+    """
     started = clock()
     deadline = started + timeout
     counter = AutoCounter()
     tally = CycleTally(counter)
     watch = GrowthWatch()
     partial = False
+    passes: list[PassResult] = []
     counter.install()
     try:
         for i in range(rounds + 1):
@@ -108,6 +119,14 @@ def check(
             # (cheap: what was made since) between them
             if i == 0:
                 tally.collect(last=False)
+                if unreached:
+                    # before the watch follows the longest containers (some of them the
+                    # interpreter's own, held from C), and again once it let go of them;
+                    # at most a third of the timeout, so the censuses keep their time
+                    first_deadline = min(deadline, started + timeout / 3)
+                    passes.append(
+                        unreached_pass(deadline=first_deadline, caller=sys._getframe(), clock=clock)
+                    )
                 # what the collection found is held in lists of the tally: following one
                 # of them would keep it alive past the tally's last collection
                 watch.start({id(tally.held), *map(id, tally.held)})
@@ -121,6 +140,9 @@ def check(
                 break
         tally.finish()
         growing = watch.growing(limit)
+        watch.release()
+        if passes and passes[0].complete:
+            passes.append(unreached_pass(deadline=deadline, caller=sys._getframe(), clock=clock))
     finally:
         tally.finish()
         counter.remove()
@@ -146,6 +168,7 @@ def check(
         notes.append(f"automatic collections found {counter.uncollectable:,} uncollectable objects")
     if len(order) > limit:
         notes.append(f"{len(order) - limit:,} more types in cycles not shown (limit={limit})")
+    held, held_objects, held_types, checked = _held_from_c(passes, limit, notes)
     return LeakReport(
         cycles=cycles,
         garbage=[GarbageGroup(*row) for row in rows[:limit]],
@@ -160,4 +183,31 @@ def check(
         seconds=clock() - started,
         partial=partial,
         notes=notes,
+        unreached=held,
+        held_from_c_objects=held_objects,
+        held_from_c_types=held_types,
+        unreached_checked=checked,
+        unreached_seconds=sum(p.seconds for p in passes),
     )
+
+
+def _held_from_c(
+    passes: list[PassResult], limit: int, notes: list[str]
+) -> tuple[list[UnreachedGroup], int, int, bool]:
+    """The flagged groups (at most ``limit``), the steady rest, and whether both passes ran."""
+    if not passes:
+        return [], 0, 0, False
+    if len(passes) < 2 or not passes[-1].complete:
+        notes.append(
+            "partial: the timeout stopped the search for what is held from C"
+            f" ({'first' if len(passes) < 2 else 'second'} pass); nothing is reported of it"
+        )
+        return [], 0, 0, False
+    verdict = judge(passes[0], passes[-1])
+    rows = [
+        UnreachedGroup(g.type, g.entries, g.objects, g.size_bytes, why, first, g.sample)
+        for g, why, first in verdict.flagged
+    ]
+    if len(rows) > limit:
+        notes.append(f"{len(rows) - limit:,} more types held from C not shown (limit={limit})")
+    return rows[:limit], verdict.steady_objects, verdict.steady_types, True

@@ -1,0 +1,377 @@
+"""Objects alive that no root reaches: held by a reference no Python object owns.
+
+After a full collection every object alive is reachable from something. The roots
+Python code can see are the module namespaces (and ``sys.modules``), every class, the
+frames of every thread (their locals read as ``f_locals`` snapshots), pending asyncio
+tasks and the callbacks C keeps (signal handlers, trace hooks). An object no chain from
+those reaches is held from C: by the interpreter's own state (a subclass table, the
+copies of built-in modules' namespaces, the codec registry), or by a C extension that
+took a reference and never gave it back (``Py_INCREF`` without its ``Py_DECREF``).
+
+One pass (:func:`unreached_pass`):
+1. ``gc.get_objects()``, then a forward walk from the roots, level by level in C
+   (``gc.get_referents`` of a whole level at once); code objects are not tracked by the
+   gc, so the constants of every function's, frame's and generator's code are followed
+   by hand, and so are the namespaces of the built-in (static) types;
+2. what the walk did not reach is the unreached set ``U``; the references to a member of
+   ``U`` that no tracked object accounts for (``sys.getrefcount`` less the references
+   from ``U`` itself and the pass's own, measured on a sentinel held the same way) are
+   references from C. A member of ``U`` with such references is an entry point (one no
+   other unreached object refers to, when there is one; any for a cycle);
+3. each entry point's group (by type) takes what it holds that nothing reached holds.
+   An unreached object no entry point holds was freed meanwhile (the pass held it): it
+   is left out.
+The pass returns counts and words only (:class:`PassResult`) and keeps nothing.
+:func:`judge` compares two passes: a type is flagged when its count of entry points
+grew between them, or when it is the program's own (not builtins, not the standard
+library) and unreached in both; everything else is the interpreter's steady state.
+"""
+
+from __future__ import annotations
+
+import builtins
+import gc
+import itertools
+import operator
+import sys
+import threading
+import time
+import types
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .._base.aio import live_tasks
+from .._base.units import type_name
+from ._forward import all_classes
+from ._leak_cycles import size_of
+
+__all__ = ["PassResult", "TypeUnreached", "Verdict", "is_program_type", "judge", "unreached_pass"]
+
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by a class statement (or type())
+_CODE_OF: dict[type, Callable[[object], object]] = {
+    types.FunctionType: operator.attrgetter("__code__"),
+    types.FrameType: operator.attrgetter("f_code"),
+    types.GeneratorType: operator.attrgetter("gi_code"),
+    types.CoroutineType: operator.attrgetter("cr_code"),
+    types.AsyncGeneratorType: operator.attrgetter("ag_code"),
+}
+_HOLDS_CODE = frozenset(_CODE_OF)
+_MODULE = type.__dict__["__module__"]
+_SAMPLE_TYPES = 3  # types named in a group's sample
+
+
+@dataclass(frozen=True)
+class TypeUnreached:
+    """Entry points of one type that no root reaches, with what only they hold."""
+
+    type: str
+    entries: int  # unreached objects held from C
+    objects: int  # the entries and the tracked objects only they hold
+    size_bytes: int  # sys.getsizeof of those objects
+    program: bool  # the type is the program's or a third party's (not builtins/stdlib)
+    sample: str = ""  # what only they hold, by type: "they hold 500 dict, 500 list"
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """One unreached pass: groups by entry type (largest first), or why there are none."""
+
+    groups: list[TypeUnreached] = field(default_factory=list)
+    objects: int = 0  # tracked objects alive when the pass began
+    reached: int = 0  # of those, how many a root reaches
+    seconds: float = 0.0
+    complete: bool = True  # False: the deadline stopped the walk (no groups then)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The groups flagged as leaks and the steady rest, from two passes."""
+
+    flagged: list[tuple[TypeUnreached, str, int]]  # (last pass's group, why, first entries)
+    steady_objects: int
+    steady_types: int
+
+
+def is_program_type(module: str) -> bool:
+    """Whether a type of ``module`` is the program's or a third party's (not Python's own)."""
+    top = module.split(".", 1)[0]
+    return top != "builtins" and top not in sys.stdlib_module_names
+
+
+def _module_of(tp: type) -> str:
+    try:
+        mod = _MODULE.__get__(tp)
+    except Exception:
+        return "?"
+    return mod if type(mod) is str else "?"
+
+
+class _Consts:
+    """The tracked ``co_consts`` tuples of the code objects met (the gc never sees them)."""
+
+    def __init__(self) -> None:
+        self.codes: dict[int, object] = {}  # held while the pass runs, so ids stay unique
+
+    def of(self, objs: Iterable[object]) -> list[object]:
+        """Tuples of constants of the code of ``objs`` (functions, frames, generators)."""
+        stack: list[object] = []
+        for holder in objs:
+            get = _CODE_OF.get(type(holder))
+            if get is not None:
+                try:
+                    stack.append(get(holder))
+                except Exception:
+                    continue
+        found: list[object] = []
+        codes = self.codes
+        while stack:
+            code = stack.pop()
+            if type(code) is not types.CodeType or id(code) in codes:
+                continue
+            codes[id(code)] = code
+            consts = code.co_consts
+            if gc.is_tracked(consts):
+                found.append(consts)
+            stack.extend(c for c in consts if type(c) is types.CodeType)
+        code = None
+        return found
+
+    def release(self) -> None:
+        """Drop the code objects held."""
+        self.codes.clear()
+
+
+def _holders(objs: list[object]) -> list[object]:
+    """The functions, frames and generators of ``objs`` (found in C)."""
+    return list(itertools.compress(objs, map(_HOLDS_CODE.__contains__, map(type, objs))))
+
+
+def _frames_from(frame: types.FrameType | None, out: list[object]) -> None:
+    """A frame and those below it, with their namespaces and locals (a snapshot each)."""
+    while frame is not None:
+        out.append(frame)
+        out.append(frame.f_globals)
+        out.append(frame.f_builtins)
+        # (3.11) the gc does not follow a running frame's locals: f_locals makes a dict
+        # of them, kept on the frame (locals() gives the same one) and refreshed each time
+        try:
+            snapshot = frame.f_locals
+        except Exception:
+            snapshot = None
+        if snapshot is not None:
+            out.append(snapshot)
+        snapshot = None
+        frame = frame.f_back
+
+
+def default_sources(caller: types.FrameType | None) -> list[object]:
+    """The roots: namespaces, classes, threads' frames (from ``caller`` in this one), tasks."""
+    # sys.modules reaches every module and its namespace; the rest is held by C
+    sources: list[object] = [sys.modules, sys.__dict__, builtins.__dict__]
+    sources.extend(t for t in live_tasks() if getattr(t, "_state", "PENDING") == "PENDING")
+    sources.extend(_callbacks())
+    classes = all_classes()
+    sources.extend(classes)
+    for cls in classes:
+        # a built-in (static) type is not tracked: its namespace is reached through it
+        if not type.__dict__["__flags__"].__get__(cls) & _HEAPTYPE:
+            sources.extend(gc.get_referents(type.__dict__["__dict__"].__get__(cls, type)))
+        # its entry in each base's table of subclasses (a weak reference the gc never sees)
+        sources.extend(weakref.getweakrefs(cls))
+    classes = []
+    frames = sys._current_frames()
+    # this thread's frames start at the caller's: the pass's own hold only its work
+    frames.pop(threading.get_ident(), None)
+    for top in frames.values():
+        _frames_from(top, sources)
+    frames.clear()
+    _frames_from(caller, sources)
+    return sources
+
+
+def _callbacks() -> list[object]:
+    """Signal handlers and this thread's trace and profile hooks (C keeps them)."""
+    found: list[object] = [sys.gettrace(), sys.getprofile()]
+    signal = sys.modules.get("signal")
+    if signal is not None:
+        for num in signal.valid_signals():
+            try:
+                found.append(signal.getsignal(num))
+            except (ValueError, OSError):
+                continue
+    return [f for f in found if f is not None and type(f) is not int]
+
+
+def _reach(
+    sources: list[object],
+    seen: set[int],
+    consts: _Consts,
+    deadline: float,
+    clock: Callable[[], float],
+) -> bool:
+    """Add to ``seen`` the id of everything tracked ``sources`` reach; False past ``deadline``."""
+    by_id = {id(o): o for o in sources}
+    fresh = by_id.keys() - seen
+    seen.update(fresh)
+    level = list(map(by_id.__getitem__, fresh))
+    by_id.clear()
+    while level:
+        if clock() > deadline:
+            level = []
+            return False
+        found = list(filter(gc.is_tracked, gc.get_referents(*level)))
+        found += consts.of(_holders(level))
+        by_id = dict(zip(map(id, found), found))
+        found.clear()
+        fresh = by_id.keys() - seen
+        seen.update(fresh)
+        level = list(map(by_id.__getitem__, fresh))
+        by_id.clear()
+    return True
+
+
+def unreached_pass(
+    *,
+    deadline: float,
+    caller: types.FrameType | None = None,
+    sources: Callable[[types.FrameType | None], list[object]] = default_sources,
+    clock: Callable[[], float] = time.monotonic,
+) -> PassResult:
+    """Count, by type, what is alive but reached from no root (see the module docstring).
+
+    ``caller``: the frame this thread's roots begin at (the pass's own frames are left
+    out: what they hold is the pass's work). ``sources`` gives the roots, injectable.
+    """
+    started = clock()
+    everything = gc.get_objects()
+    total = len(everything)
+    seen: set[int] = set()
+    consts = _Consts()
+    roots: list[object] = []
+    try:
+        roots = sources(caller)
+        # the pass's own containers made so far are never walked into, never counted
+        seen.update((id(roots), id(seen), id(consts), id(consts.codes)))
+        done = _reach(roots, seen, consts, deadline, clock)
+        roots = []
+        if not done:
+            return PassResult(objects=total, seconds=clock() - started, complete=False)
+        unreached = _not_in(everything, seen)
+        reached = total - len(unreached)
+        # every reference the pass holds must be one the sentinel of _groups is held by
+        everything.clear()
+        seen.clear()
+        groups = _groups(unreached, consts)
+        unreached = []
+    finally:
+        everything = roots = []
+        seen.clear()
+        consts.release()
+    return PassResult(groups, total, reached, clock() - started)
+
+
+def _not_in(objs: list[object], seen: set[int]) -> list[object]:
+    """The objects of ``objs`` whose id is not in ``seen`` (found in C)."""
+    keep = map(operator.not_, map(seen.__contains__, map(id, objs)))
+    return list(itertools.compress(objs, keep))
+
+
+def _groups(unreached: list[object], consts: _Consts) -> list[TypeUnreached]:
+    """Entry points of ``unreached`` by type, each with what only its group holds."""
+    if not unreached:
+        return []
+    inside = {id(o): o for o in unreached}
+    # references from the unreached themselves (their constants' tuples included)
+    refs = gc.get_referents(*unreached)
+    refs += consts.of(_holders(unreached))
+    internal = Counter(filter(inside.__contains__, map(id, refs)))
+    refs = []
+    # the pass's own references to each, measured on a sentinel held the same ways
+    inside[0] = object()
+    unreached.append(inside[0])
+    counts = list(map(sys.getrefcount, unreached))
+    ours = counts.pop()
+    unreached.pop()
+    del inside[0]
+    held_from_c = [o for o, n in zip(unreached, counts) if n - ours - internal.get(id(o), 0) > 0]
+    counts = []
+    # entry points first: held from C and by no other unreached object
+    primary = [o for o in held_from_c if not internal.get(id(o), 0)]
+    secondary = [o for o in held_from_c if internal.get(id(o), 0)]
+    held_from_c = []
+    claimed: set[int] = set()
+    by_type: dict[int, list[object]] = {}
+    names: dict[int, type] = {}
+    rows: list[TypeUnreached] = []
+    for batch in (primary, secondary):
+        by_type.clear()
+        for o in batch:
+            if id(o) not in claimed:
+                by_type.setdefault(id(type(o)), []).append(o)
+                names[id(type(o))] = type(o)
+        o = None
+        for tid in sorted(by_type, key=lambda t: len(by_type[t]), reverse=True):
+            entries = [o for o in by_type[tid] if id(o) not in claimed]
+            if entries:
+                rows.append(_claim(names[tid], entries, inside, claimed))
+            entries = []
+    by_type.clear()
+    names.clear()
+    primary = secondary = []
+    inside.clear()
+    rows.sort(key=lambda r: (r.size_bytes, r.objects), reverse=True)
+    return rows
+
+
+def _claim(
+    tp: type,
+    entries: list[object],
+    inside: dict[int, object],
+    claimed: set[int],
+) -> TypeUnreached:
+    """The group of ``entries``: them and the unreached below them no group claimed yet."""
+    name = type_name(tp)
+    program = is_program_type(_module_of(tp))
+    count = len(entries)
+    claimed.update(map(id, entries))
+    size = sum(map(size_of, entries))
+    below: Counter[str] = Counter()
+    objects = count
+    level = entries
+    while level:
+        found = gc.get_referents(*level)
+        fresh = {id(o): o for o in found if id(o) in inside and id(o) not in claimed}
+        found = []
+        claimed.update(fresh)
+        level = list(fresh.values())
+        fresh.clear()
+        objects += len(level)
+        size += sum(map(size_of, level))
+        below.update(type_name(type(o)) for o in level)
+    level = entries = []
+    sample = ""
+    if below:
+        top = below.most_common(_SAMPLE_TYPES)
+        words = ", ".join(f"{n:,} {t}" for t, n in top)
+        more = f" and {len(below) - len(top)} more types" if len(below) > len(top) else ""
+        sample = f"{'they hold' if count > 1 else 'holds'} {words}{more}"
+    return TypeUnreached(name, count, objects, size, program, sample)
+
+
+def judge(first: PassResult, last: PassResult) -> Verdict:
+    """Flag what grew between two passes, and program types unreached in both."""
+    before = {g.type: g.entries for g in first.groups}
+    flagged: list[tuple[TypeUnreached, str, int]] = []
+    steady_objects = steady_types = 0
+    for group in last.groups:
+        was = before.get(group.type, 0)
+        if group.entries > was:
+            flagged.append((group, "grew", was))
+        elif group.program and was:
+            flagged.append((group, "program type", was))
+        else:
+            steady_objects += group.objects
+            steady_types += 1
+    return Verdict(flagged, steady_objects, steady_types)
