@@ -81,6 +81,42 @@ def test_holds_nothing_after_returning(
     assert probe() is None
 
 
+def test_leaves_no_garbage_for_the_collector(
+    make_module: Callable[[str], types.ModuleType],
+) -> None:
+    # what explain() made is freed by reference counts when it returns: nothing of it waits
+    # in a cycle for a collection (find_leaks after explain would list memscope's objects)
+    class Model:
+        pass
+
+    app = make_module("app_no_garbage")
+    app.registry = {"m": [Model() for _ in range(5)]}
+    gc.collect()
+    flags = gc.get_debug()
+    gc.disable()
+    try:
+        for target in (app.registry["m"][0], Model):
+            assert memscope.explain(target).chains
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            left = [type(o).__qualname__ for o in gc.garbage]
+            gc.set_debug(flags)
+            gc.garbage.clear()
+            assert left == []
+    finally:
+        gc.set_debug(flags)
+        gc.enable()
+
+
+def test_a_parent_link_back_into_the_path_ends_it() -> None:
+    from memscope.why._chains import _path
+
+    a, b, c = object(), object(), object()
+    keep = {id(a): a, id(b): b, id(c): c}
+    # c's parent is b, b's is a, a's is b again: the path stops where it would loop
+    assert _path(id(c), {id(c): id(b), id(b): id(a), id(a): id(b)}, keep) == [c, b, a]
+
+
 def test_png_svg_and_dot_render(
     make_module: Callable[[str], types.ModuleType], tmp_path: Path
 ) -> None:

@@ -201,10 +201,18 @@ def _distinct(hits: list[_HitRow]) -> list[_HitRow]:
 
 
 def _path(rid: int, parent: dict[int, int], keep: dict[int, object]) -> list[object]:
-    """Objects from the root (``rid``) down to the target."""
+    """Objects from the root (``rid``) down to the target.
+
+    A parent link back into the path (a bug of the search, never a heap shape) ends the
+    path there rather than looping until memory runs out.
+    """
     path = [keep[rid]]
+    seen = {rid}
     while rid in parent:
         rid = parent[rid]
+        if rid in seen:
+            break
+        seen.add(rid)
         path.append(keep[rid])
     return path
 

@@ -102,9 +102,13 @@ def find_roots() -> Roots:
 def _add_thread_frames(roots: Roots) -> None:
     names = _thread_names()
     me = threading.get_ident()
-    for ident, top in sys._current_frames().items():
+    # the calling thread's top frame is this one: held by a local here, it would hold
+    # itself (and, through f_back, explain()'s frame with everything it made) in a cycle
+    # that only a collection frees; the locals are dropped before returning
+    tops = sys._current_frames()
+    for ident in list(tops):
         thread = names.get(ident, f"thread {ident}")
-        frame: types.FrameType | None = top
+        frame: types.FrameType | None = tops.pop(ident)
         while frame is not None:
             if not is_ours(frame):
                 rank = RANK_CALLER if ident == me else RANK_ROOT
