@@ -206,29 +206,29 @@ def _callbacks() -> list[object]:
 
 def _reach(
     sources: list[object],
-    seen: set[int],
+    seen: dict[int, object],
     consts: _Consts,
     deadline: float,
     clock: Callable[[], float],
 ) -> bool:
-    """Add to ``seen`` the id of everything tracked ``sources`` reach; False past ``deadline``."""
-    by_id = {id(o): o for o in sources}
-    fresh = by_id.keys() - seen
-    seen.update(fresh)
-    level = list(map(by_id.__getitem__, fresh))
-    by_id.clear()
-    while level:
+    """Add to ``seen`` (id -> object) everything tracked ``sources`` reach; False past ``deadline``.
+
+    One dict does the whole bookkeeping in C: updating it with a level's referents keeps
+    the keys it had where they were and appends the new ones, so the next level is what
+    lies past its old length (about half the time of a set of ids and a set difference).
+    """
+    start = len(seen)
+    seen.update(zip(map(id, sources), sources))
+    while start < len(seen):
         if clock() > deadline:
-            level = []
             return False
+        level = list(itertools.islice(seen.values(), start, None))
+        start = len(seen)
         found = list(filter(gc.is_tracked, gc.get_referents(*level)))
         found += consts.of(_holders(level))
-        by_id = dict(zip(map(id, found), found))
-        found.clear()
-        fresh = by_id.keys() - seen
-        seen.update(fresh)
-        level = list(map(by_id.__getitem__, fresh))
-        by_id.clear()
+        level = []
+        seen.update(zip(map(id, found), found))
+        found = []
     return True
 
 
@@ -247,13 +247,13 @@ def unreached_pass(
     started = clock()
     everything = gc.get_objects()
     total = len(everything)
-    seen: set[int] = set()
+    seen: dict[int, object] = {}
     consts = _Consts()
     roots: list[object] = []
     try:
         roots = sources(caller)
         # the pass's own containers made so far are never walked into, never counted
-        seen.update((id(roots), id(seen), id(consts), id(consts.codes)))
+        seen.update(dict.fromkeys((id(roots), id(seen), id(consts), id(consts.codes))))
         done = _reach(roots, seen, consts, deadline, clock)
         roots = []
         if not done:
@@ -272,7 +272,7 @@ def unreached_pass(
     return PassResult(groups, total, reached, clock() - started)
 
 
-def _not_in(objs: list[object], seen: set[int]) -> list[object]:
+def _not_in(objs: list[object], seen: dict[int, object]) -> list[object]:
     """The objects of ``objs`` whose id is not in ``seen`` (found in C)."""
     keep = map(operator.not_, map(seen.__contains__, map(id, objs)))
     return list(itertools.compress(objs, keep))
