@@ -66,11 +66,14 @@ async def test_real_tasks_counted_by_state_and_coroutine() -> None:
     try:
         data = collector.collect()
         assert row(data, "tasks_test_sleeper") == {
-            "coroutine": "tasks_test_sleeper",
+            "coroutine": f"{__name__}.tasks_test_sleeper",  # the module, then the qualname
             "count": 3,
             "done": 0,
         }
         assert row(data, "tasks_test_failer")["done"] == 2
+        # finished, a coroutine has no frame: its module comes from its code's file, and
+        # its row keeps the name it had while it ran
+        assert row(data, "tasks_test_failer")["coroutine"] == f"{__name__}.tasks_test_failer"
         assert row(data, "tasks_test_quick")["done"] == 1
         assert data["pending"] - before["pending"] == 3
         assert data["done"] - before["done"] == 3  # two failed, one returned: still referenced
@@ -154,7 +157,8 @@ async def test_by_coroutine_is_bounded() -> None:
     try:
         data = TasksCollector(top=1).collect()
         assert len(data["by_coroutine"]) == 1
-        assert data["by_coroutine"][0]["coroutine"] == "tasks_test_sleeper"  # the most tasks
+        # the most tasks
+        assert data["by_coroutine"][0]["coroutine"] == f"{__name__}.tasks_test_sleeper"
         assert data["coroutines"] >= 2
         assert data["count"] >= 5
     finally:
@@ -175,7 +179,7 @@ async def test_round_trip_compare_and_summary() -> None:
         assert memscope.Snapshot.from_json(b.to_json()) == b
         diff = memscope.compare(a, b)
         assert not diff.errors
-        assert diff.delta("tasks", "by_coroutine[tasks_test_sleeper].count") == 5
+        assert diff.delta("tasks", f"by_coroutine[{__name__}.tasks_test_sleeper].count") == 5
         assert diff.delta("tasks", "done_unawaited") == 1
         lines = section.summary_lines()
         assert 1 <= len(lines) <= 6

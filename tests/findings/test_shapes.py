@@ -19,7 +19,7 @@ CULPRITS = {
     "handlers": ["+300 logging.FileHandler objects", "logger 'audit' handlers", "open file"],
     "per_user": ["__main__.service._rendered", "a dict on ProfileService"],
     "registry": ["__main__._registry['acme']['exports']", "+300 Report objects"],
-    "tasks": ["+300 pending tasks running _notify()"],
+    "tasks": ["+300 pending tasks running __main__._notify()"],
     "threads": ["+20 threads running poller-N (+20)"],
     "native": ["but Python objects", "native memory", "+100 ssl.SSLContext"],
 }

@@ -17,14 +17,45 @@ from .._base.validate import check_int
 _MAX_TOP = 1000
 
 
-def _coroutine_name(task: Any) -> str:
+class _Modules:
+    """Module names by source file, built once per collection and only if needed."""
+
+    def __init__(self) -> None:
+        self._by_file: dict[str, str] | None = None
+
+    def of_file(self, filename: str) -> str | None:
+        if self._by_file is None:
+            self._by_file = {}
+            for name, module in list(sys.modules.items()):
+                path = getattr(module, "__file__", None)
+                if isinstance(path, str) and isinstance(name, str):
+                    self._by_file.setdefault(path, name)
+        return self._by_file.get(filename)
+
+
+def _coroutine_name(task: Any, modules: _Modules) -> str:
+    """``module.qualname`` of the task's coroutine (the qualname alone if no module is known).
+
+    A running or suspended coroutine names its module through its frame's globals; a
+    finished one has no frame, so its code's file is looked up among the loaded modules:
+    both give the same name, and a task's row stays the same row when it finishes.
+    """
     coro = task.get_coro()
     if coro is None:  # eager tasks that finished at creation may have dropped it
         return "<none>"
     name = getattr(coro, "__qualname__", None)
-    if isinstance(name, str):
-        return name
-    return type(coro).__qualname__
+    if not isinstance(name, str):
+        return type(coro).__qualname__
+    module: object = None
+    frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+    if frame is not None:
+        module = frame.f_globals.get("__name__")
+    else:
+        code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+        filename = getattr(code, "co_filename", None)
+        if isinstance(filename, str):
+            module = modules.of_file(filename)
+    return f"{module}.{name}" if isinstance(module, str) and module else name
 
 
 def _unretrieved(task: Any) -> bool:
@@ -83,10 +114,11 @@ class TasksCollector:
         pending = done = unawaited = 0
         loops: set[int] = set()
         by_name: dict[str, list[int]] = {}
+        modules = _Modules()
         for task in tasks:
             try:
                 is_done = task.done()
-                name = _coroutine_name(task)
+                name = _coroutine_name(task, modules)
                 loops.add(id(task.get_loop()))
                 failed = is_done and _unretrieved(task)
             except Exception:  # a foreign Task subclass with odd internals: skip it
