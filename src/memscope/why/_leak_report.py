@@ -90,7 +90,8 @@ class LeakReport:
     notes: list[str] = field(default_factory=list)
     # held from C (no root reaches them): the flagged groups, largest first, at most ``limit``
     unreached: list[UnreachedGroup] = field(default_factory=list)
-    held_from_c_objects: int = 0  # the rest: the interpreter's steady state, not a leak
+    # the rest: the interpreter's and installed C extensions' steady state, not a leak
+    held_from_c_objects: int = 0
     held_from_c_types: int = 0
     unreached_checked: bool = False  # both unreached passes ran to the end
     unreached_seconds: float = 0.0  # the two passes together
@@ -198,7 +199,8 @@ class LeakReport:
         if self.unreached_checked:
             lines.append(
                 f"held from C, steady: {self.held_from_c_objects:,} objects in"
-                f" {self.held_from_c_types:,} types (the interpreter's own state, not a leak)"
+                f" {self.held_from_c_types:,} types (the interpreter's and C extensions' own state,"
+                " not a leak)"
             )
         if self.partial:
             lines.append("partial: the timeout stopped the check early")

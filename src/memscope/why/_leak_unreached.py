@@ -24,7 +24,8 @@ One pass (:func:`unreached_pass`):
 The pass returns counts and words only (:class:`PassResult`) and keeps nothing.
 :func:`judge` compares two passes: a type is flagged when its count of entry points
 grew between them, or when it is the program's own (not builtins, not the standard
-library) and unreached in both; everything else is the interpreter's steady state.
+library, not an installed package's: their C code keeps some of their objects on purpose)
+and unreached in both; everything else is the interpreter's steady state.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ import builtins
 import gc
 import itertools
 import operator
+import pathlib
 import sys
 import threading
 import time
 import types
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .._base.aio import live_tasks
@@ -70,7 +72,7 @@ class TypeUnreached:
     entries: int  # unreached objects held from C
     objects: int  # the entries and the tracked objects only they hold
     size_bytes: int  # sys.getsizeof of those objects
-    program: bool  # the type is the program's or a third party's (not builtins/stdlib)
+    program: bool  # the type is the program's own (not Python's, not an installed package's)
     sample: str = ""  # what only they hold, by type: "they hold 500 dict, 500 list"
 
 
@@ -94,10 +96,31 @@ class Verdict:
     steady_types: int
 
 
-def is_program_type(module: str) -> bool:
-    """Whether a type of ``module`` is the program's or a third party's (not Python's own)."""
+_INSTALLED = frozenset({"site-packages", "dist-packages"})
+
+
+def is_program_type(module: str, modules: Mapping[str, object] | None = None) -> bool:
+    """Whether a type of ``module`` is the program's own: not Python's, not an installed package's.
+
+    Installed packages' C code keeps objects of their own types on purpose (a Cython
+    module's state, numpy's singletons): those are flagged only when they grow. A module
+    that is not in ``modules`` (``sys.modules`` by default) is not the program's either.
+    """
     top = module.split(".", 1)[0]
-    return top != "builtins" and top not in sys.stdlib_module_names
+    if top == "__main__":
+        return True
+    if top == "builtins" or top in sys.stdlib_module_names:
+        return False
+    found = (sys.modules if modules is None else modules).get(top)
+    if found is None:
+        return False
+    try:
+        path = found.__dict__.get("__file__")  # a module's namespace: no __getattr__ runs
+    except Exception:
+        return False
+    if type(path) is not str:
+        return True  # a namespace package or a module made at run time: the program's
+    return _INSTALLED.isdisjoint(pathlib.PurePath(path).parts)
 
 
 def _module_of(tp: type) -> str:
