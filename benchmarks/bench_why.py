@@ -9,9 +9,11 @@ On a heap of about two million objects (scale 1.0):
   find_backref_chain (gc.get_referrers once per object it visits);
 - retained bytes of a list holding 100k objects: explain().retained_bytes and guppy3's
   hpy().iso(obj).domisize.
-- find_leaks() with its defaults on the same heap, with planted reference cycles and a
-  thread that leaks steadily: its seconds (contract: about 3 s), whether it counted the
-  cycles exactly and found the leak, and one of its censuses against objgraph.growth().
+- find_leaks() with its defaults on the same heap, with planted reference cycles, a
+  thread that leaks steadily and 1,000 objects held from C (ctypes Py_IncRef): its
+  seconds (contract: about 3 s), whether it counted the cycles exactly and found both
+  leaks, the time of its two passes for what is held from C, and one of its censuses
+  against objgraph.growth().
 Prints the times and ratios, writes benchmarks/results/why.json, and exits 1 when a
 target is missed (explain under 1 s and 5x faster than objgraph; retained under 2 s).
 Deep sizes of tracked objects against pympler.asizeof: benchmarks/bench_tracked.py.
@@ -93,8 +95,14 @@ class Leaked:
     pass
 
 
+class HeldFromC:
+    pass
+
+
 def leak_check(module: types.ModuleType, cycles: int) -> dict[str, object]:
     """find_leaks() with defaults: planted cycles, a leaking thread; a census vs objgraph."""
+    import ctypes
+
     import objgraph
 
     import memscope
@@ -102,6 +110,9 @@ def leak_check(module: types.ModuleType, cycles: int) -> dict[str, object]:
 
     module.leak = []
     stop = threading.Event()
+    held_from_c = 1_000
+    for _ in range(held_from_c):  # a C-level leak: a reference nothing in Python owns
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(HeldFromC()))
 
     def leak() -> None:
         while not stop.is_set():
@@ -128,6 +139,7 @@ def leak_check(module: types.ModuleType, cycles: int) -> dict[str, object]:
     worker.join(5)
     pairs = next((c.count for c in report.cycles if c.type.endswith(".Pair")), 0)
     grew = [g for g in report.growing if g.name.endswith(".Leaked")]
+    found_c = next((u.count for u in report.unreached if u.type.endswith(".HeldFromC")), 0)
     watch = GrowthWatch()
     watch.start(set())
     t_census, _ = best_of(lambda: watch.census(0.0), 1)
@@ -141,6 +153,9 @@ def leak_check(module: types.ModuleType, cycles: int) -> dict[str, object]:
         "pairs_counted": pairs // 2,
         "leak_found": bool(grew),
         "leak_where": grew[0].where if grew else "",
+        "unreached_seconds": round(report.unreached_seconds, 3),
+        "planted_held_from_c": held_from_c,
+        "held_from_c_found": found_c,
         "census_seconds": round(t_census, 4),
         "objgraph_growth_seconds": round(t_og, 4),
         "report": str(report),
@@ -215,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         f"  planted {leaks['planted_pairs']:,} reference cycles: counted"
         f" {leaks['pairs_counted']:,}; leaking thread found: {leaks['leak_found']}"
         f" ({leaks['leak_where']})"
+    )
+    print(f"{'  its two passes for what is held from C':<44}{leaks['unreached_seconds']:>9.3f}")
+    print(
+        f"  planted {leaks['planted_held_from_c']:,} objects held from C (ctypes Py_IncRef):"
+        f" found {leaks['held_from_c_found']:,}"
     )
     print(f"{'  one census of find_leaks':<44}{leaks['census_seconds']:>9.3f}")
     print(f"{'  objgraph.growth()':<44}{leaks['objgraph_growth_seconds']:>9.3f}")

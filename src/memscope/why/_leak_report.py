@@ -162,7 +162,8 @@ class LeakReport:
             lines.append("object owns, such as a C extension's Py_INCREF without its Py_DECREF)")
             for u in self.unreached:
                 why = (
-                    f"grew {u.first_count:,} -> {u.count:,} between the passes"
+                    f"grew {u.first_count:,} -> {u.count:,} (+{u.count - u.first_count:,})"
+                    " between the passes"
                     if u.why == "grew"
                     else "the program's type, unreached at both passes"
                 )
