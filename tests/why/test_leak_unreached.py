@@ -9,6 +9,8 @@ import textwrap
 import types
 from typing import Any
 
+import pytest
+
 from memscope.why import _leaks
 from memscope.why._leak_unreached import PassResult, TypeUnreached, is_program_type, judge
 
@@ -293,3 +295,15 @@ def test_a_pass_cut_short_by_the_timeout_reports_nothing_and_says_so() -> None:
     assert report.unreached == [] and not report.unreached_checked
     assert any("search for what is held from C (first pass)" in n for n in report.notes)
     assert "held from C, steady" not in str(report)
+
+
+def test_a_failing_pass_is_a_note_and_the_rest_of_the_check_stands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(**kwargs: Any) -> PassResult:
+        raise RuntimeError("walk failed")
+
+    monkeypatch.setattr(_leaks, "unreached_pass", broken)
+    report = _leaks.find_leaks(rounds=1, interval=0.0)
+    assert report.censuses == 2 and report.unreached == [] and not report.unreached_checked
+    assert "the search for what is held from C failed: RuntimeError: walk failed" in report.notes

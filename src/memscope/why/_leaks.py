@@ -104,6 +104,7 @@ def check(
     watch = GrowthWatch()
     partial = False
     passes: list[PassResult] = []
+    notes: list[str] = []
     counter.install()
     try:
         for i in range(rounds + 1):
@@ -124,9 +125,7 @@ def check(
                     # interpreter's own, held from C), and again once it let go of them;
                     # at most a third of the timeout, so the censuses keep their time
                     first_deadline = min(deadline, started + timeout / 3)
-                    passes.append(
-                        unreached_pass(deadline=first_deadline, caller=sys._getframe(), clock=clock)
-                    )
+                    _unreached_pass(passes, first_deadline, clock, notes)
                 # what the collection found is held in lists of the tally: following one
                 # of them would keep it alive past the tally's last collection
                 watch.start({id(tally.held), *map(id, tally.held)})
@@ -142,7 +141,7 @@ def check(
         growing = watch.growing(limit)
         watch.release()
         if passes and passes[0].complete:
-            passes.append(unreached_pass(deadline=deadline, caller=sys._getframe(), clock=clock))
+            _unreached_pass(passes, deadline, clock, notes)
     finally:
         tally.finish()
         counter.remove()
@@ -158,7 +157,6 @@ def check(
         )
         for tid in order[:limit]
     ]
-    notes = []
     if tally.kept_by_debug_flags:
         notes.append(
             f"gc.DEBUG_SAVEALL is set: {tally.kept_by_debug_flags:,} objects the check's"
@@ -191,12 +189,25 @@ def check(
     )
 
 
+def _unreached_pass(
+    passes: list[PassResult], deadline: float, clock: Callable[[], float], notes: list[str]
+) -> None:
+    """One pass for what is held from C, appended to ``passes``; a failure is a note."""
+    try:
+        # the roots of this thread begin at the check's frame (its locals hold its work);
+        # this function's and the pass's own frames are left out
+        passes.append(unreached_pass(deadline=deadline, caller=sys._getframe(1), clock=clock))
+    except Exception as exc:  # contained: the check's other answers still stand
+        notes.append(f"the search for what is held from C failed: {type(exc).__name__}: {exc}")
+        passes.clear()
+
+
 def _held_from_c(
     passes: list[PassResult], limit: int, notes: list[str]
 ) -> tuple[list[UnreachedGroup], int, int, bool]:
     """The flagged groups (at most ``limit``), the steady rest, and whether both passes ran."""
     if not passes:
-        return [], 0, 0, False
+        return [], 0, 0, False  # not asked for, or failed (a note says so)
     if len(passes) < 2 or not passes[-1].complete:
         notes.append(
             "partial: the timeout stopped the search for what is held from C"
