@@ -265,6 +265,13 @@ def test_the_rule_flags_growth_and_program_types_in_both_passes() -> None:
     # the same interpreter state twice: nothing flagged, all of it steady
     quiet = judge(steady, steady)
     assert quiet.flagged == [] and (quiet.steady_objects, quiet.steady_types) == (14, 2)
+    # a pass a moment later: what is back to its first count (or gone) was a temporary
+    again = PassResult([_group("dict", 160, False), _group("app.New", 3, True)])
+    confirmed = judge(first, last, again)
+    assert [(g.type, why) for g, why, _ in confirmed.flagged] == [
+        ("app.Plant", "program type"),
+        ("app.New", "grew"),  # 2 at the second pass, 3 at the third: grown at both
+    ]
 
 
 def test_program_types_are_the_programs_own_not_pythons_nor_installed_packages() -> None:

@@ -383,14 +383,22 @@ def _claim(
     return TypeUnreached(name, count, objects, size, program, sample)
 
 
-def judge(first: PassResult, last: PassResult) -> Verdict:
-    """Flag what grew between two passes, and program types unreached in both."""
+def judge(first: PassResult, last: PassResult, again: PassResult | None = None) -> Verdict:
+    """Flag what grew between two passes, and program types unreached in both.
+
+    ``again``: a pass made a moment after ``last``. A temporary on another thread's value
+    stack (a for loop's generator, the list a comprehension is building) is held from C
+    in the same sense while it lives; given ``again``, a type grew only if it has more
+    entry points than at ``first`` at both ``last`` and ``again``.
+    """
     before = {g.type: g.entries for g in first.groups}
+    after = None if again is None else {g.type: g.entries for g in again.groups}
     flagged: list[tuple[TypeUnreached, str, int]] = []
     steady_objects = steady_types = 0
     for group in last.groups:
         was = before.get(group.type, 0)
-        if group.entries > was:
+        now = group.entries if after is None else min(group.entries, after.get(group.type, 0))
+        if now > was:
             flagged.append((group, "grew", was))
         elif group.program and was:
             flagged.append((group, "program type", was))

@@ -9,8 +9,9 @@ Three answers from one check of ``rounds`` censuses ``interval`` apart:
   steadily over the Monitor's kept history (its trends, and the same rule for containers);
 - ``unreached``: objects alive that no root reaches, held by a reference from C
   (``_leak_unreached``): a pass before the first census and one after the last; a type is
-  flagged when it grew between them or is the program's own and in both, the rest is the
-  interpreter's steady state (``held_from_c_objects``).
+  flagged when it grew between them (still grown at a third pass a moment later) or is
+  the program's own and in both, the rest is the interpreter's steady state
+  (``held_from_c_objects``).
 The gc's debug flags, ``gc.garbage`` and ``gc.callbacks`` are left exactly as they were,
 whatever happens; the report holds words and numbers only.
 """
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from ..monitor import Monitor
 
 __all__ = ["LeakReport", "find_leaks"]
+
+_CONFIRM_GAP = 0.1  # seconds between the second pass and the one confirming a growth
 
 
 def find_leaks(
@@ -142,6 +145,7 @@ def check(
         watch.release()
         if passes and passes[0].complete:
             _unreached_pass(passes, deadline, clock, notes)
+            _confirm(passes, interval, deadline, clock, sleep, notes)
     finally:
         tally.finish()
         counter.remove()
@@ -202,19 +206,44 @@ def _unreached_pass(
         passes.clear()
 
 
+def _confirm(
+    passes: list[PassResult],
+    interval: float,
+    deadline: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    notes: list[str],
+) -> None:
+    """A third pass a moment later when a type grew, so what a thread held for an instant
+    (a temporary on its value stack) is not taken for a leak."""
+    if len(passes) != 2 or not passes[1].complete:
+        return
+    if not any(why == "grew" for _, why, _ in judge(*passes).flagged):
+        return
+    gap = min(max(interval, _CONFIRM_GAP), 4 * _CONFIRM_GAP)
+    if clock() + gap >= deadline:
+        notes.append("a type held from C grew; the timeout left no time to confirm it")
+        return
+    sleep(gap)
+    _unreached_pass(passes, deadline, clock, notes)
+
+
 def _held_from_c(
     passes: list[PassResult], limit: int, notes: list[str]
 ) -> tuple[list[UnreachedGroup], int, int, bool]:
     """The flagged groups (at most ``limit``), the steady rest, and whether both passes ran."""
     if not passes:
         return [], 0, 0, False  # not asked for, or failed (a note says so)
-    if len(passes) < 2 or not passes[-1].complete:
+    if len(passes) < 2 or not passes[1].complete:
         notes.append(
             "partial: the timeout stopped the search for what is held from C"
             f" ({'first' if len(passes) < 2 else 'second'} pass); nothing is reported of it"
         )
         return [], 0, 0, False
-    verdict = judge(passes[0], passes[-1])
+    again = passes[2] if len(passes) > 2 and passes[2].complete else None
+    if len(passes) > 2 and again is None:
+        notes.append("a type held from C grew; the timeout stopped the pass confirming it")
+    verdict = judge(passes[0], passes[1], again)
     rows = [
         UnreachedGroup(g.type, g.entries, g.objects, g.size_bytes, why, first, g.sample)
         for g, why, first in verdict.flagged
