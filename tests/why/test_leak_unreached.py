@@ -274,6 +274,22 @@ def test_the_rule_flags_growth_and_program_types_in_both_passes() -> None:
     ]
 
 
+def _ids(count: int, ids: set[int], threads: int = 0) -> PassResult:
+    row = TypeUnreached("method", count, count, count * 64, False, entry_ids=frozenset(ids))
+    return PassResult([row], threads=threads)
+
+
+def test_a_growth_counts_only_entry_points_still_there_a_moment_later() -> None:
+    first = _ids(2, {1, 2})
+    # one new at the second pass, another (not it) at the third: temporaries come and go
+    assert judge(first, _ids(3, {1, 2, 3}), _ids(3, {1, 2, 4})).flagged == []
+    # the same new one at both: grown
+    kept = judge(first, _ids(3, {1, 2, 3}), _ids(4, {1, 2, 3, 5})).flagged
+    assert [(g.type, why, was) for g, why, was in kept] == [("method", "grew", 2)]
+    # by no more than the other threads running Python (their value stacks): not flagged
+    assert judge(first, _ids(3, {1, 2, 3}, threads=1), _ids(3, {1, 2, 3})).flagged == []
+
+
 def test_program_types_are_the_programs_own_not_pythons_nor_installed_packages() -> None:
     app = types.ModuleType("app")
     app.__file__ = "/srv/app/app/__init__.py"

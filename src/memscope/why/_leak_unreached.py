@@ -62,6 +62,7 @@ _CODE_OF: dict[type, Callable[[object], object]] = {
 _HOLDS_CODE = frozenset(_CODE_OF)
 _MODULE = type.__dict__["__module__"]
 _SAMPLE_TYPES = 3  # types named in a group's sample
+_ID_LIMIT = 100_000  # entry points of one type whose ids a pass keeps
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class TypeUnreached:
     size_bytes: int  # sys.getsizeof of those objects
     program: bool  # the type is the program's own (not Python's, not an installed package's)
     sample: str = ""  # what only they hold, by type: "they hold 500 dict, 500 list"
+    # the entry points' ids (numbers: nothing held), to tell the same ones at a later pass
+    # from new ones; None past _ID_LIMIT of them
+    entry_ids: frozenset[int] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class PassResult:
     reached: int = 0  # of those, how many a root reaches
     seconds: float = 0.0
     complete: bool = True  # False: the deadline stopped the walk (no groups then)
+    # other threads running Python code: each may hold temporaries on its value stack
+    threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -292,7 +298,8 @@ def unreached_pass(
         everything = roots = []
         seen.clear()
         consts.release()
-    return PassResult(groups, total, reached, clock() - started)
+    threads = max(len(sys._current_frames()) - 1, 0)
+    return PassResult(groups, total, reached, clock() - started, threads=threads)
 
 
 def _not_in(objs: list[object], seen: dict[int, object]) -> list[object]:
@@ -325,80 +332,101 @@ def _groups(unreached: list[object], consts: _Consts) -> list[TypeUnreached]:
     secondary = [o for o in held_from_c if internal.get(id(o), 0)]
     held_from_c = []
     claimed: set[int] = set()
-    by_type: dict[int, list[object]] = {}
-    names: dict[int, type] = {}
-    rows: list[TypeUnreached] = []
+    tallies: dict[int, _Tally] = {}
     for batch in (primary, secondary):
-        by_type.clear()
+        by_type: dict[int, list[object]] = {}
         for o in batch:
             if id(o) not in claimed:
                 by_type.setdefault(id(type(o)), []).append(o)
-                names[id(type(o))] = type(o)
         o = None
         for tid in sorted(by_type, key=lambda t: len(by_type[t]), reverse=True):
             entries = [o for o in by_type[tid] if id(o) not in claimed]
             if entries:
-                rows.append(_claim(names[tid], entries, inside, claimed))
+                tally = tallies.get(tid)
+                if tally is None:
+                    tally = tallies[tid] = _Tally(type(entries[0]))
+                tally.claim(entries, inside, claimed)
             entries = []
-    by_type.clear()
-    names.clear()
+        by_type.clear()
     primary = secondary = []
     inside.clear()
+    rows = [t.row() for t in tallies.values()]
+    tallies.clear()
     rows.sort(key=lambda r: (r.size_bytes, r.objects), reverse=True)
     return rows
 
 
-def _claim(
-    tp: type,
-    entries: list[object],
-    inside: dict[int, object],
-    claimed: set[int],
-) -> TypeUnreached:
-    """The group of ``entries``: them and the unreached below them no group claimed yet."""
-    name = type_name(tp)
-    program = is_program_type(_module_of(tp))
-    count = len(entries)
-    claimed.update(map(id, entries))
-    size = sum(map(size_of, entries))
-    below: Counter[str] = Counter()
-    objects = count
-    level = entries
-    while level:
-        found = gc.get_referents(*level)
-        fresh = {id(o): o for o in found if id(o) in inside and id(o) not in claimed}
-        found = []
-        claimed.update(fresh)
-        level = list(fresh.values())
-        fresh.clear()
-        objects += len(level)
-        size += sum(map(size_of, level))
-        below.update(type_name(type(o)) for o in level)
-    level = entries = []
-    sample = ""
-    if below:
-        top = below.most_common(_SAMPLE_TYPES)
-        words = ", ".join(f"{n:,} {t}" for t, n in top)
-        more = f" and {len(below) - len(top)} more types" if len(below) > len(top) else ""
-        sample = f"{'they hold' if count > 1 else 'holds'} {words}{more}"
-    return TypeUnreached(name, count, objects, size, program, sample)
+class _Tally:
+    """The entry points of one type and what only they hold, as numbers and names."""
+
+    def __init__(self, tp: type) -> None:
+        self.name = type_name(tp)
+        self.program = is_program_type(_module_of(tp))
+        self.count = 0
+        self.objects = 0
+        self.size = 0
+        self.below: Counter[str] = Counter()
+        self.ids: list[int] = []
+
+    def claim(self, entries: list[object], inside: dict[int, object], claimed: set[int]) -> None:
+        """Count ``entries`` and the unreached below them that no group claimed yet."""
+        self.count += len(entries)
+        if len(self.ids) < _ID_LIMIT:
+            self.ids.extend(map(id, entries[: _ID_LIMIT - len(self.ids)]))
+        claimed.update(map(id, entries))
+        self.objects += len(entries)
+        self.size += sum(map(size_of, entries))
+        level = entries
+        while level:
+            found = gc.get_referents(*level)
+            fresh = {id(o): o for o in found if id(o) in inside and id(o) not in claimed}
+            found = []
+            claimed.update(fresh)
+            level = list(fresh.values())
+            fresh.clear()
+            self.objects += len(level)
+            self.size += sum(map(size_of, level))
+            self.below.update(type_name(type(o)) for o in level)
+        level = entries = []
+
+    def row(self) -> TypeUnreached:
+        """The group as a row of words and numbers."""
+        sample = ""
+        if self.below:
+            top = self.below.most_common(_SAMPLE_TYPES)
+            words = ", ".join(f"{n:,} {t}" for t, n in top)
+            extra = len(self.below) - len(top)
+            more = f" and {extra} more types" if extra else ""
+            sample = f"{'they hold' if self.count > 1 else 'holds'} {words}{more}"
+        ids = frozenset(self.ids) if self.count <= _ID_LIMIT else None
+        return TypeUnreached(
+            self.name, self.count, self.objects, self.size, self.program, sample, entry_ids=ids
+        )
 
 
 def judge(first: PassResult, last: PassResult, again: PassResult | None = None) -> Verdict:
     """Flag what grew between two passes, and program types unreached in both.
 
-    ``again``: a pass made a moment after ``last``. A temporary on another thread's value
-    stack (a for loop's generator, the list a comprehension is building) is held from C
-    in the same sense while it lives; given ``again``, a type grew only if it has more
-    entry points than at ``first`` at both ``last`` and ``again``.
+    A temporary on another thread's value stack (a for loop's generator, the list a
+    comprehension is building, a call's bound method) is held from C in the same sense
+    while it lives, and Python cannot see value stacks. So a type grew only if it has
+    more entry points than at ``first`` by more than the number of other threads running
+    Python code; and, given ``again`` (a pass made a moment after ``last``), only the
+    entry points new at ``last`` that are still there at ``again`` count (by id, where
+    the passes kept them; else by count).
     """
-    before = {g.type: g.entries for g in first.groups}
-    after = None if again is None else {g.type: g.entries for g in again.groups}
+    before = {g.type: g for g in first.groups}
+    after = {} if again is None else {g.type: g for g in again.groups}
+    noise = max(last.threads, 0 if again is None else again.threads)
     flagged: list[tuple[TypeUnreached, str, int]] = []
     steady_objects = steady_types = 0
     for group in last.groups:
-        was = before.get(group.type, 0)
-        now = group.entries if after is None else min(group.entries, after.get(group.type, 0))
-        if now > was:
+        old = before.get(group.type)
+        was = old.entries if old is not None else 0
+        grown = group.entries - was
+        if again is not None:
+            grown = min(grown, _still_new(old, group, after.get(group.type)))
+        if grown > noise:
             flagged.append((group, "grew", was))
         elif group.program and was:
             flagged.append((group, "program type", was))
@@ -406,3 +434,13 @@ def judge(first: PassResult, last: PassResult, again: PassResult | None = None) 
             steady_objects += group.objects
             steady_types += 1
     return Verdict(flagged, steady_objects, steady_types)
+
+
+def _still_new(old: TypeUnreached | None, now: TypeUnreached, later: TypeUnreached | None) -> int:
+    """How many entry points new at ``now`` (not at ``old``) are still there ``later``."""
+    if later is None:
+        return 0
+    before = frozenset() if old is None else old.entry_ids
+    if before is None or now.entry_ids is None or later.entry_ids is None:
+        return later.entries - (0 if old is None else old.entries)  # too many to keep ids
+    return len((now.entry_ids - before) & later.entry_ids)
