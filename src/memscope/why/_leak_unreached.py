@@ -23,9 +23,12 @@ One pass (:func:`unreached_pass`):
    is left out.
 The pass returns counts and words only (:class:`PassResult`) and keeps nothing.
 :func:`judge` compares two passes: a type is flagged when its count of entry points
-grew between them, or when it is the program's own (not builtins, not the standard
-library, not an installed package's: their C code keeps some of their objects on purpose)
-and unreached in both; everything else is the interpreter's steady state.
+grew between them (by more than one a thread running Python code, counting only the new
+ones still there at a third pass when there is one: temporaries on a thread's value
+stack are held from C too while they live), or when it is the program's own (not
+builtins, not the standard library, not an installed package's: their C code keeps some
+of their objects on purpose) and unreached in both; everything else is the
+interpreter's steady state.
 """
 
 from __future__ import annotations
@@ -271,7 +274,8 @@ def unreached_pass(
     """Count, by type, what is alive but reached from no root (see the module docstring).
 
     ``caller``: the frame this thread's roots begin at (the pass's own frames are left
-    out: what they hold is the pass's work). ``sources`` gives the roots, injectable.
+    out: what they hold is the pass's work; None: none of this thread's frames is a
+    root). ``sources`` gives the roots, injectable.
     """
     started = clock()
     everything = gc.get_objects()
