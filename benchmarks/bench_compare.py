@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     # the walk up to named roots that a deep snapshot makes for its containers (1 s budget)
     from memscope._base.collector import HeapRequest
     from memscope.collectors._heap import scan_heap
-    from memscope.collectors._holders import holder_paths
+    from memscope.collectors._holder_paths import holder_paths
 
     scan = scan_heap(HeapRequest(containers=20, where=False))
     targets = [obj for _, _, obj in scan.containers]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from memscope.collectors._holders import holder_paths
+from memscope.collectors._holder_paths import holder_paths
 from memscope.guard import BoundedCache
 
 HERE = __name__

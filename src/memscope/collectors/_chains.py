@@ -1,7 +1,7 @@
 """The referrer walk: breadth-first up the reverse reference graph, one heap pass a level.
 
 This is the one chain-finding mechanism of memscope. The containers' holder hints
-(``_holders.holder_paths``) walk up from many objects at once to a named root;
+(``_holder_paths.holder_paths``) walk up from many objects at once to a named root;
 ``memscope.explain()`` (``why/_chains``) walks up from one object and ranks its roots.
 Both drive a :class:`Walk` and decide for themselves when to stop.
 

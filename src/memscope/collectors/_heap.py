@@ -31,7 +31,8 @@ from typing import Any
 from .._base.collector import HeapRequest
 from .._base.units import type_name
 from ._frames import running_locals
-from ._holders import describe_owners, held_types, holder_paths, summarize_container
+from ._holder_paths import holder_paths
+from ._holders import describe_owners, held_types, summarize_container
 from ._safe import base_len, is_a
 
 CHUNK = 10_000
