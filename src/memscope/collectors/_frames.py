@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from types import CellType, CodeType, FrameType
 
 # per thread, the frames walked from the innermost outwards; deeper frames are skipped
@@ -186,11 +186,21 @@ def _threads_by_ident() -> dict[int, str]:
     return {t.ident: t.name for t in threading.enumerate() if t.ident is not None}
 
 
-def _frames() -> Iterator[tuple[FrameType, str]]:
+def _frames() -> Generator[tuple[FrameType, str], None, None]:
     names = _threads_by_ident()
-    for ident, top in sys._current_frames().items():
+    # this generator's own frame is the calling thread's top: left in the dict (which
+    # this frame holds) it would hold itself in a cycle that only a collection frees, so
+    # each top frame is taken out of the dict before anything is yielded, and this
+    # thread's walk starts at the caller
+    tops = sys._current_frames()
+    me = threading.get_ident()
+    own = tops.pop(me, None)
+    mine = own.f_back if own is not None else None
+    del own
+    for ident in [me, *tops]:
         thread = names.get(ident, f"thread {ident}")
-        frame: FrameType | None = top
+        frame: FrameType | None = mine if ident == me else tops.pop(ident)
+        mine = None
         depth = 0
         while frame is not None and depth < MAX_FRAMES_PER_THREAD:
             if not _own(frame):
@@ -243,18 +253,27 @@ def running_locals(*, tasks: bool = False) -> list[tuple[object, str, bool]]:
     if not available():
         return []
     out: list[tuple[object, str, bool]] = []
-    frames: Iterator[tuple[FrameType, str]] = _frames() if needed() else iter(())
-    for frame, thread in frames:
-        code = frame.f_code
-        cells = set(code.co_cellvars) | set(code.co_freevars)
-        # a running generator's or coroutine's frame belongs to its (tracked) object,
-        # which shows the gc its locals: the walk reaches them there already
-        owned = bool(code.co_flags & _GENERATOR_FLAGS)
-        for name, value in fast_locals(frame):
-            direct = not owned and name not in cells
-            out.append((value, _where(frame, name, f"thread {thread!r}"), direct))
-            if len(out) >= MAX_VALUES:
-                return out
+    # the walk holds this function's own frame object (sys._current_frames() made it):
+    # the generator is closed before returning, or this frame, keeping it as a local,
+    # would hold it (and the frame it is at) in a cycle once it returns
+    frames = _frames() if needed() else None
+    try:
+        for frame, thread in frames or ():
+            code = frame.f_code
+            cells = set(code.co_cellvars) | set(code.co_freevars)
+            # a running generator's or coroutine's frame belongs to its (tracked) object,
+            # which shows the gc its locals: the walk reaches them there already
+            owned = bool(code.co_flags & _GENERATOR_FLAGS)
+            for name, value in fast_locals(frame):
+                direct = not owned and name not in cells
+                out.append((value, _where(frame, name, f"thread {thread!r}"), direct))
+                if len(out) >= MAX_VALUES:
+                    return out
+            del frame
+    finally:
+        if frames is not None:
+            frames.close()
+        del frames
     if tasks:
         try:
             suspended = list(_suspended_frames())
