@@ -17,7 +17,7 @@ from memscope._base.units import type_name
 from ._options import Census, CheckOptions, ignore_predicate
 from ._readings import Readings, TypeReadings
 from ._report import AllocationSite
-from ._settle import settle
+from ._settle import abc_classes, settle
 from ._sites import grown_sites
 from ._verdict import wants_more
 
@@ -150,6 +150,9 @@ class Probe:
         self.tracing = False
         self.trace_start: Any = None
         self.census_error: str | None = None
+        # the ABCs whose caches every settle clears: found again at each reading up to the
+        # baseline, outside the measured rounds, and then the same for all of them
+        self.abcs = abc_classes()
         if self.census_fn is default_census:
             import memscope.collectors._heap  # noqa: F401  (its first import is not the code's)
 
@@ -185,16 +188,18 @@ class Probe:
             # any older garbage, which then stays put) is frozen; a full collection of the
             # runner's heap here would cost more than the whole rest of the check. (A heap
             # someone else froze stays theirs: gc.unfreeze() cannot pick ours out.)
-            settle(opts, generation=1)
+            settle(opts, generation=1, abcs=self.abcs)
             gc.freeze()
             self.froze = True
         else:
-            settle(opts)
+            settle(opts, abcs=self.abcs)
         self.blocks_before[i] = sys.getallocatedblocks()
         self.malloc_before[i] = malloc_in_use()
         self._resources(i)
         self._measure(i)
-        settle(opts)
+        if i <= opts.warmup:
+            self.abcs = abc_classes()
+        settle(opts, abcs=self.abcs)
         self.blocks_after[i] = sys.getallocatedblocks()
         self.malloc_after[i] = malloc_in_use()
 
@@ -410,3 +415,4 @@ class Probe:
             self.started_tracing = False
         self.trace_start = None
         self.index.clear()
+        self.abcs = ()

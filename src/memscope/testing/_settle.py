@@ -8,19 +8,22 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from contextlib import suppress
 
 from memscope._base.proc import fd_count
 
 from ._options import CheckOptions
 
-__all__ = ["QuietRepeats", "clear_interpreter_caches", "settle"]
+__all__ = ["QuietRepeats", "abc_classes", "clear_interpreter_caches", "settle"]
 
 _SETTLE_TRIES = 10
 
 
-def _clear_abc_caches() -> None:
+def abc_classes() -> tuple[type, ...]:
+    """Every class with ABC caches under the stdlib's ABC roots (a bounded walk)."""
     seen: set[int] = set()
+    found: list[type] = []
     roots: list[type] = []
     for name in ("collections.abc", "numbers", "io", "contextlib", "os"):
         mod = sys.modules.get(name)
@@ -35,18 +38,31 @@ def _clear_abc_caches() -> None:
         if id(cls) in seen:
             continue
         seen.add(id(cls))
-        clear = getattr(cls, "_abc_caches_clear", None)
-        if clear is not None:
-            with suppress(Exception):
-                clear()
+        if getattr(cls, "_abc_caches_clear", None) is not None:
+            found.append(cls)
         try:
             roots.extend(type.__subclasses__(cls))
         except TypeError:
             continue
+    return tuple(found)
 
 
-def clear_interpreter_caches() -> None:
-    """Clear the caches of already-imported stdlib modules that fill on first use."""
+def _clear_abc_caches(classes: Sequence[type]) -> None:
+    for cls in classes:
+        clear = getattr(cls, "_abc_caches_clear", None)
+        if clear is not None:
+            with suppress(Exception):
+                clear()
+
+
+def clear_interpreter_caches(abcs: Sequence[type] | None = None) -> None:
+    """Clear the caches of already-imported stdlib modules that fill on first use.
+
+    ``abcs``: the ABC classes whose caches to clear, as :func:`abc_classes` found them
+    (found now when None). A check finds them once, outside its measured rounds: the
+    walk's own set and lists are malloc'd, and in a process of a few hundred ABCs
+    glibc's handling of them moved malloc'd bytes by +-656 on every reading.
+    """
     mods = sys.modules
     # only modules already loaded: importing one here would itself look like growth
     calls: list[tuple[str, str]] = [
@@ -75,7 +91,7 @@ def clear_interpreter_caches() -> None:
         cache = getattr(inspect_mod, name, None)
         if isinstance(cache, dict):
             cache.clear()
-    _clear_abc_caches()
+    _clear_abc_caches(abc_classes() if abcs is None else abcs)
     for name in ("_clear_internal_caches", "_clear_type_cache"):
         func = getattr(sys, name, None)
         if callable(func):
@@ -83,7 +99,7 @@ def clear_interpreter_caches() -> None:
             break
 
 
-def settle(opts: CheckOptions, generation: int = 2) -> None:
+def settle(opts: CheckOptions, generation: int = 2, abcs: Sequence[type] | None = None) -> None:
     """Clear caches (the interpreter's and ``opts.clear``), collect, and wait for other threads.
 
     ``generation`` 1 collects only the young generations: before ``gc.freeze()`` that is

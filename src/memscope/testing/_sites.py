@@ -8,7 +8,7 @@ from typing import Any
 
 from ._options import CheckOptions, ignore_predicate
 from ._report import AllocationSite, GrowthReport
-from ._settle import settle
+from ._settle import abc_classes, settle
 
 __all__ = ["HARNESS_DIR", "TracedPass", "grown_sites", "is_harness_file"]
 
@@ -122,12 +122,13 @@ class TracedPass:
         self.start: Any = None
         self.last = 0
         self.traced: list[int] = []
+        self.abcs = abc_classes()  # found once: the walk's own buffers are malloc noise
 
     def mark(self, i: int) -> None:
         """Reading ``i`` of the pass: 0 after the unmeasured run, then one per round."""
         import tracemalloc
 
-        settle(self.opts)
+        settle(self.opts, abcs=self.abcs)
         if i == 0:
             self.start = tracemalloc.take_snapshot()
         else:
@@ -151,6 +152,7 @@ class TracedPass:
         import tracemalloc
 
         self.start = None
+        self.abcs = ()
         if self.started:
             tracemalloc.stop()
             self.started = False
