@@ -14,6 +14,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,26 @@ def verdict_of(case: cases.Case) -> tuple[bool, str]:
     return False, report.format()
 
 
+@contextmanager
+def background(args: list[str], cwd: Path | None = None) -> Iterator[Any]:
+    """A Python subprocess running ``args`` (no PYTEST_ variables), killed if still running."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    with subprocess.Popen(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
 # the direct checks run in a fresh interpreter: in this suite's one big process (1,000
 # tests before these) glibc's free lists made malloc'd bytes step by 656 B on readings of
 # code that keeps nothing, and a check read it as a leak one CI run in a few (docs/testing.md,
@@ -73,20 +94,8 @@ with open(sys.argv[2], "w") as fh:
 def direct_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
     """Every direct case checked by assert_no_growth() in one fresh interpreter."""
     result = tmp_path_factory.mktemp("direct_cases") / "verdicts.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    with subprocess.Popen(
-        [sys.executable, "-c", _DIRECT_SCRIPT, str(HERE), str(result)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as proc:
-        try:
-            yield proc, result
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
+    with background(["-c", _DIRECT_SCRIPT, str(HERE), str(result)]) as proc:
+        yield proc, result
 
 
 @pytest.fixture(scope="module")
@@ -119,21 +128,9 @@ def plugin_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, 
         "[pytest]\nasyncio_default_fixture_loop_scope = function\nfilterwarnings = error\n"
     )
     junit = where / "junit.xml"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    with subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={junit}"],
-        cwd=where,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as proc:
-        try:
-            yield proc, junit
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
+    pytest_args = ["-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={junit}"]
+    with background(pytest_args, cwd=where) as proc:
+        yield proc, junit
 
 
 @pytest.fixture(scope="module")
