@@ -150,8 +150,8 @@ class Probe:
         self.tracing = False
         self.trace_start: Any = None
         self.census_error: str | None = None
-        # the ABCs whose caches every settle clears: found again once at the baseline
-        # reading (outside the measured rounds), and then the same for all of them
+        # the ABCs whose caches every settle clears: found again at each reading up to the
+        # baseline, outside the measured rounds, and then the same for all of them
         self.abcs = abc_classes()
         if self.census_fn is default_census:
             import memscope.collectors._heap  # noqa: F401  (its first import is not the code's)
@@ -197,7 +197,7 @@ class Probe:
         self.malloc_before[i] = malloc_in_use()
         self._resources(i)
         self._measure(i)
-        if i == opts.warmup:
+        if i <= opts.warmup:
             self.abcs = abc_classes()
         settle(opts, abcs=self.abcs)
         self.blocks_after[i] = sys.getallocatedblocks()
