@@ -341,6 +341,41 @@ def test_growth_in_place_is_found_while_another_thread_allocates() -> None:
     assert "census" in report.passes
 
 
+def _drive(steps: Any, run_once: Any) -> GrowthReport:
+    """Answer every run ``steps`` asks for with ``run_once(i)``; return the report."""
+    i = next(steps)
+    while True:
+        run_once(i)
+        try:
+            i = steps.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("run_seconds", [0.01, 2.0])
+def test_slow_runs_amid_threads_are_counted_whole_from_the_baseline(run_seconds: float) -> None:
+    # a clock of the check's own: each run "takes" run_seconds. Slow runs beside another
+    # thread skip the screen (no freeze) and count the whole heap at every reading, so
+    # the growth in place is seen by the measured rounds themselves and no second pass
+    # of slow runs is needed; fast ones keep the screen and its complete-census pass
+    from memscope.testing._driver import check_steps
+    from memscope.testing.harness import CheckOptions
+
+    now = [0.0]
+    log = Log()
+
+    def run_once(i: int) -> None:
+        now[0] += run_seconds
+        log.log()
+
+    opts = CheckOptions.build(trace=False)
+    with Churner():
+        report = _drive(check_steps(opts, label="log", clock=lambda: now[0]), run_once)
+    assert report.leaked, report.format()
+    assert "str" in [row.type for row in report.grew_bytes], report.format()
+    assert report.passes == (["census"] if run_seconds > 1 else ["screen", "census"])
+
+
 def test_a_wrapped_coroutine_is_refused_not_silently_passed() -> None:
     async def work() -> None:
         await asyncio.sleep(0)

@@ -60,6 +60,7 @@ def check_steps(
         inline_trace=opts.trace is True if inline_trace is None else inline_trace,
         screen=screen,
         max_rounds=opts.max_rounds if rerun else opts.rounds,  # a block runs once
+        clock=clock,
     )
     runs = iter(range(1, opts.warmup + opts.rounds + 1))  # made before the baseline reading
     last = opts.warmup + opts.rounds
@@ -81,6 +82,7 @@ def check_steps(
             yield last
             probe.read(last)
         readings = probe.readings()
+        screen = probe.screen  # slow runs amid threads are counted whole from the baseline
     finally:
         probe.close()
     report = verdict(readings, opts, label=label, seconds=clock() - start)

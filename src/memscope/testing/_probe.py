@@ -21,7 +21,13 @@ from ._settle import abc_classes, settle
 from ._sites import grown_sites
 from ._verdict import wants_more
 
-__all__ = ["Probe", "default_census"]
+__all__ = ["SLOW_RUN_SECONDS", "Probe", "default_census"]
+
+#: a run at least this long, beside other threads, is measured with the complete census
+#: from the baseline on: a census of a test runner's heap (with its full collection) takes
+#: about 0.3 s, so counting every reading costs less than the blurred screen's second
+#: pass of 1 + rounds runs unless the check measures on for tens of rounds
+SLOW_RUN_SECONDS = 1.0
 
 
 def default_census() -> Mapping[type, tuple[int, int]]:
@@ -107,6 +113,7 @@ class Probe:
         inline_trace: bool = False,
         screen: bool = False,
         max_rounds: int | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         capacity = max(opts.rounds, opts.max_rounds if max_rounds is None else max_rounds)
         n = opts.warmup + capacity + 1
@@ -115,6 +122,8 @@ class Probe:
         self.max_rounds = capacity
         self.screen = screen
         self.froze = False
+        self.clock = clock
+        self.began = 0.0
         # the screen freezes before the last warmup run, so the baseline census already
         # holds what a run leaves alive (the runner's reports, the run's frames' objects)
         self.freeze_at = max(0, opts.warmup - 1)
@@ -167,6 +176,8 @@ class Probe:
     def begin(self) -> None:
         """Called once before the first run: takes reading 0."""
         self.thread_base.update(t.ident for t in threading.enumerate() if t.ident is not None)
+        if self.clock is not None:
+            self.began = self.clock()
         if self.census_fn is not None and self.opts.warmup == 0:
             # no warmup reading to settle the census (its first import, the probe's type
             # index, what its first walk of running frames sets up) before the baseline:
@@ -183,6 +194,11 @@ class Probe:
             # an early warmup reading of the screen is only the resources' start
             self._resources(i)
             return
+        if self.screen and i == self.freeze_at and self._slow_and_crowded(i):
+            # slow runs amid other threads: the screen would be blurred (see the driver)
+            # and its complete-census pass would cost 1 + rounds slow runs; counting the
+            # whole heap at each reading from here on costs less than one of those runs
+            self.screen = False
         if self.screen and i == self.freeze_at and gc.get_freeze_count() == 0:
             # the baseline of the screen: a young collection, then everything alive (and
             # any older garbage, which then stays put) is frozen; a full collection of the
@@ -202,6 +218,21 @@ class Probe:
         settle(opts, abcs=self.abcs)
         self.blocks_after[i] = sys.getallocatedblocks()
         self.malloc_after[i] = malloc_in_use()
+
+    def _slow_and_crowded(self, i: int) -> bool:
+        """At the screen's baseline: runs of at least SLOW_RUN_SECONDS beside other threads.
+
+        Other threads are alive now (counted as ``threads`` counts them) or the warmup
+        runs started some (``threading``'s and the pools' counters moved).
+        """
+        if self.clock is None or i < 1 or self.census_fn is None:
+            return False
+        if (self.clock() - self.began) / i < SLOW_RUN_SECONDS:
+            return False
+        if self.opts.threads == "process" and threading.active_count() > 1:
+            return True
+        starts = thread_starts()
+        return starts >= 0 and self.thread_starts[0] >= 0 and starts > self.thread_starts[0]
 
     def _resources(self, i: int) -> None:
         fds = fd_count()
