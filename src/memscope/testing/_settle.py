@@ -105,7 +105,7 @@ def settle(opts: CheckOptions, generation: int = 2, abcs: Sequence[type] | None 
     ``generation`` 1 collects only the young generations: before ``gc.freeze()`` that is
     all it takes (older garbage is frozen with the rest and never moves while frozen).
     """
-    clear_interpreter_caches()
+    clear_interpreter_caches(abcs)
     for func in opts.clear:
         func()
     for _ in range(3):
