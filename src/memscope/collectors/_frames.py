@@ -237,7 +237,7 @@ def _suspended_frames() -> Iterator[tuple[FrameType, str]]:
             coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
 
 
-def running_locals(*, tasks: bool = False) -> list[tuple[object, str, bool]]:
+def running_locals(*, tasks: bool = False, labels: bool = True) -> list[tuple[object, str, bool]]:
     """(value, "local `x` of mod.fn, thread 'name'", direct) for every running frame's locals.
 
     ``direct`` is False for a cell or free variable: its cell is a gc-tracked object, so a
@@ -249,6 +249,8 @@ def running_locals(*, tasks: bool = False) -> list[tuple[object, str, bool]]:
     by task, never direct: the gc shows a suspended coroutine's locals, so the walk has
     them already; what this adds is their name. (Reading ``cr_frame`` gives a suspended
     coroutine a frame object, about a hundred bytes that live as long as it does.)
+    ``labels=False`` leaves every label empty (a census that only counts needs none, and
+    naming each of a test runner's ~150 locals cost it a third of its frame walk).
     """
     if not available():
         return []
@@ -264,9 +266,10 @@ def running_locals(*, tasks: bool = False) -> list[tuple[object, str, bool]]:
             # a running generator's or coroutine's frame belongs to its (tracked) object,
             # which shows the gc its locals: the walk reaches them there already
             owned = bool(code.co_flags & _GENERATOR_FLAGS)
+            runner = f"thread {thread!r}" if labels else ""
             for name, value in fast_locals(frame):
                 direct = not owned and name not in cells
-                out.append((value, _where(frame, name, f"thread {thread!r}"), direct))
+                out.append((value, _where(frame, name, runner) if labels else "", direct))
                 if len(out) >= MAX_VALUES:
                     return out
             del frame

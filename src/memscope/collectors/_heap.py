@@ -498,8 +498,9 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
     frame_values: list[object] = []
     frame_hint: dict[int, str] = {}
     if complete or where:
-        for value, hint, plain in running_locals(tasks=bool(where)):
-            frame_hint.setdefault(id(value), hint)
+        for value, hint, plain in running_locals(tasks=bool(where), labels=bool(where)):
+            if where:
+                frame_hint.setdefault(id(value), hint)
             if plain:  # a cell variable's value is reached through its (tracked) cell
                 frame_values.append(value)
     if complete and frame_values:

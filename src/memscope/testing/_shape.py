@@ -24,6 +24,8 @@ ShapeKind = Literal["flat", "steady", "steps", "levelled", "unclear"]
 #: growth in steps is only called a leak on a series at least this long (a few rounds
 #: with some steps are what noise looks like)
 MIN_SERIES_FOR_STEPS = 20
+#: a series with new highs on at least this many tenths of its rounds keeps adding
+DENSE_HIGHS = 9
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,12 @@ def series_shape(
         )
         # a leak keeps adding: the second half grows by a good part of what the first
         # did (a buffer past malloc's mmap threshold grows in pages, fewer steps but
-        # as many bytes); a structure filling up, or a drift, slows down to nothing
-        if len(highs) >= 4 and every_quarter and 3 * second >= first and second >= 2 * min_growth:
+        # as many bytes); a structure filling up, or a drift, slows down to nothing.
+        # New highs on nearly every round are a leak whatever the sums say: one big
+        # early step (glibc taking a chunk for its own) must not make 32 B a round on
+        # 59 rounds of 60 read as slowing down
+        dense = DENSE_HIGHS * n <= len(highs) * 10
+        adding = 3 * second >= first and second >= 2 * min_growth
+        if len(highs) >= 4 and every_quarter and (adding or dense):
             return Shape("steps", n, len(highs), net, tail, needed)
     return Shape("unclear", n, len(highs), net, tail, needed)
