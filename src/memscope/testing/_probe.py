@@ -193,6 +193,8 @@ class Probe:
         if self.screen and i < self.freeze_at:
             # an early warmup reading of the screen is only the resources' start
             self._resources(i)
+            if self.clock is not None:
+                self.began = self.clock()  # the next run, the last before the baseline, is timed
             return
         if self.screen and i == self.freeze_at and self._slow_and_crowded(i):
             # slow runs amid other threads: the screen would be blurred (see the driver)
@@ -220,14 +222,16 @@ class Probe:
         self.malloc_after[i] = malloc_in_use()
 
     def _slow_and_crowded(self, i: int) -> bool:
-        """At the screen's baseline: runs of at least SLOW_RUN_SECONDS beside other threads.
+        """At the screen's baseline: a run of at least SLOW_RUN_SECONDS beside other threads.
 
-        Other threads are alive now (counted as ``threads`` counts them) or the warmup
-        runs started some (``threading``'s and the pools' counters moved).
+        The run timed is the last one before the baseline (the first may be slow only
+        because it imports or fills caches). Other threads are alive now (counted as
+        ``threads`` counts them) or the warmup runs started some (``threading``'s and the
+        pools' counters moved).
         """
         if self.clock is None or i < 1 or self.census_fn is None:
             return False
-        if (self.clock() - self.began) / i < SLOW_RUN_SECONDS:
+        if self.clock() - self.began < SLOW_RUN_SECONDS:
             return False
         if self.opts.threads == "process" and threading.active_count() > 1:
             return True
