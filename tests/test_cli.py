@@ -118,7 +118,12 @@ def test_compare_of_a_monitor_record_compares_its_deep_snapshots(tmp_path: Path)
     out = run("report", str(path), "--compare")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("(snapshots #1 and #3 of 5")
-    assert "census: by_type[object].count" in out.stdout  # the heap scans were compared
+    assert "census: " in out.stdout  # the heap scans were compared
     data = json.loads(run("report", str(path), "--compare", "--json").stdout)
     assert data["indexes"] == [1, 3] and "census" in data["sections"]
+    # the text shows the largest changes only: in a big test process another test's
+    # garbage collected in between (-44,297 tracked objects in one CI run) can push the
+    # 2,000 planted objects out of it, so they are looked for in the whole diff
+    census = {row["key"]: row["delta"] for row in data["sections"]["census"]}
+    assert census["by_type[object].count"] >= 2000, census
     del keep
