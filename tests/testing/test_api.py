@@ -342,14 +342,14 @@ def test_growth_in_place_is_found_while_another_thread_allocates() -> None:
 
 
 def _drive(steps: Any, run_once: Any) -> GrowthReport:
-    """Answer every run ``steps`` asks for with ``run_once(i)``; return the report."""
-    i = next(steps)
-    while True:
-        run_once(i)
-        try:
-            i = steps.send(None)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+    """Answer every run ``steps`` asks for with ``run_once(i)``, as run_check does."""
+    from memscope.testing._driver import _Runs
+
+    runs = _Runs(steps)
+    for i in runs:
+        with runs:
+            run_once(i)
+    return runs.report
 
 
 @pytest.mark.parametrize("run_seconds", [0.01, 2.0])

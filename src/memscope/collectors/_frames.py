@@ -266,7 +266,7 @@ def running_locals(*, tasks: bool = False, labels: bool = True) -> list[tuple[ob
             # a running generator's or coroutine's frame belongs to its (tracked) object,
             # which shows the gc its locals: the walk reaches them there already
             owned = bool(code.co_flags & _GENERATOR_FLAGS)
-            runner = f"thread {thread!r}" if labels else ""
+            runner = f"thread {thread!r}"
             for name, value in fast_locals(frame):
                 direct = not owned and name not in cells
                 out.append((value, _where(frame, name, runner) if labels else "", direct))

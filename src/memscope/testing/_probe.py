@@ -123,7 +123,7 @@ class Probe:
         self.screen = screen
         self.froze = False
         self.clock = clock
-        self.began = 0.0
+        self.began = 0.0  # when the last run before the baseline started (screen only)
         # the screen freezes before the last warmup run, so the baseline census already
         # holds what a run leaves alive (the runner's reports, the run's frames' objects)
         self.freeze_at = max(0, opts.warmup - 1)
@@ -176,8 +176,6 @@ class Probe:
     def begin(self) -> None:
         """Called once before the first run: takes reading 0."""
         self.thread_base.update(t.ident for t in threading.enumerate() if t.ident is not None)
-        if self.clock is not None:
-            self.began = self.clock()
         if self.census_fn is not None and self.opts.warmup == 0:
             # no warmup reading to settle the census (its first import, the probe's type
             # index, what its first walk of running frames sets up) before the baseline:
