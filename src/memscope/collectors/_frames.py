@@ -49,6 +49,32 @@ def _local_names(code: CodeType) -> list[str]:
     return names
 
 
+# the slot arrays are read in chunks of these sizes, whose ctypes array types are made
+# here, once: a type made for each new frame size on first use would be a new class (and
+# dict) appearing in the heap a no-growth check measures
+_CHUNKS = tuple(
+    (n, ctypes.c_void_p * n, ctypes.py_object * n) for n in (128, 64, 32, 16, 8, 4, 2, 1)
+)
+
+
+def _slots(address: int, count: int) -> Iterator[tuple[int, object]]:
+    """(index, object) for each non-NULL pointer of the ``count`` slots at ``address``.
+
+    Each chunk is read twice over, as addresses (a NULL is an unbound local) and as
+    objects, with one ctypes array each instead of two ctypes objects per slot.
+    """
+    start = 0
+    for size, pointers_of, objects_of in _CHUNKS:
+        while count - start >= size:
+            at = address + start * _PTR
+            pointers = pointers_of.from_address(at)
+            objects = objects_of.from_address(at)
+            for k in range(size):
+                if pointers[k]:
+                    yield start + k, objects[k]
+            start += size
+
+
 def _fast_locals_by_address(
     frame: FrameType, layout: tuple[int, int, int, int]
 ) -> list[tuple[str, object]]:
@@ -62,14 +88,13 @@ def _fast_locals_by_address(
     ):
         return []
     code = frame.f_code
+    names = _local_names(code)
     plain = len(code.co_varnames)
+    cellvars = code.co_cellvars
     out: list[tuple[str, object]] = []
-    for i, name in enumerate(_local_names(code)):
-        pointer = _read_ptr(record + localsplus_at + i * _PTR)
-        if not pointer:  # NULL: not bound yet, or deleted
-            continue
-        value = ctypes.cast(pointer, ctypes.py_object).value
-        if i >= plain or name in code.co_cellvars:
+    for i, value in _slots(record + localsplus_at, len(names)):
+        name = names[i]
+        if i >= plain or name in cellvars:
             # a cell or free variable's slot holds its cell: the value is the content
             if type(value) is not CellType:
                 continue
