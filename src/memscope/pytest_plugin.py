@@ -56,7 +56,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         dest="memscope_rounds",
         metavar="N",
-        help="measured runs; a leak must grow on every one (default 5); ini: memscope_rounds",
+        help="measured runs at least; growth on every one is a leak, and an unclear "
+        "series measures on (default 5); ini: memscope_rounds",
     )
     group.addoption(
         "--memscope-max-rounds",
