@@ -225,7 +225,7 @@ def test_a_clean_process_flags_nothing() -> None:
         """
     )
     assert data["unreached"] == [], data["stdout"]
-    assert data["unreached_checked"] and data["clean"]
+    assert data["unreached_checked"] and data["clean"], data["stdout"]
     assert data["held_from_c_objects"] > 0 and data["held_from_c_types"] > 0
     assert "held from C, steady:" in data["stdout"]
     assert "not a leak" in data["stdout"]
