@@ -254,6 +254,51 @@ def test_a_quiet_process_reports_nothing() -> None:
     assert "no leaks found" in out
 
 
+def test_what_importing_memscope_why_leaves_is_not_the_programs() -> None:
+    # the first find_leaks imports memscope.why: the cycles that import leaves (a slots
+    # dataclass's first class, the stdlib's enums) are memscope's; with the collector off
+    # they are still there at the check's first collection, and it must not count them
+    out = _run(
+        """
+        import gc, json
+        import memscope
+        gc.collect()
+        gc.disable()
+        report = memscope.find_leaks(rounds=1, interval=0.0)
+        print(json.dumps(report.to_dict()))
+        print(report)
+        """
+    )
+    data = json.loads(out.splitlines()[0])
+    assert data["cycle_objects"] == 0 and data["cycles"] == [], out
+    assert data["clean"], out
+
+
+def test_the_programs_cycles_made_just_before_the_first_check_are_counted() -> None:
+    # made young, right before the import that find_leaks' first use does: still counted
+    out = _run(
+        """
+        import gc, json
+        import memscope
+
+        class Pair:
+            def __init__(self):
+                self.me = self
+
+        gc.collect()
+        gc.disable()
+        pairs = [Pair() for _ in range(300)]
+        del pairs
+        report = memscope.find_leaks(rounds=1, interval=0.0)
+        print(json.dumps(report.to_dict()))
+        """
+    )
+    data = json.loads(out.splitlines()[0])
+    rows = {c["type"]: c["count"] for c in data["cycles"]}
+    assert rows == {"__main__.Pair": 300}, data  # (their attributes live inline, no dicts)
+    assert data["cycle_objects"] == 300
+
+
 def test_uncollectable_garbage_is_reported_not_counted_as_freed() -> None:
     pytest.importorskip("_testcapi")
     out = _run(

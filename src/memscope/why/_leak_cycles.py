@@ -21,6 +21,7 @@ import types
 from collections import Counter
 from typing import Any
 
+from .._base import importwatch
 from .._base.units import type_name
 from ..collectors._heap import _python_sizeof, _shallow_size
 from ._labels import edge_label, is_a, short_type
@@ -107,10 +108,11 @@ class CycleTally:
             try:
                 flags = gc.get_debug()
                 before = garbage[:]
+                ours = importwatch.take_ids()  # what memscope's imports left: not counted
                 if flags & gc.DEBUG_SAVEALL:
                     # the user asked the gc to keep everything: keep it there, and count it
                     gc.collect()
-                    saved = _new_items(garbage, before)
+                    saved = [obj for obj in _new_items(garbage, before) if id(obj) not in ours]
                     self.kept_by_debug_flags += len(saved)
                 else:
                     try:
@@ -120,7 +122,9 @@ class CycleTally:
                         gc.set_debug(flags)
                         saved = _new_items(garbage, before)
                         garbage[:] = before
-                    self.held.append(saved)
+                    self.held.append(saved)  # all of it goes at finish(), ours too
+                    if ours:
+                        saved = [obj for obj in saved if id(obj) not in ours]
                 self.counted.update(self._count(saved))
                 saved = before = []
             finally:
