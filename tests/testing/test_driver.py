@@ -184,3 +184,29 @@ def test_thread_starts_sees_a_thread_pool_made_and_shut_down() -> None:
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(time.sleep, 0).result()
     assert thread_starts() == before + 1
+
+
+def test_a_check_turns_glibcs_fastbins_off_for_its_runs_and_back_on() -> None:
+    import ctypes
+
+    from memscope._base.libc import libc_info, mallinfo2
+
+    if not libc_info().has_mallinfo2:
+        pytest.skip("fastbins and mallinfo2() are glibc's")
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+
+    def waiting_after_frees() -> int:
+        chunks = [libc.malloc(24) for _ in range(200)]
+        for chunk in chunks:
+            libc.free(chunk)
+        info = mallinfo2()
+        assert info is not None
+        return info["smblks"]
+
+    seen: list[int] = []
+    assert_no_growth(lambda: seen.append(waiting_after_frees()) if not seen else None)
+    assert seen == [0]  # inside the check's runs no freed chunk waited in a fastbin
+    assert waiting_after_frees() > 100  # after it, they do again

@@ -429,3 +429,39 @@ def trim() -> tuple[ReleaseMethod, bool]:
     if method == "malloc_trim":
         return method, bool(_trim_fn(0))  # 0 = keep no padding at the heap top
     return method, bool(_trim_fn(None, 0))  # NULL zone = every zone; goal 0 = all it can
+
+
+# glibc's mallopt() parameter for the largest request whose freed chunks wait in a
+# fastbin; its default is 64 * sizeof(size_t) / 4 (malloc.c), GLIBC_TUNABLES may set another
+_M_MXFAST = 1
+_DEFAULT_MAX_FAST = 64 * 8 // 4
+_TUNED_MAX_FAST = re.compile(r"(?:^|:)glibc\.malloc\.mxfast=(\d+)")
+_mallopt_fn: Any = None
+
+
+def set_fastbins(on: bool) -> bool:
+    """Turn glibc's fastbins off or back to the process's setting; False where not glibc.
+
+    Fastbins are caches of freed small chunks that ``mallinfo2()`` counts as free while
+    glibc's per-thread cache, which they feed, counts its chunks as in use: a chunk
+    moving between the two shifts the bytes in use by its size with nothing allocated.
+    A check that reads malloc'd bytes before and after runs turns them off for its
+    runs (the thread caches stay; ``mallopt`` gives the main arena's fastbins back to
+    the free lists first).
+    """
+    global _mallopt_fn
+    info = libc_info()
+    if info.name != "glibc" or info.handle is None:
+        return False
+    import ctypes
+
+    if _mallopt_fn is None:
+        fn = info.handle.mallopt
+        fn.argtypes = [ctypes.c_int, ctypes.c_int]
+        fn.restype = ctypes.c_int
+        _mallopt_fn = fn
+    size = 0
+    if on:
+        tuned = _TUNED_MAX_FAST.search(os.environ.get("GLIBC_TUNABLES", ""))
+        size = int(tuned.group(1)) if tuned else _DEFAULT_MAX_FAST
+    return bool(_mallopt_fn(_M_MXFAST, size))

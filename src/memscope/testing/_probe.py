@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from memscope._base.aio import pending_tasks
-from memscope._base.libc import mallinfo2
+from memscope._base.libc import mallinfo2, set_fastbins
 from memscope._base.proc import fd_count
 from memscope._base.units import type_name
 
@@ -122,6 +122,7 @@ class Probe:
         self.max_rounds = capacity
         self.screen = screen
         self.froze = False
+        self.fastbins_off = False  # begin() turned glibc's fastbins off; close() turns them on
         self.clock = clock
         self.began = 0.0  # when the last run before the baseline started (screen only)
         # the screen freezes before the last warmup run, so the baseline census already
@@ -180,6 +181,8 @@ class Probe:
 
     def begin(self) -> None:
         """Called once before the first run: takes reading 0."""
+        # the malloc'd bytes must count chunks, not where glibc keeps the free ones
+        self.fastbins_off = set_fastbins(False)
         self.thread_base.update(t.ident for t in threading.enumerate() if t.ident is not None)
         if self.census_fn is not None and self.opts.warmup == 0:
             # no warmup reading to settle the census (its first import, the probe's type
@@ -443,6 +446,9 @@ class Probe:
 
     def close(self) -> None:
         """Unfreeze the heap and stop tracing if the probe did either; drop its state."""
+        if self.fastbins_off:
+            set_fastbins(True)
+            self.fastbins_off = False
         if self.froze:
             gc.unfreeze()
             self.froze = False

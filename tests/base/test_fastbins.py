@@ -1,0 +1,58 @@
+"""set_fastbins(): glibc's freed small chunks wait in fastbins only while they are on."""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterator
+
+import pytest
+
+from memscope._base.libc import libc_info, mallinfo2, set_fastbins
+
+pytestmark = pytest.mark.skipif(
+    not libc_info().has_mallinfo2, reason="fastbins and mallinfo2() are glibc's"
+)
+
+
+@pytest.fixture
+def libc() -> Iterator[ctypes.CDLL]:
+    handle = ctypes.CDLL(None)
+    handle.malloc.restype = ctypes.c_void_p
+    handle.malloc.argtypes = [ctypes.c_size_t]
+    handle.free.argtypes = [ctypes.c_void_p]
+    yield handle
+    set_fastbins(True)
+
+
+def _free_small_chunks(libc: ctypes.CDLL) -> int:
+    """Free 200 chunks of 24 bytes (past the thread cache's 7); the fastbin chunks after."""
+    chunks = [libc.malloc(24) for _ in range(200)]
+    for chunk in chunks:
+        libc.free(chunk)
+    info = mallinfo2()
+    assert info is not None
+    return info["smblks"]
+
+
+def test_off_the_freed_chunks_go_to_the_free_lists_and_on_brings_them_back(
+    libc: ctypes.CDLL,
+) -> None:
+    assert set_fastbins(True)
+    assert _free_small_chunks(libc) > 100  # the thread cache takes 7, fastbins the rest
+    assert set_fastbins(False)
+    # mallopt gave the waiting ones back first, and no new one waits
+    assert _free_small_chunks(libc) == 0
+    assert set_fastbins(True)
+    assert _free_small_chunks(libc) > 100
+
+
+def test_a_tuned_bound_is_what_on_restores(
+    libc: ctypes.CDLL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a bound under the chunks' size: set back to it, they do not wait in a fastbin
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mxfast=16")
+    assert set_fastbins(True)
+    assert _free_small_chunks(libc) == 0
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    assert set_fastbins(True)
+    assert _free_small_chunks(libc) > 100
