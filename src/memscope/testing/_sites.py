@@ -82,6 +82,10 @@ def grown_sites(
         # outside the stdlib and installed packages (json's decoder allocates, the
         # caller's line is what leaks); the block's own frame is kept beside it
         frame = next((f for f in reversed(stat.traceback) if is_app_file(f.filename)), inner)
+        if is_harness_file(frame.filename):
+            # what memscope's own calls set off (a gc callback of another library run by
+            # the settle's collection): the code under test called none of it
+            continue
         key = (frame.filename, frame.lineno)
         site = by_site.get(key)
         if site is None:
