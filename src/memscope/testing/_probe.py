@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from memscope._base.aio import pending_tasks
-from memscope._base.libc import mallinfo2, set_fastbins
+from memscope._base.libc import fill_thread_cache, mallinfo2, set_fastbins
 from memscope._base.proc import fd_count
 from memscope._base.units import type_name
 
@@ -43,6 +43,7 @@ def malloc_in_use() -> int:
     Objects over 512 bytes and the buffers of bytearrays, lists and dicts come from
     malloc, not pymalloc, so ``sys.getallocatedblocks()`` does not see them grow.
     """
+    fill_thread_cache()  # its free small chunks then count the same at every reading
     info = mallinfo2()
     if info is None:
         return -1

@@ -1,4 +1,4 @@
-"""set_fastbins(): glibc's freed small chunks wait in fastbins only while they are on."""
+"""glibc's caches of freed small chunks: fastbins turned off and on, the thread cache filled."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from memscope._base.libc import libc_info, mallinfo2, set_fastbins
+from memscope._base.libc import fill_thread_cache, libc_info, mallinfo2, set_fastbins
 
 pytestmark = pytest.mark.skipif(
     not libc_info().has_mallinfo2, reason="fastbins and mallinfo2() are glibc's"
@@ -64,3 +64,25 @@ def test_a_tuned_bound_is_what_on_restores(
     monkeypatch.delenv("GLIBC_TUNABLES")
     assert set_fastbins(True)
     assert _free_small_chunks(libc) > 100
+
+
+def _in_use() -> int:
+    info = mallinfo2()
+    assert info is not None
+    return info["uordblks"]
+
+
+def test_a_filled_thread_cache_counts_the_same_after_any_churn(libc: ctypes.CDLL) -> None:
+    # freeing n chunks puts min(n, 7) in the thread cache, counted in use: the count
+    # follows the churn, not what is live; after a fill it is the same every time
+    assert set_fastbins(False)  # (as during a check)
+    plain, filled = set(), set()
+    for n in (1, 3, 5, 2, 7, 4, 6) * 3:
+        chunks = [libc.malloc(24) for _ in range(n)]
+        for chunk in chunks:
+            libc.free(chunk)
+        plain.add(_in_use())
+        assert fill_thread_cache()
+        filled.add(_in_use())
+    assert len(plain) > 1
+    assert len(filled) == 1
