@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 
@@ -218,3 +220,58 @@ def test_a_running_generators_locals_are_counted_once() -> None:
     finally:
         sys.setswitchinterval(old)
     assert 1_900_000 <= grew < 2_100_000
+
+
+# other threads call and return from small functions as fast as they can while this
+# thread reads their running frames; before each slot was read right after checking its
+# record, a read from a record that had moved on crashed the interpreter within 2 s
+_RACE = textwrap.dedent(
+    """
+    import sys, threading, time
+    from memscope.collectors._frames import running_locals
+
+    stop = False
+
+    def leaf(a, b):
+        pair = [a, b]
+        box = {"k": pair}
+        text = str(a) + "s"
+        return len(box) + len(text)
+
+    def loop():
+        while not stop:
+            total = 0
+            for i in range(50):
+                total += leaf(i, object())
+
+    threads = [threading.Thread(target=loop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    reads = seen = 0
+    end = time.monotonic() + float(sys.argv[1])
+    while time.monotonic() < end:
+        seen += len(running_locals(labels=False))
+        reads += 1
+    stop = True
+    for t in threads:
+        t.join()
+    print(reads, seen)
+    """
+)
+
+
+@pytest.mark.parametrize("switch_interval", [0.005, 0.000001])
+def test_reading_frames_other_threads_run_on_and_return_from_is_safe(
+    switch_interval: float,
+) -> None:
+    code = f"import sys; sys.setswitchinterval({switch_interval})\n" + _RACE
+    done = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", code, "5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    reads, seen = map(int, done.stdout.split())
+    assert reads > 100
+    assert seen > reads  # the other threads' locals were read, not skipped every time

@@ -37,10 +37,6 @@ _LAYOUTS: dict[tuple[int, int], tuple[int, int, int, int]] = {
 }
 
 
-def _read_ptr(address: int) -> int:
-    return ctypes.c_void_p.from_address(address).value or 0
-
-
 def _local_names(code: CodeType) -> list[str]:
     """The names of the fast-locals slots: arguments and locals, then cells, then free vars."""
     names = list(code.co_varnames)
@@ -49,50 +45,68 @@ def _local_names(code: CodeType) -> list[str]:
     return names
 
 
-# the slot arrays are read in chunks of these sizes, whose ctypes array types are made
-# here, once: a type made for each new frame size on first use would be a new class (and
-# dict) appearing in the heap a no-growth check measures
-_CHUNKS = tuple(
-    (n, ctypes.c_void_p * n, ctypes.py_object * n) for n in (128, 64, 32, 16, 8, 4, 2, 1)
-)
+# the slot arrays are viewed in chunks of this many slots, through two ctypes array types
+# made here, once: a type made for each new frame size on first use would be a new class
+# (and dict) appearing in the heap a no-growth check measures
+_CHUNK = 128
+_POINTERS = ctypes.c_void_p * _CHUNK
+_OBJECTS = ctypes.py_object * _CHUNK
+_UNBOUND = object()
 
 
-def _slots(address: int, count: int) -> Iterator[tuple[int, object]]:
-    """(index, object) for each non-NULL pointer of the ``count`` slots at ``address``.
+def _read_slots(
+    frame: FrameType, code: CodeType, layout: tuple[int, int, int, int], count: int
+) -> list[object] | None:
+    """The ``count`` fast-locals slots of a running frame (``_UNBOUND`` for a NULL one).
 
-    Each chunk is read twice over, as addresses (a NULL is an unbound local) and as
-    objects, with one ctypes array each instead of two ctypes objects per slot.
+    None if the frame's record is not (or stops being) this frame's. Another thread may
+    run this frame on, return from it and reuse its record's memory between any two of
+    this thread's bytecodes that can switch threads (a call, a loop's jump back), and a
+    pointer read from a record that moved on can be anything. So each slot is read, and
+    its object taken, right after the checks that the frame still points at the record
+    and the record at this frame and this code, with no call in between (plain attribute
+    reads and subscripts of ctypes views made beforehand, and integer compares, none of
+    which lets another thread run or allocates a tracked object).
     """
-    start = 0
-    for size, pointers_of, objects_of in _CHUNKS:
-        while count - start >= size:
-            at = address + start * _PTR
-            pointers = pointers_of.from_address(at)
-            objects = objects_of.from_address(at)
-            for k in range(size):
-                if pointers[k]:
-                    yield start + k, objects[k]
-            start += size
+    f_frame_at, code_at, frame_obj_at, localsplus_at = layout
+    frame_id, code_id = id(frame), id(code)
+    link = ctypes.c_void_p.from_address(frame_id + f_frame_at)
+    record = link.value or 0
+    if not record:
+        return None
+    record_frame = ctypes.c_void_p.from_address(record + frame_obj_at)
+    record_code = ctypes.c_void_p.from_address(record + code_at)
+    at = record + localsplus_at
+    views = [
+        (_POINTERS.from_address(at + start * _PTR), _OBJECTS.from_address(at + start * _PTR))
+        for start in range(0, count, _CHUNK)
+    ]
+    values: list[object] = [_UNBOUND] * count
+    for i in range(count):
+        pointers, objects = views[i // _CHUNK]
+        k = i % _CHUNK
+        # from here to the store: no call, nothing another thread can run during
+        if link.value != record or record_frame.value != frame_id or record_code.value != code_id:
+            return None
+        if pointers[k]:
+            values[i] = objects[k]
+    return values
 
 
 def _fast_locals_by_address(
     frame: FrameType, layout: tuple[int, int, int, int]
 ) -> list[tuple[str, object]]:
-    f_frame_at, code_at, frame_obj_at, localsplus_at = layout
-    record = _read_ptr(id(frame) + f_frame_at)
-    if not record:
-        return []
-    # the record must be this frame's: it names this frame object and this code object
-    if _read_ptr(record + frame_obj_at) != id(frame) or _read_ptr(record + code_at) != id(
-        frame.f_code
-    ):
-        return []
     code = frame.f_code
     names = _local_names(code)
+    slots = _read_slots(frame, code, layout, len(names))
+    if slots is None:
+        return []
     plain = len(code.co_varnames)
     cellvars = code.co_cellvars
     out: list[tuple[str, object]] = []
-    for i, value in _slots(record + localsplus_at, len(names)):
+    for i, value in enumerate(slots):
+        if value is _UNBOUND:
+            continue
         name = names[i]
         if i >= plain or name in cellvars:
             # a cell or free variable's slot holds its cell: the value is the content
