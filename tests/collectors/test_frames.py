@@ -79,6 +79,34 @@ def test_the_callers_own_locals_are_found_and_memscopes_are_not() -> None:
     assert not any(h.split(" of ")[1].startswith("memscope.") for h in hints)
 
 
+def test_current_false_leaves_out_the_callers_thread_only(
+    worker: tuple[threading.Thread, threading.Event],
+) -> None:
+    # a check counts again and again from the same place: its own thread's frames are
+    # suspended all along, and reading them only adds the same rows each time
+    mine = "caller-held;" * 10_000
+    held = [v for v, _, _ in _frames.running_locals(current=False)]
+    assert not any(v is mine for v in held)
+    hints = [h for v, h, _ in _frames.running_locals(current=False) if type(v) is str]
+    assert any("read_stream, thread 'sse-worker'" in h for h in hints)
+    assert any(v is mine for v, _, _ in _frames.running_locals())
+
+
+def test_the_census_without_the_callers_frames_misses_only_what_they_alone_hold() -> None:
+    from memscope.collectors._heap import count_types
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)
+    try:
+        only_here = "y" * 3_000_000
+        whole = count_types()[str][1]
+        others = count_types(current_frames=False)[str][1]
+        del only_here
+    finally:
+        sys.setswitchinterval(old)
+    assert 2_900_000 <= whole - others < 3_100_000
+
+
 def test_a_cell_variable_is_named_but_not_direct() -> None:
     held = "closed-over;" * 1_000
 

@@ -225,7 +225,7 @@ def _threads_by_ident() -> dict[int, str]:
     return {t.ident: t.name for t in threading.enumerate() if t.ident is not None}
 
 
-def _frames() -> Generator[tuple[FrameType, str], None, None]:
+def _frames(current: bool = True) -> Generator[tuple[FrameType, str], None, None]:
     names = _threads_by_ident()
     # this generator's own frame is the calling thread's top: left in the dict (which
     # this frame holds) it would hold itself in a cycle that only a collection frees, so
@@ -234,9 +234,9 @@ def _frames() -> Generator[tuple[FrameType, str], None, None]:
     tops = sys._current_frames()
     me = threading.get_ident()
     own = tops.pop(me, None)
-    mine = own.f_back if own is not None else None
+    mine = own.f_back if own is not None and current else None
     del own
-    for ident in [me, *tops]:
+    for ident in [me, *tops] if current else list(tops):
         thread = names.get(ident, f"thread {ident}")
         frame: FrameType | None = mine if ident == me else tops.pop(ident)
         mine = None
@@ -276,7 +276,9 @@ def _suspended_frames() -> Iterator[tuple[FrameType, str]]:
             coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
 
 
-def running_locals(*, tasks: bool = False, labels: bool = True) -> list[tuple[object, str, bool]]:
+def running_locals(
+    *, tasks: bool = False, labels: bool = True, current: bool = True
+) -> list[tuple[object, str, bool]]:
     """(value, "local `x` of mod.fn, thread 'name'", direct) for every running frame's locals.
 
     ``direct`` is False for a cell or free variable: its cell is a gc-tracked object, so a
@@ -290,6 +292,7 @@ def running_locals(*, tasks: bool = False, labels: bool = True) -> list[tuple[ob
     coroutine a frame object, about a hundred bytes that live as long as it does.)
     ``labels=False`` leaves every label empty (a census that only counts needs none, and
     naming each of a test runner's ~150 locals cost it a third of its frame walk).
+    ``current=False`` leaves out the calling thread's frames (see ``count_types``).
     """
     if not available():
         return []
@@ -297,7 +300,7 @@ def running_locals(*, tasks: bool = False, labels: bool = True) -> list[tuple[ob
     # the walk holds this function's own frame object (sys._current_frames() made it):
     # the generator is closed before returning, or this frame, keeping it as a local,
     # would hold it (and the frame it is at) in a cycle once it returns
-    frames = _frames() if needed() else None
+    frames = _frames(current) if needed() else None
     try:
         for frame, thread in frames or ():
             code = frame.f_code

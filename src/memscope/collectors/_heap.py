@@ -242,18 +242,26 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def scan_heap(request: HeapRequest = _EVERYTHING_COUNTED, *, count_frozen: bool = True) -> HeapScan:
+def scan_heap(
+    request: HeapRequest = _EVERYTHING_COUNTED,
+    *,
+    count_frozen: bool = True,
+    current_frames: bool = True,
+) -> HeapScan:
     """Walk the heap once; see the module docstring for what is covered (one walk at a time).
 
     ``count_frozen=False`` leaves ``frozen`` at 0: counting the permanent generation walks
     all of it (about 10 ms for a test runner's heap), which a caller that only wants the
-    tally need not pay.
+    tally need not pay. ``current_frames=False`` leaves out the locals of the calling
+    thread's running frames (see :func:`count_types`).
     """
     with _walking:
-        return _scan_heap(request, count_frozen)
+        return _scan_heap(request, count_frozen, current_frames)
 
 
-def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
+def _scan_heap(
+    request: HeapRequest, count_frozen: bool = True, current_frames: bool = True
+) -> HeapScan:
     start = time.perf_counter()
     complete, containers, large_threshold, large_top, where = request
     objs = gc.get_objects()
@@ -504,7 +512,9 @@ def _scan_heap(request: HeapRequest, count_frozen: bool = True) -> HeapScan:
     frame_values: list[object] = []
     frame_hint: dict[int, str] = {}
     if complete or where:
-        for value, hint, plain in running_locals(tasks=bool(where), labels=bool(where)):
+        for value, hint, plain in running_locals(
+            tasks=bool(where), labels=bool(where), current=current_frames
+        ):
             if where:
                 frame_hint.setdefault(id(value), hint)
             if plain:  # a cell variable's value is reached through its (tracked) cell
@@ -632,7 +642,20 @@ def sample_where(scan: HeapScan, tp: type) -> str | None:
     return _INDEX.sub("[*]", path)  # one slot of many: any of them
 
 
-def count_types(complete: bool = True) -> dict[type, tuple[int, int]]:
-    """Every live type -> (count, shallow size in bytes), untracked objects included."""
-    scan = scan_heap(HeapRequest(complete=complete, where=False), count_frozen=False)
+def count_types(
+    complete: bool = True, *, current_frames: bool = True
+) -> dict[type, tuple[int, int]]:
+    """Every live type -> (count, shallow size in bytes), untracked objects included.
+
+    ``current_frames=False`` leaves out what only the calling thread's running frames hold:
+    for a caller that counts again and again from the same place (a no-growth check
+    between runs), those frames are suspended in their calls all along, so their locals
+    cannot change and reading them (about 0.6 ms under a test runner's stack) only adds
+    the same rows each time.
+    """
+    scan = scan_heap(
+        HeapRequest(complete=complete, where=False),
+        count_frozen=False,
+        current_frames=current_frames,
+    )
     return {tp: (row[0], row[1]) for tp, row in scan.tally.items()}
