@@ -117,9 +117,10 @@ def test_a_filled_thread_cache_counts_the_same_after_any_churn() -> None:
     )
     readings = json.loads(out.stdout)
     # (the first pass of 7 rounds reads lower fills as the heap settles, by up to 6
-    # chunks; from then on every fill reads the same. Whether the plain readings move
-    # too depends on where the heap's chunks lie: in 2 of 3 layouts seen here they do)
+    # chunks; from then on the fills agree to one chunk: a full suite's process read one
+    # 32 B step once in its second pass. Whether the plain readings move too depends on
+    # where the heap's chunks lie: in 2 of 3 layouts seen here they do, by up to 7)
     plain, filled = readings["plain"][7:], readings["filled"][7:]
-    assert len(set(filled)) == 1
+    assert max(filled) - min(filled) <= 32
     # and a fill only puts chunks back in the cache: at most its 7 of 32 bytes more
     assert all(0 <= f - p <= 7 * 32 for p, f in zip(plain, filled))
