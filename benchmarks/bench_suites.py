@@ -155,13 +155,15 @@ class Run:
     seconds: float
     outcomes: dict[str, str] = field(default_factory=dict)
     memscope: set[str] = field(default_factory=set)  # tests failed by memscope's verdict
+    reports: dict[str, str] = field(default_factory=dict)  # memscope's report, per flag
     returncode: int = 0
     tail: str = ""
 
 
-def _outcomes(junit: Path) -> tuple[dict[str, str], set[str]]:
+def _outcomes(junit: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Each test's outcome, and memscope's report for each test its verdict failed."""
     outcomes: dict[str, str] = {}
-    flagged: set[str] = set()
+    flagged: dict[str, str] = {}
     if not junit.exists():
         return outcomes, flagged
     for case in ET.parse(junit).getroot().iter("testcase"):
@@ -172,7 +174,7 @@ def _outcomes(junit: Path) -> tuple[dict[str, str], set[str]]:
         if failure is not None:
             text = (failure.get("message") or "") + (failure.text or "")
             if "memscope no-growth check of" in text:
-                flagged.add(name)
+                flagged[name] = text[-REPORT_CHARS:]
             outcomes[name] = "failed"
         elif error is not None:
             outcomes[name] = "error"
@@ -215,8 +217,13 @@ def run_pytest(where: Path, suite_path: str, tests: str, mode: str, extra: list[
         )
         seconds = time.perf_counter() - start
         outcomes, flagged = _outcomes(junit)
-    return Run(mode, seconds, outcomes, flagged, proc.returncode, proc.stdout[-3000:])
+    return Run(
+        mode, seconds, outcomes, set(flagged), flagged, proc.returncode, proc.stdout[-3000:]
+    )
 
+
+#: how much of each flagged test's report the results keep (its end: the verdict's lines)
+REPORT_CHARS = 8000
 
 MODES: list[tuple[str, list[str]]] = [
     ("plain", []),
@@ -279,6 +286,8 @@ def bench_suite(
             "seconds": times,
             "ratio_to_plain": ratios,
             "flagged": flagged,
+            # every repeat's reports, so that a one-off flag can be explained afterwards
+            "reports": [r.reports for r in runs[mode] if r.reports],
             "outcome_changed": changed,
             "missing": missing,
         }
