@@ -217,9 +217,7 @@ def run_pytest(where: Path, suite_path: str, tests: str, mode: str, extra: list[
         )
         seconds = time.perf_counter() - start
         outcomes, flagged = _outcomes(junit)
-    return Run(
-        mode, seconds, outcomes, set(flagged), flagged, proc.returncode, proc.stdout[-3000:]
-    )
+    return Run(mode, seconds, outcomes, set(flagged), flagged, proc.returncode, proc.stdout[-3000:])
 
 
 #: how much of each flagged test's report the results keep (its end: the verdict's lines)
