@@ -10,6 +10,7 @@ the built-in base type's own C methods instead.
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from typing import Any
 
@@ -17,6 +18,9 @@ from typing import Any
 _BASES: tuple[type, ...] = (dict, list, tuple, set, frozenset, deque, str, bytes, bytearray)
 _GETSET = type(type.__dict__["__dict__"])  # a C attribute descriptor: reading it runs no user code
 _MEMBER = type(type.__dict__["__weakrefoffset__"])
+# up to this many items, a tuple or list is read through gc.get_referents (NULL-safe);
+# a longer one through its C iterator, so a scan never copies a huge sequence
+NULL_SAFE_MAX_ITEMS = 100_000
 
 
 def is_a(obj: object, types: type | tuple[type, ...]) -> bool:
@@ -49,7 +53,32 @@ def base_iter(obj: object) -> Any:
     base = base_of(obj)
     if base is None:
         raise TypeError(f"{type(obj).__name__} is not a built-in container")
+    if base is tuple or base is list:
+        return iter(sequence_items(obj, base))
     return base.__iter__(obj)  # type: ignore[attr-defined]
+
+
+def sequence_items(obj: Any, base: type) -> Any:
+    """The items of a tuple or list in order, skipping NULL slots (an iterable of them).
+
+    ``tuple(generator)`` in another thread makes a tuple the gc already shows and fills
+    it as the generator yields, so a heap walk can meet it with NULL slots at the end;
+    its own iterator hands such a slot out and the interpreter crashes (a segfault).
+    ``gc.get_referents`` visits the same slots, last first, and skips NULL ones; for a
+    subclass it visits slot values, the ``__dict__`` and the type before them, so the
+    items are the last ``len`` of them, reversed. Past NULL_SAFE_MAX_ITEMS the C
+    iterator is used.
+    """
+    n = int(base.__len__(obj))  # type: ignore[attr-defined]
+    if n > NULL_SAFE_MAX_ITEMS:
+        return base.__iter__(obj)  # type: ignore[attr-defined]
+    if n == 0:
+        return []
+    refs = gc.get_referents(obj)
+    if type(obj) is not base:
+        refs = refs[-n:]
+    refs.reverse()
+    return refs
 
 
 def _type_attr(tp: type, name: str) -> object:

@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from .._base.units import type_name
+from ..collectors._safe import base_iter
 
 # far more than any key/index a chain needs: a hop into a giant container is still named
 _SCAN_LIMIT = 5_000_000
@@ -180,9 +181,9 @@ def _edge_label(holder: object, child: object) -> str | None:
     if is_a(holder, dict):
         return _find_in_dict(holder, child)  # type: ignore[arg-type]
     if is_a(holder, list):
-        return _find_in_sequence(holder, child, list.__iter__)
+        return _find_in_sequence(holder, child, base_iter)
     if is_a(holder, tuple):
-        return _find_in_sequence(holder, child, tuple.__iter__)
+        return _find_in_sequence(holder, child, base_iter)
     if is_a(holder, deque):
         return _find_in_sequence(holder, child, deque.__iter__)
     if is_a(holder, set) or is_a(holder, frozenset):
