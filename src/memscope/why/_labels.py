@@ -131,8 +131,8 @@ def _find_in_dict(mapping: dict[Any, Any], child: object) -> str | None:
     return None
 
 
-def _find_in_sequence(seq: Any, child: object, iterate: Any) -> str | None:
-    for i, v in enumerate(itertools.islice(iterate(seq), _SCAN_LIMIT)):
+def _find_in_sequence(seq: Any, child: object) -> str | None:
+    for i, v in enumerate(itertools.islice(base_iter(seq), _SCAN_LIMIT)):
         if v is child:
             return f"[{i}]"
     return None
@@ -180,12 +180,8 @@ def _edge_label(holder: object, child: object) -> str | None:
         return _find_in_dict(found, child) if found is not None else None
     if is_a(holder, dict):
         return _find_in_dict(holder, child)  # type: ignore[arg-type]
-    if is_a(holder, list):
-        return _find_in_sequence(holder, child, base_iter)
-    if is_a(holder, tuple):
-        return _find_in_sequence(holder, child, base_iter)
-    if is_a(holder, deque):
-        return _find_in_sequence(holder, child, deque.__iter__)
+    if is_a(holder, list) or is_a(holder, tuple) or is_a(holder, deque):
+        return _find_in_sequence(holder, child)
     if is_a(holder, set) or is_a(holder, frozenset):
         return " member"
     if tp is types.CellType:
